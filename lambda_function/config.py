@@ -1,0 +1,156 @@
+"""One configuration object, built once from the environment and validated with messages that name the variable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PRICE_TABLE = PACKAGE_ROOT / "pricing" / "token_prices.csv"
+
+# A log group name per the CloudWatch Logs API, or a log-group ARN (for cross-account / other-region groups).
+_LOG_GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
+_LOG_GROUP_ARN = re.compile(
+    r"^arn:aws[a-z-]*:logs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):log-group:(?P<name>[\.\-_/#A-Za-z0-9]{1,512})(:\*)?$"
+)
+_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Deliberately simple: one @, no spaces or commas, a dot in the domain. SES does the real verification.
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_DISPLAY_EMAIL = re.compile(r"^(?P<name>[^<>]*)<(?P<addr>[^<>]+)>$")
+
+
+def is_email(value: str) -> bool:
+    return bool(_EMAIL.match(value))
+
+
+def email_address(value: str) -> str:
+    """The bare address of `alice@example.com` or `Reports <reports@example.com>`; '' when it is neither."""
+    value = value.strip()
+    match = _DISPLAY_EMAIL.match(value)
+    addr = match.group("addr").strip() if match else value
+    return addr if is_email(addr) else ""
+
+
+@dataclass(frozen=True)
+class LogGroup:
+    """A log group to query: its name, and the region/account when given as an ARN."""
+
+    identifier: str  # what StartQuery receives: the name, or the ARN without a trailing ':*'
+    name: str
+    region: str | None = None
+    account: str | None = None
+
+    @property
+    def is_arn(self) -> bool:
+        return self.identifier.startswith("arn:")
+
+
+def parse_log_group(value: str) -> LogGroup | None:
+    match = _LOG_GROUP_ARN.match(value)
+    if match:
+        arn = value[:-2] if value.endswith(":*") else value
+        return LogGroup(arn, match["name"], match["region"], match["account"])
+    if _LOG_GROUP_NAME.match(value):
+        return LogGroup(value, value)
+    return None
+
+
+@dataclass(frozen=True)
+class Config:
+    log_groups: tuple[LogGroup, ...]
+    report_bucket: str
+    report_prefix: str
+    sender: str
+    recipients: tuple[str, ...]
+    timezone: ZoneInfo
+    default_region: str
+    price_table: Path = DEFAULT_PRICE_TABLE
+    query_concurrency: int = 4
+    query_row_limit: int = 10_000
+
+    def require_email_settings(self, recipients: tuple[str, ...]) -> None:
+        """Sending needs a sender and at least one recipient; checked only when a run sends."""
+        if not self.sender:
+            raise ConfigError("SENDER", "is not set; it is needed to send the report email")
+        if not recipients:
+            raise ConfigError("RECIPIENTS", "is not set and the event names no recipients")
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in re.split(r"[,\s]+", value) if part.strip()]
+
+
+def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Build and validate the Config from environment variables; the first problem found is raised."""
+    raw_groups = _split(environ.get("LOG_GROUP_NAMES", ""))
+    if not raw_groups:
+        raise ConfigError("LOG_GROUP_NAMES", "is not set; give one or more log group names or ARNs, comma-separated")
+    log_groups = []
+    for raw in raw_groups:
+        group = parse_log_group(raw)
+        if group is None:
+            raise ConfigError("LOG_GROUP_NAMES", f"{raw!r} is neither a log group name nor a log-group ARN")
+        log_groups.append(group)
+
+    bucket = environ.get("REPORT_BUCKET", "").strip()
+    if not bucket:
+        raise ConfigError("REPORT_BUCKET", "is not set; name the S3 bucket that receives the CSV reports")
+    if not _BUCKET.match(bucket):
+        raise ConfigError("REPORT_BUCKET", f"{bucket!r} is not a valid S3 bucket name")
+
+    prefix = environ.get("REPORT_PREFIX", "bedrock-usage").strip().strip("/")
+    if not prefix or ".." in prefix or not re.match(r"^[A-Za-z0-9!_.*'()/-]+$", prefix):
+        raise ConfigError("REPORT_PREFIX", f"{prefix!r} is not a usable S3 key prefix")
+
+    sender = environ.get("SENDER", "").strip()
+    if sender and not email_address(sender):
+        raise ConfigError("SENDER", f"{sender!r} is not an e-mail address")
+
+    recipients = tuple(_split(environ.get("RECIPIENTS", "")))
+    for recipient in recipients:
+        if not is_email(recipient):
+            raise ConfigError("RECIPIENTS", f"{recipient!r} is not an e-mail address")
+
+    tz_name = environ.get("REPORT_TIMEZONE", "UTC").strip() or "UTC"
+    try:
+        timezone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("REPORT_TIMEZONE", f"{tz_name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+
+    region = (environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "").strip()
+    if not region:
+        raise ConfigError("AWS_REGION", "is not set; Lambda sets it, on the command line export AWS_REGION")
+
+    price_table = Path(environ.get("PRICE_TABLE", "").strip() or DEFAULT_PRICE_TABLE)
+    if not price_table.is_file():
+        raise ConfigError("PRICE_TABLE", f"{str(price_table)!r} is not a readable file")
+
+    return Config(
+        log_groups=tuple(log_groups),
+        report_bucket=bucket,
+        report_prefix=prefix,
+        sender=sender,
+        recipients=recipients,
+        timezone=timezone,
+        default_region=region,
+        price_table=price_table,
+        query_concurrency=_int_setting(environ, "QUERY_CONCURRENCY", 4, 1, 30),
+    )

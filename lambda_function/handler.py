@@ -1,0 +1,202 @@
+"""The daily Bedrock usage report, read top to bottom:
+
+event -> window -> Logs Insights -> usage frame -> prices -> CSV + summary -> S3 -> email.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from .config import Config, load_config
+from .deliver import SES_MAX_RAW_MESSAGE, put_report, report_key, send_email
+from .errors import IncompleteResults, InvalidRequest
+from .insights import InsightsRunner, QueryTotals, plan_queries
+from .mail import build_message, render_email
+from .model_ids import ModelCatalog
+from .pricing import PriceTable, load_price_table, price_usage
+from .query import COUNT_FIELD, USAGE_QUERY
+from .report import ReportSummary, render_csv, report_rows, summarise
+from .request import ReportRequest, parse_request
+from .usage import usage_frame
+
+log = logging.getLogger(__name__)
+
+# Leave time after the queries for pricing, S3 and SES before Lambda's hard stop.
+DELIVERY_MARGIN_SECONDS = 45.0
+QUERY_COST_PER_GB = Decimal("0.005")  # Logs Insights, per GB scanned (us-east-1)
+
+
+class AwsClients:
+    """boto3 clients made once per service and region, with standard retries for transient faults."""
+
+    _retry = BotoConfig(retries={"mode": "standard", "max_attempts": 8}, user_agent_extra="bedrock-usage-report")
+
+    def __init__(self, default_region: str, session: boto3.session.Session | None = None):
+        self._session = session or boto3.session.Session()
+        self._default_region = default_region
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or self._default_region)
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, region_name=key[1], config=self._retry)
+        return self._clients[key]
+
+    def logs(self, region: str) -> Any:
+        return self.client("logs", region)
+
+
+@dataclass
+class ReportRun:
+    """What a run produced: the response returned to the caller, and the artifacts (for --out and tests)."""
+
+    response: dict[str, Any]
+    csv: bytes = b""
+    message: bytes = b""
+    html: str = ""
+    summary: ReportSummary | None = None
+    totals: QueryTotals = field(default_factory=QueryTotals)
+
+
+@lru_cache(maxsize=4)
+def _pricing(path: Path) -> tuple[PriceTable, ModelCatalog]:
+    # Loaded once per Lambda container; the table is read-only.
+    return load_price_table(path), ModelCatalog.load(path.parent)
+
+
+def run_report(
+    event: Any,
+    config: Config,
+    aws: AwsClients,
+    *,
+    now: datetime,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    deadline: float | None = None,
+) -> ReportRun:
+    # 1. What to report
+    try:
+        request = parse_request(event, tz=config.timezone, now=now, default_recipients=config.recipients)
+    except InvalidRequest as err:
+        log.warning("refused request: %s", err)
+        return ReportRun(err.as_response())
+    if request.send_email:
+        config.require_email_settings(request.recipients)
+    window = request.window
+    log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
+
+    # 2. Usage, aggregated by Logs Insights and proven complete
+    start, end = window.epoch_range()
+    specs = plan_queries(config.log_groups, config.default_region, start, end, USAGE_QUERY, config.query_row_limit)
+    runner = InsightsRunner(aws.logs, sleep=sleep, clock=clock, deadline=deadline, concurrency=config.query_concurrency)
+    results, totals = runner.run_all(specs, COUNT_FIELD)
+    totals.log_groups = [group.identifier for group in config.log_groups]
+    usage = usage_frame(row for result in results for row in result.rows)
+
+    # 3. Prices
+    table, catalog = _pricing(config.price_table)
+    priced = price_usage(usage, table, catalog.normalise)
+
+    # 4. The report
+    rows = report_rows(priced)
+    csv_bytes = render_csv(rows)
+    summary = summarise(rows)
+    if summary.invocations != totals.records_matched:
+        # run_all proved each query complete; this guards the frame and the CSV against dropping rows.
+        raise IncompleteResults(
+            f"the report has {summary.invocations} invocations but Logs Insights matched {totals.records_matched}"
+        )
+
+    # 5. Deliver: the CSV to S3 (overwriting the same key on a re-run), then the email
+    key = report_key(config.report_prefix, window)
+    s3_uri = put_report(
+        aws.client("s3"),
+        config.report_bucket,
+        key,
+        csv_bytes,
+        {"window-start": window.as_json()["start"], "window-end": window.as_json()["end"], "rows": str(len(rows))},
+    )
+    context = _email_context(request, summary, totals, table.version, s3_uri, key, attached=True)
+    rendered = render_email(context)
+    message = build_message(
+        rendered,
+        sender=config.sender,
+        recipients=request.recipients,
+        attachment=csv_bytes,
+        attachment_name=key.rsplit("/", 1)[-1],
+    )
+    if len(message.as_bytes()) > SES_MAX_RAW_MESSAGE:
+        context = _email_context(request, summary, totals, table.version, s3_uri, key, attached=False)
+        rendered = render_email(context)
+        message = build_message(
+            rendered, sender=config.sender, recipients=request.recipients, attachment=None, attachment_name=""
+        )
+    email: dict[str, Any] = {"sent": False, "message_ids": []}
+    if request.send_email:
+        ids = send_email(aws.client("ses"), message, config.sender, request.recipients)
+        email = {"sent": True, "message_ids": ids, "message_id": ids[0], "recipients": len(request.recipients)}
+
+    response = {
+        "status": "ok",
+        "window": window.as_json(),
+        "s3_uri": s3_uri,
+        "rows": summary.rows,
+        "invocations": summary.invocations,
+        "failed_invocations": summary.failed_invocations,
+        "records_matched": totals.records_matched,
+        "total_cost_usd": f"{summary.total_cost:f}",
+        "unpriced_models": summary.unpriced_models,
+        "email": email,
+    }
+    return ReportRun(response, csv_bytes, message.as_bytes(), rendered.html, summary, totals)
+
+
+def _email_context(
+    request: ReportRequest,
+    summary: ReportSummary,
+    totals: QueryTotals,
+    price_version: str,
+    s3_uri: str,
+    key: str,
+    *,
+    attached: bool,
+) -> dict[str, Any]:
+    gigabytes = Decimal(totals.bytes_scanned) / Decimal(1024**3)
+    return {
+        "window": request.window.as_json(),
+        "summary": summary,
+        "s3_uri": s3_uri,
+        "csv_name": key.rsplit("/", 1)[-1],
+        "attached": attached,
+        "footer": {
+            "log_groups": totals.log_groups,
+            "records_matched": totals.records_matched,
+            "bytes_scanned": totals.bytes_scanned,
+            "queries": totals.queries,
+            "query_cost": f"${(gigabytes * QUERY_COST_PER_GB):.4f}",
+            "price_table_version": price_version,
+        },
+    }
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Entry point for Lambda (scheduled or manual invocation)."""
+    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    config = load_config(os.environ)
+    deadline = None
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DELIVERY_MARGIN_SECONDS
+    run = run_report(event, config, AwsClients(config.default_region), now=datetime.now(UTC), deadline=deadline)
+    return run.response

@@ -1,0 +1,53 @@
+"""The Logs Insights query that aggregates invocation logs on the server (pure: text in, text out)."""
+
+from __future__ import annotations
+
+# Insights extracts at most 200 fields from a JSON event, and Bedrock puts the token counts (and sometimes
+# schemaType) after the request/response bodies. A Converse record with a long conversation or tool config
+# therefore loses them silently. Every value we need is also parsed from the raw @message and used when the
+# extracted field is missing (coalesce). Records are selected by a regex on @message, not by the extracted
+# schemaType field, for the same reason; that also skips the non-JSON permission-check line.
+#
+# The first regex match wins in `parse`. For records small enough to have the field extracted, the parsed
+# value is never used; for large ones, the top-level keys come before any body text in every record seen.
+# Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
+USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
+| parse @message /"inputTokenCount"\s*:\s*(?<p_in>\d+)/
+| parse @message /"outputTokenCount"\s*:\s*(?<p_out>\d+)/
+| parse @message /"cacheReadInputTokenCount"\s*:\s*(?<p_cr>\d+)/
+| parse @message /"cacheWriteInputTokenCount"\s*:\s*(?<p_cw>\d+)/
+| parse @message /"modelId"\s*:\s*"(?<p_model>[^"]+)"/
+| parse @message /"identity"\s*:\s*\{\s*"arn"\s*:\s*"(?<p_arn>[^"]+)"/
+| parse @message /"accountId"\s*:\s*"(?<p_acct>[^"]+)"/
+| parse @message /"region"\s*:\s*"(?<p_region>[^"]+)"/
+| parse @message /"errorCode"\s*:\s*"(?<p_err>[^"]+)"/
+| fields coalesce(`input.inputTokenCount`, p_in, 0) as in_tok,
+         coalesce(`output.outputTokenCount`, p_out, 0) as out_tok,
+         coalesce(`input.cacheReadInputTokenCount`, p_cr, 0) as cr_tok,
+         coalesce(`input.cacheWriteInputTokenCount`, p_cw, 0) as cw_tok,
+         coalesce(accountId, p_acct) as account,
+         coalesce(`identity.arn`, p_arn) as identity,
+         coalesce(modelId, p_model) as model,
+         coalesce(region, p_region) as src_region,
+         coalesce(errorCode, p_err) as error
+| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
+        sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
+        count(*) as invocations, count(error) as failed_invocations,
+        min(@timestamp) as first_seen, max(@timestamp) as last_seen
+  by bin(1d) as day, account, identity, model, src_region"""
+
+# The result fields, in the service's names, and what the usage frame calls them.
+RESULT_FIELDS = {
+    "day": "usage_date",
+    "account": "account_id",
+    "identity": "identity_arn",
+    "model": "model_id",
+    "src_region": "region",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_read_tokens": "cache_read_tokens",
+    "cache_write_tokens": "cache_write_tokens",
+    "invocations": "invocations",
+    "failed_invocations": "failed_invocations",
+}
+COUNT_FIELD = "invocations"

@@ -1,0 +1,196 @@
+"""The report itself: the CSV people download and the summary the email and the response are made from."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+import pandas as pd
+
+from .pricing import PRICED
+from .usage import COUNTS
+
+CENT = Decimal("0.01")
+MICRO = Decimal("0.000001")  # CSV charges keep micro-dollars: a Nova Micro call costs far less than a cent
+
+CSV_COLUMNS = [
+    "Account Id",
+    "Identity ARN",
+    "Model Id",
+    "Region Name",
+    "Number of Input tokens",
+    "Number of output tokens",
+    "Charges incurred",
+    "Invocations",
+    "Failed invocations",
+    "Cache read input tokens",
+    "Cache write input tokens",
+    "Pricing status",
+]
+_ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
+_SOURCE_COLUMNS = {
+    "account_id": "Account Id",
+    "identity_arn": "Identity ARN",
+    "model_id": "Model Id",
+    "region": "Region Name",
+    "input_tokens": "Number of Input tokens",
+    "output_tokens": "Number of output tokens",
+    "charge": "Charges incurred",
+    "invocations": "Invocations",
+    "failed_invocations": "Failed invocations",
+    "cache_read_tokens": "Cache read input tokens",
+    "cache_write_tokens": "Cache write input tokens",
+    "pricing_status": "Pricing status",
+}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def to_micro(amount: Decimal) -> Decimal:
+    return amount.quantize(MICRO, rounding=ROUND_HALF_UP)
+
+
+def money(amount: Decimal) -> str:
+    """$1,234.57 — what the email shows (the CSV keeps the exact micro-dollar figures)."""
+    return f"${amount.quantize(CENT, rounding=ROUND_HALF_UP):,.2f}"
+
+
+def neutralise(text: str) -> str:
+    """Keep spreadsheet apps from running a cell as a formula (CSV injection)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@dataclass(frozen=True)
+class UnpricedModel:
+    model_id: str
+    reason: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    invocations: int
+
+
+@dataclass(frozen=True)
+class Spend:
+    """One line of a breakdown: a name, its priced cost, and its invocations."""
+
+    name: str
+    cost: Decimal
+    invocations: int
+    unpriced_invocations: int = 0
+
+
+@dataclass
+class ReportSummary:
+    total_cost: Decimal
+    invocations: int
+    failed_invocations: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    rows: int
+    by_identity: list[Spend] = field(default_factory=list)
+    by_model: list[Spend] = field(default_factory=list)
+    by_region: list[Spend] = field(default_factory=list)
+    unpriced: list[UnpricedModel] = field(default_factory=list)
+
+    @property
+    def unpriced_models(self) -> list[str]:
+        return [u.model_id for u in self.unpriced]
+
+
+def _sum_charges(charges: pd.Series) -> Decimal | None:
+    """A group's charge: exact sum, or None if any part of it is unpriced (a partial number would mislead)."""
+    total = Decimal(0)
+    for charge in charges:
+        if charge is None:
+            return None
+        total += charge
+    return total
+
+
+def _status(statuses: pd.Series) -> str:
+    reasons = sorted({s for s in statuses if s != PRICED})
+    return "; ".join(reasons) if reasons else PRICED
+
+
+def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
+    """One row per (account, identity ARN, model id as logged, region), over all days; largest charges first."""
+    if priced.empty:
+        empty = pd.DataFrame(columns=_ROW_KEYS + COUNTS + ["charge", "pricing_status"])
+        return empty
+    grouped = priced.groupby(_ROW_KEYS, sort=False, dropna=False)
+    rows = grouped[COUNTS].sum()
+    rows["charge"] = grouped["charge"].agg(_sum_charges)
+    rows["pricing_status"] = grouped["pricing_status"].agg(_status)
+    rows = rows.reset_index()
+    rows["charge"] = [None if c is None else to_micro(c) for c in rows["charge"]]
+    total_tokens = rows["input_tokens"] + rows["output_tokens"] + rows["cache_read_tokens"] + rows["cache_write_tokens"]
+    order = pd.DataFrame(
+        {
+            "is_unpriced": rows["charge"].isna(),
+            "charge": [float(c) if c is not None else 0.0 for c in rows["charge"]],
+            "tokens": total_tokens,
+        }
+    )
+    # Stable tiebreak on the keys so re-runs produce byte-identical CSVs.
+    keyed = pd.concat([order, rows[_ROW_KEYS]], axis=1)
+    ordered = keyed.sort_values(
+        ["is_unpriced", "charge", "tokens", *_ROW_KEYS], ascending=[True, False, False, True, True, True, True]
+    ).index
+    return rows.loc[ordered].reset_index(drop=True)
+
+
+def render_csv(rows: pd.DataFrame) -> bytes:
+    """UTF-8 CSV with the contract's column order; unpriced charges are empty cells, never 0."""
+    table = rows.rename(columns=_SOURCE_COLUMNS)[CSV_COLUMNS].copy()
+    for column in ("Account Id", "Identity ARN", "Model Id", "Region Name", "Pricing status"):
+        table[column] = [neutralise(str(v)) for v in table[column]]
+    table["Charges incurred"] = ["" if c is None else f"{c:f}" for c in table["Charges incurred"]]
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def _breakdown(rows: pd.DataFrame, key: str) -> list[Spend]:
+    spends = []
+    for name, group in rows.groupby(key, sort=False):
+        priced = [c for c in group["charge"] if c is not None]
+        unpriced = int(group.loc[group["charge"].isna(), "invocations"].sum())
+        spends.append(Spend(str(name), sum(priced, Decimal(0)), int(group["invocations"].sum()), unpriced))
+    return sorted(spends, key=lambda s: (-s.cost, -s.invocations, s.name))
+
+
+def summarise(rows: pd.DataFrame) -> ReportSummary:
+    """Totals and breakdowns, computed from the CSV rows so that the email always agrees with the CSV."""
+    unpriced = []
+    missing = rows[rows["charge"].isna()] if not rows.empty else rows
+    for model_id, group in missing.groupby("model_id", sort=True):
+        unpriced.append(
+            UnpricedModel(
+                model_id=str(model_id),
+                reason=_status(group["pricing_status"]),
+                input_tokens=int(group["input_tokens"].sum()),
+                output_tokens=int(group["output_tokens"].sum()),
+                cache_read_tokens=int(group["cache_read_tokens"].sum()),
+                cache_write_tokens=int(group["cache_write_tokens"].sum()),
+                invocations=int(group["invocations"].sum()),
+            )
+        )
+    total = sum((c for c in rows["charge"] if c is not None), Decimal(0)) if not rows.empty else Decimal(0)
+    return ReportSummary(
+        total_cost=total,
+        invocations=int(rows["invocations"].sum()),
+        failed_invocations=int(rows["failed_invocations"].sum()),
+        input_tokens=int(rows["input_tokens"].sum()),
+        output_tokens=int(rows["output_tokens"].sum()),
+        cache_read_tokens=int(rows["cache_read_tokens"].sum()),
+        cache_write_tokens=int(rows["cache_write_tokens"].sum()),
+        rows=len(rows),
+        by_identity=_breakdown(rows, "identity_arn") if not rows.empty else [],
+        by_model=_breakdown(rows, "model_id") if not rows.empty else [],
+        by_region=_breakdown(rows, "region") if not rows.empty else [],
+        unpriced=unpriced,
+    )

@@ -1,0 +1,128 @@
+"""Pricing arithmetic, worked out by hand, over a small price table written here (the real table is data and
+is checked against FACTS.md's reference prices in tests/test_price_table.py)."""
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lambda_function.model_ids import ModelCatalog
+from lambda_function.pricing import PRICED, load_price_table, price_usage
+from lambda_function.usage import COLUMNS
+
+PRICING_DIR = Path(__file__).resolve().parent.parent / "pricing"
+HEADER = "model_id,region,scope,effective_date,input_per_mtok,output_per_mtok,cache_read_per_mtok,cache_write_per_mtok,source"
+TABLE = """\
+anthropic.claude-3-haiku-20240307-v1:0,us-east-1,in_region,2024-03-13,0.25,1.25,,,test
+anthropic.claude-3-haiku-20240307-v1:0,eu-central-1,in_region,2024-03-13,0.30,1.50,,,test
+anthropic.claude-sonnet-4-5-20250929-v1:0,us-east-1,global,2025-09-29,3,15,0.30,3.75,test
+anthropic.claude-sonnet-4-5-20250929-v1:0,us-east-1,geo,2025-09-29,3.30,16.50,0.33,4.125,test
+amazon.nova-lite-v1:0,us-east-1,in_region,2024-12-03,0.06,0.24,0.015,,test
+amazon.titan-embed-text-v2:0,us-east-1,in_region,2024-04-30,0.02,,,,test
+amazon.nova-micro-v1:0,us-east-1,in_region,2024-12-03,0.035,0.14,0.00875,,test
+amazon.nova-micro-v1:0,us-east-1,in_region,2026-11-15,0.040,0.16,0.01,,test
+"""
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pricing") / "token_prices.csv"
+    path.write_text(HEADER + "\n" + TABLE)
+    return load_price_table(path)
+
+
+CATALOG = ModelCatalog.load(PRICING_DIR)
+
+
+def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, cw=0, n=1, failed=0):
+    return {
+        "usage_date": day,
+        "account_id": "123456789012",
+        "identity_arn": "arn:aws:iam::123456789012:user/alice",
+        "model_id": model_id,
+        "region": region,
+        "input_tokens": i,
+        "output_tokens": o,
+        "cache_read_tokens": cr,
+        "cache_write_tokens": cw,
+        "invocations": n,
+        "failed_invocations": failed,
+    }
+
+
+SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+CASES = [
+    # Claude 3 Haiku in-region: 1,000,000 x 0.25 / 1M = 0.25; 200,000 x 1.25 / 1M = 0.25  -> 0.50
+    (usage("anthropic.claude-3-haiku-20240307-v1:0", i=1_000_000, o=200_000), Decimal("0.50")),
+    # the same tokens called from eu-central-1 cost that region's price: 0.30 + 200,000 x 1.50 / 1M = 0.60
+    (usage("anthropic.claude-3-haiku-20240307-v1:0", "eu-central-1", i=1_000_000, o=200_000), Decimal("0.60")),
+    # Sonnet 4.5 through the us. geo profile, with cache:
+    #   120,000 x 3.30 = 0.396; 30,000 x 16.50 = 0.495; 400,000 x 0.33 = 0.132; 50,000 x 4.125 = 0.20625
+    #   -> 1.22925
+    (usage("us." + SONNET_45, i=120_000, o=30_000, cr=400_000, cw=50_000), Decimal("1.22925")),
+    # the same through global.: 0.36 + 0.45 + 0.12 + 0.1875 = 1.1175 (geo is 1.1x global)
+    (usage("global." + SONNET_45, i=120_000, o=30_000, cr=400_000, cw=50_000), Decimal("1.1175")),
+    # an ARN model id prices like its base id: 0.25 + 0.25
+    (
+        usage(
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+            i=1_000_000,
+            o=200_000,
+        ),
+        Decimal("0.50"),
+    ),
+    # Nova Lite: 3,333,333 x 0.06 / 1M = 0.19999998; 777,777 x 0.24 / 1M = 0.18666648; 100,000 x 0.015 = 0.0015
+    (usage("amazon.nova-lite-v1:0", i=3_333_333, o=777_777, cr=100_000), Decimal("0.38816646")),
+    # Titan Text Embeddings v2, input only: 12,345,678 x 0.02 / 1M = 0.24691356
+    (usage("amazon.titan-embed-text-v2:0", i=12_345_678), Decimal("0.24691356")),
+    # a price change on 2026-11-15: 1,000,000 Nova Micro input tokens cost 0.035 the day before, 0.040 on it
+    (usage("amazon.nova-micro-v1:0", day=date(2026, 11, 14), i=1_000_000), Decimal("0.035")),
+    (usage("amazon.nova-micro-v1:0", day=date(2026, 11, 15), i=1_000_000), Decimal("0.040")),
+    # failed calls carry no tokens and cost nothing: a priced model's all-failed row is exactly 0
+    (usage("anthropic.claude-3-haiku-20240307-v1:0", n=5, failed=5), Decimal("0")),
+]
+
+
+@pytest.mark.parametrize(("row", "expected"), CASES)
+def test_hand_worked_charges(table, row, expected):
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), table, CATALOG.normalise)
+    assert priced.loc[0, "pricing_status"] == PRICED
+    assert priced.loc[0, "charge"] == expected
+    assert isinstance(priced.loc[0, "charge"], Decimal)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (usage("acme.unknown-model-v1:0", i=1000, o=10), "model acme.unknown-model-v1:0 is not in the price table"),
+        # Nova Lite has no cache-write price: the row is unpriced, not priced without it
+        (usage("amazon.nova-lite-v1:0", i=1000, cw=10), "no cache-write price"),
+        # a model priced in us-east-1 only, called from another region
+        (
+            usage("amazon.nova-lite-v1:0", "ap-south-1", i=1000),
+            "no in_region price for amazon.nova-lite-v1:0 in ap-south-1",
+        ),
+        # before the first price took effect
+        (usage("amazon.nova-micro-v1:0", day=date(2024, 1, 1), i=1000), "on 2024-01-01"),
+        (
+            usage("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123", i=1000),
+            "application inference profile",
+        ),
+        (usage("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz", i=1000), "billed per hour"),
+    ],
+)
+def test_unpriced_rows_keep_their_tokens_and_say_why(table, row, reason):
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), table, CATALOG.normalise)
+    assert priced.loc[0, "charge"] is None
+    assert priced.loc[0, "pricing_status"].startswith("unpriced: ")
+    assert reason in priced.loc[0, "pricing_status"]
+    assert priced.loc[0, "input_tokens"] == row["input_tokens"]
+
+
+def test_a_malformed_price_row_names_the_line(tmp_path):
+    path = tmp_path / "token_prices.csv"
+    path.write_text(HEADER + "\namazon.nova-lite-v1:0,us-east-1,in_region,2024-12-03,zero,0.24,,,test\n")
+    with pytest.raises(ValueError, match=r"token_prices.csv:2"):
+        load_price_table(path)

@@ -1,0 +1,139 @@
+"""The CSV contract and the summary the email is made from."""
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+
+from lambda_function.pricing import PRICED
+from lambda_function.report import CSV_COLUMNS, money, neutralise, render_csv, report_rows, summarise
+
+ALICE = "arn:aws:iam::123456789012:user/alice"
+BOB = "arn:aws:sts::123456789012:assumed-role/BatchJobs/run-42"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+UNKNOWN = "acme.unknown-model-v1:0"
+
+
+def priced_row(identity, model, day, charge, status=PRICED, i=0, o=0, cr=0, cw=0, n=1, failed=0):
+    return {
+        "usage_date": day,
+        "account_id": "123456789012",
+        "identity_arn": identity,
+        "model_id": model,
+        "region": "us-east-1",
+        "input_tokens": i,
+        "output_tokens": o,
+        "cache_read_tokens": cr,
+        "cache_write_tokens": cw,
+        "invocations": n,
+        "failed_invocations": failed,
+        "priced_model_id": model,
+        "charge": charge,
+        "pricing_status": status,
+    }
+
+
+FRAME = pd.DataFrame(
+    [
+        # alice on Haiku over two days: 0.1234565 + 0.2 = 0.3234565 -> 0.323457 at micro-dollar precision (half up)
+        priced_row(ALICE, HAIKU, date(2026, 11, 20), Decimal("0.1234565"), i=100, o=10, n=2),
+        priced_row(ALICE, HAIKU, date(2026, 11, 21), Decimal("0.2"), i=50, o=5, n=3, failed=1),
+        # bob spends more: first row
+        priced_row(BOB, HAIKU, date(2026, 11, 20), Decimal("1.5"), i=1000, o=100, cr=7, cw=3, n=4),
+        # an unknown model: tokens kept, no charge, last
+        priced_row(
+            BOB,
+            UNKNOWN,
+            date(2026, 11, 20),
+            None,
+            "unpriced: model acme.unknown-model-v1:0 is not in the price table",
+            i=999,
+            o=9,
+            n=6,
+            failed=2,
+        ),
+        # a row priced on one day and not on the other is unpriced as a whole, never a partial charge
+        priced_row(ALICE, "amazon.nova-lite-v1:0", date(2026, 11, 20), Decimal("0.5"), i=10, n=1),
+        priced_row(
+            ALICE, "amazon.nova-lite-v1:0", date(2026, 11, 21), None, "unpriced: no cache-write price", cw=10, n=1
+        ),
+    ]
+)
+
+
+def read_csv(data: bytes):
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def test_csv_columns_order_and_values():
+    rows = report_rows(FRAME)
+    data = render_csv(rows)
+    assert data.decode("utf-8").splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert CSV_COLUMNS[:7] == [
+        "Account Id",
+        "Identity ARN",
+        "Model Id",
+        "Region Name",
+        "Number of Input tokens",
+        "Number of output tokens",
+        "Charges incurred",
+    ]
+    table = read_csv(data)
+    assert [(r["Identity ARN"], r["Model Id"], r["Charges incurred"]) for r in table] == [
+        (BOB, HAIKU, "1.500000"),
+        (ALICE, HAIKU, "0.323457"),
+        (BOB, UNKNOWN, ""),  # more tokens than the nova row: first among the unpriced
+        (ALICE, "amazon.nova-lite-v1:0", ""),
+    ]
+    alice = table[1]
+    assert alice["Number of Input tokens"] == "150"
+    assert alice["Number of output tokens"] == "15"
+    assert alice["Invocations"] == "5"
+    assert alice["Failed invocations"] == "1"
+    assert alice["Pricing status"] == "priced"
+    bob = table[0]
+    assert (bob["Cache read input tokens"], bob["Cache write input tokens"]) == ("7", "3")
+    assert table[2]["Pricing status"].startswith("unpriced: model acme.unknown-model-v1:0")
+    assert table[2]["Number of Input tokens"] == "999"
+    assert table[3]["Pricing status"] == "unpriced: no cache-write price"
+
+
+def test_summary_agrees_with_the_csv():
+    rows = report_rows(FRAME)
+    summary = summarise(rows)
+    # 1.500000 + 0.323457 (the CSV's own figures)
+    assert summary.total_cost == Decimal("1.823457")
+    assert summary.invocations == 2 + 3 + 4 + 6 + 1 + 1
+    assert summary.failed_invocations == 3
+    assert summary.input_tokens == 100 + 50 + 1000 + 999 + 10
+    assert summary.unpriced_models == ["acme.unknown-model-v1:0", "amazon.nova-lite-v1:0"]
+    assert summary.unpriced[0].input_tokens == 999
+    assert [s.name for s in summary.by_identity] == [BOB, ALICE]
+    assert summary.by_identity[0].cost == Decimal("1.5")
+    assert summary.by_identity[0].unpriced_invocations == 6
+
+
+def test_empty_usage_gives_a_header_only_csv_and_zero_totals():
+    rows = report_rows(FRAME.iloc[0:0])
+    assert render_csv(rows).decode() == ",".join(CSV_COLUMNS) + "\n"
+    summary = summarise(rows)
+    assert (summary.total_cost, summary.invocations, summary.rows) == (Decimal(0), 0, 0)
+
+
+def test_formula_injection_is_neutralised():
+    assert neutralise('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert neutralise("+1") == "'+1"
+    assert neutralise("-1") == "'-1"
+    assert neutralise("@SUM(A1)") == "'@SUM(A1)"
+    assert neutralise("arn:aws:iam::1:user/x") == "arn:aws:iam::1:user/x"
+    evil = FRAME.iloc[[0]].copy()
+    evil["model_id"] = "=cmd|' /C calc'!A0"
+    row = read_csv(render_csv(report_rows(evil)))[0]
+    assert row["Model Id"] == "'=cmd|' /C calc'!A0"
+
+
+def test_money_rounds_half_up_to_cents():
+    assert money(Decimal("1234.565")) == "$1,234.57"
+    assert money(Decimal("0.004999")) == "$0.00"
