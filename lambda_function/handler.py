@@ -26,6 +26,7 @@ from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import build_message, render_email
 from .model_ids import ModelCatalog
 from .pricing import PriceTable, load_price_table, price_usage
+from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, USAGE_QUERY
 from .report import ReportSummary, render_csv, report_rows, summarise
 from .request import ReportRequest, parse_request
@@ -107,7 +108,8 @@ def run_report(
 
     # 3. Prices
     table, catalog = _pricing(config.price_table)
-    priced = price_usage(usage, table, catalog.normalise)
+    profiles, failures = resolve_profiles(usage["model_id"], catalog, lambda region: aws.client("bedrock", region))
+    priced = price_usage(usage, table, normaliser(catalog, profiles, failures))
 
     # 4. The report
     rows = report_rows(priced)

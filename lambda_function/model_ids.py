@@ -27,6 +27,7 @@ class ModelRef:
     scope: str = IN_REGION
     kind: str = FOUNDATION
     arn: str = ""  # the ARN, for application profiles and provisioned models
+    problem: str = ""  # why the model behind the id could not be found
 
 
 @dataclass(frozen=True)

@@ -114,8 +114,9 @@ def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | N
 def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:
     if ref.kind == PROVISIONED:
         return "unpriced: provisioned throughput is billed per hour, not per token"
-    if ref.kind == APPLICATION_PROFILE:
-        return "unpriced: application inference profile not resolved to a model"
+    if ref.kind == APPLICATION_PROFILE and not ref.model_id:
+        reason = f" ({ref.problem})" if ref.problem else ""
+        return f"unpriced: application inference profile not resolved to a model{reason}"
     if not table.knows(ref.model_id):
         return f"unpriced: model {ref.model_id} is not in the price table"
     return f"unpriced: no {ref.scope} price for {ref.model_id} in {region} on {day.isoformat()}"
