@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format typecheck clean
+.PHONY: install demo test lint format typecheck clean pricing-refresh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 ## Run the whole test suite offline.
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+## Rebuild pricing/token_prices.csv from the AWS Price List API (needs AWS credentials; prints what changed).
+pricing-refresh: $(STAMP)
+	$(BIN)/python -m pricing.refresh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

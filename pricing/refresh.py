@@ -1,0 +1,634 @@
+"""Refresh pricing/token_prices.csv from the AWS Price List API, keeping curated rows where the API says nothing.
+
+    python -m pricing.refresh [--table pricing/token_prices.csv] [--dry-run] [--region us-east-1 ...]
+                              [--offer AmazonBedrock ...] [--from-dir recorded/] [--today YYYY-MM-DD]
+
+Two Bedrock offers (FACTS §3): `AmazonBedrock` names the model in `model`/`titanModel` and the charge in
+`inferenceType`, mostly per "1K tokens"; `AmazonBedrockFoundationModels` (marketplace models such as Claude) names
+the model only in `servicename` and the charge only in `usagetype`, per 1M tokens. Parsing is pure (product JSON
+text -> PriceRecord); boto3 appears only in `fetch_products`. Money is Decimal throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+PRICING_DIR = Path(__file__).resolve().parent
+DEFAULT_TABLE = PRICING_DIR / "token_prices.csv"
+DEFAULT_NAMES = PRICING_DIR / "price_list_names.csv"
+DEFAULT_ALIASES = PRICING_DIR / "model_aliases.csv"
+DEFAULT_USAGETYPE_REGIONS = PRICING_DIR / "usagetype_regions.csv"
+
+BEDROCK, FOUNDATION_MODELS = "AmazonBedrock", "AmazonBedrockFoundationModels"
+OFFERS = (BEDROCK, FOUNDATION_MODELS)
+# The Price List API is served from us-east-1 (also eu-central-1 and ap-south-1, with the same data).
+PRICING_API_REGION = "us-east-1"
+
+HEADER = (
+    "model_id",
+    "region",
+    "scope",
+    "effective_date",
+    "input_per_mtok",
+    "output_per_mtok",
+    "cache_read_per_mtok",
+    "cache_write_per_mtok",
+    "source",
+)
+SCOPES = ("in_region", "geo", "global")
+CHARGES = ("input", "output", "cache_read", "cache_write")
+REGIONAL, GLOBAL = "regional", "global"
+# A "regional" price (the non-Global SKU) is what a base id called in-region and a geo profile (us., eu., ...)
+# both pay, priced from the source region; the Global SKU is what a global. profile pays (FACTS §3).
+SCOPES_BY_ROUTING = {REGIONAL: ("in_region", "geo"), GLOBAL: ("global",)}
+MILLION = Decimal(1_000_000)
+
+_UNIT = re.compile(r"^\s*(?P<count>\d[\d,]*)?\s*(?P<scale>[km])?\s*tokens?\s*$", re.IGNORECASE)
+_SCALE = {None: 1, "k": 1_000, "m": 1_000_000}
+# Units that name no quantity. AmazonBedrockFoundationModels has been seen publishing its token SKUs with
+# unit "Units" (the usagetype ends "-Units") while quoting USD per million tokens; only that offer's opaque
+# unit is read, and as per 1M tokens. Any other unknown unit is skipped, never scaled by a guess.
+OPAQUE_UNITS = {(FOUNDATION_MODELS, "units"): 1_000_000}
+
+# Tiers and variants the price table has no column for: skipped, and counted in the report.
+_EXCLUDED_MARKERS = (
+    ("batch", "batch tier"),
+    ("flex", "flex tier"),
+    ("priority", "priority tier"),
+    ("reserved", "reserved tier"),
+    ("provisioned", "provisioned throughput"),
+    ("latencyoptimized", "latency-optimized"),
+    ("longcontext", "long-context tier"),
+    ("mantle", "bedrock-mantle endpoint"),
+    ("customization", "model customization"),
+)
+# AmazonBedrockFoundationModels usagetype (after the region prefix, without "Global" and "-Units",
+# lower case, separators removed) -> kind of charge. Both spellings are published: CamelCase
+# (USE1_InputTokenCount-Units) and snake_case (USE1_input_tokens_standard-Units).
+_FM_CHARGES = {
+    "inputtokencount": "input",
+    "inputtokensstandard": "input",
+    "outputtokencount": "output",
+    "outputtokensstandard": "output",
+    "cachereadinputtokencount": "cache_read",
+    "cachereadtokensstandard": "cache_read",
+    "cachereadinputtokensstandard": "cache_read",
+    "cachewriteinputtokencount": "cache_write",
+    "cachewritetokensstandard": "cache_write",
+    "cachewriteinputtokensstandard": "cache_write",
+}
+# AmazonBedrock `inferenceType` (lower case, single spaces) -> kind of charge.
+_NATIVE_CHARGES = {
+    "input tokens": "input",
+    "text input tokens": "input",
+    "output tokens": "output",
+    "text output tokens": "output",
+    "prompt cache read input tokens": "cache_read",
+    "cache read input tokens": "cache_read",
+    "prompt cache write input tokens": "cache_write",
+    "cache write input tokens": "cache_write",
+}
+# AmazonBedrock `featuretype`, which marks prompt caching where `inferenceType` does not.
+_NATIVE_FEATURE_CHARGES = {"prompt cache read": "cache_read", "prompt cache write": "cache_write"}
+_MARKETPLACE_SUFFIX = " (Amazon Bedrock Edition)"
+
+
+@dataclass(frozen=True)
+class PriceRecord:
+    """One on-demand token price read from one Price List product, in USD per 1M tokens."""
+
+    offer: str
+    name: str  # the model as the offer names it: `model`, `titanModel` or `servicename`
+    region: str
+    routing: str  # REGIONAL or GLOBAL
+    charge: str  # one of CHARGES
+    per_mtok: Decimal
+    effective: date
+    sku: str
+    usagetype: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A product that is not an on-demand token price the table can hold, and why."""
+
+    offer: str
+    sku: str
+    usagetype: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One row of token_prices.csv."""
+
+    model_id: str
+    region: str
+    scope: str
+    effective: date
+    input: Decimal | None
+    output: Decimal | None
+    cache_read: Decimal | None
+    cache_write: Decimal | None
+    source: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model_id, self.region, self.scope)
+
+    @property
+    def prices(self) -> tuple[Decimal | None, ...]:
+        return (self.input, self.output, self.cache_read, self.cache_write)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing: product JSON text -> PriceRecord | Skipped
+
+
+def tokens_per_unit(unit: str, offer: str) -> int | None:
+    """How many tokens one Price List `unit` is ("1K tokens" -> 1000), or None when the unit does not say."""
+    match = _UNIT.match(unit or "")
+    if match and (match["count"] or match["scale"]):
+        count = int((match["count"] or "1").replace(",", ""))
+        return count * _SCALE[(match["scale"] or "").lower() or None]
+    return OPAQUE_UNITS.get((offer, (unit or "").strip().lower()))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _excluded(*texts: str) -> str | None:
+    squashed = [_squash(text) for text in texts]
+    return next((reason for marker, reason in _EXCLUDED_MARKERS if any(marker in s for s in squashed)), None)
+
+
+def _region(attributes: Mapping[str, str], regions_by_prefix: Mapping[str, str]) -> str | None:
+    if attributes.get("regionCode"):
+        return attributes["regionCode"]
+    prefix = re.split(r"[-_:]", attributes.get("usagetype", ""), maxsplit=1)[0]
+    return regions_by_prefix.get(prefix)
+
+
+def _foundation_model_charge(usagetype: str) -> tuple[str, str] | str:
+    """(routing, charge) for an AmazonBedrockFoundationModels usagetype, or why it is not a token price."""
+    tail = usagetype.rsplit(":", 1)[-1]  # "USE1-MP:USE1_InputTokenCount_Global-Units" -> "USE1_InputTokenCount_..."
+    tail = re.sub(r"^[A-Z]{2,4}\d[_-]", "", tail)
+    tail = re.sub(r"-units$", "", tail, flags=re.IGNORECASE)
+    squashed = _squash(tail)
+    if "1h" in squashed:
+        return "1-hour cache write (the log has one cache-write count, priced at the 5-minute rate)"
+    routing = GLOBAL if "global" in squashed else REGIONAL
+    charge = _FM_CHARGES.get(squashed.replace("global", ""))
+    return (routing, charge) if charge else "not a token charge"
+
+
+def _native_charge(attributes: Mapping[str, str]) -> tuple[str, str] | str:
+    """(routing, charge) for an AmazonBedrock product, or why it is not an on-demand token price."""
+    feature = _squash(attributes.get("feature", ""))
+    if feature and feature != "ondemandinference":
+        return f"feature {attributes['feature']!r}"
+    tier = (attributes.get("service_tier") or attributes.get("serviceTier") or "standard").lower()
+    if tier != "standard":
+        return f"{tier} tier"
+    usagetype = _squash(attributes.get("usagetype", ""))
+    if "crossregion" in usagetype and "crossregionglobal" not in usagetype:
+        return "cross-region usagetype of unknown scope"
+    routing = GLOBAL if "crossregionglobal" in usagetype else REGIONAL
+    charge = _NATIVE_FEATURE_CHARGES.get(" ".join(attributes.get("featuretype", "").lower().split()))
+    charge = charge or _NATIVE_CHARGES.get(" ".join(attributes.get("inferenceType", "").lower().split()))
+    if not charge and "cacheread" in usagetype:
+        charge = "cache_read"
+    elif not charge and "cachewrite" in usagetype:
+        charge = "cache_write"
+    return (routing, charge) if charge else "not a token charge"
+
+
+def _on_demand_price(product: Mapping, offer: str) -> tuple[Decimal, date] | str:
+    """The one USD price per 1M tokens of a product's OnDemand term and its effective date, or why not."""
+    dimensions: list[tuple[Mapping, str]] = []
+    for term in (product.get("terms", {}).get("OnDemand") or {}).values():
+        for dimension in (term.get("priceDimensions") or {}).values():
+            dimensions.append((dimension, term.get("effectiveDate", "")))
+    if not dimensions:
+        return "no OnDemand term"
+    prices: set[Decimal] = set()
+    days: list[date] = []
+    for dimension, effective in dimensions:
+        tokens = tokens_per_unit(dimension.get("unit", ""), offer)
+        if tokens is None:
+            return f"unknown unit {dimension.get('unit')!r}"
+        try:
+            usd = Decimal(str((dimension.get("pricePerUnit") or {})["USD"]))
+        except (KeyError, InvalidOperation):
+            return "no USD price"
+        if not usd.is_finite() or usd < 0:
+            return f"bad USD price {usd}"
+        try:
+            days.append(date.fromisoformat(str(effective)[:10]))
+        except ValueError:
+            return f"bad effectiveDate {effective!r}"
+        prices.add(usd * MILLION / tokens)
+    if len(prices) > 1:
+        # Bedrock's on-demand token prices have no volume tiers; a product with several is not guessed at.
+        return "several prices (tiered) for one product"
+    return prices.pop(), max(days)
+
+
+def parse_product(text: str, offer: str, regions_by_prefix: Mapping[str, str]) -> PriceRecord | Skipped:
+    """Read one `get_products` PriceList item (a JSON string) into a token price, or say why it is not one."""
+    try:
+        product = json.loads(text, parse_float=Decimal)  # no float ever holds a price
+    except json.JSONDecodeError:
+        return Skipped(offer, "", "", "not JSON")
+    attributes = {k: str(v) for k, v in (product.get("product", {}).get("attributes") or {}).items()}
+    sku = str(product.get("product", {}).get("sku", ""))
+    usagetype = attributes.get("usagetype", "")
+    if offer == FOUNDATION_MODELS:
+        name = attributes.get("servicename", "")
+        excluded = _excluded(usagetype)
+        kind = excluded or _foundation_model_charge(usagetype)
+    else:
+        name = attributes.get("model") or attributes.get("titanModel") or ""
+        excluded = _excluded(usagetype, attributes.get("inferenceType", ""), name)
+        kind = excluded or _native_charge(attributes)
+    if isinstance(kind, str):
+        return Skipped(offer, sku, usagetype, kind)
+    if not name:
+        return Skipped(offer, sku, usagetype, "no model name")
+    if re.search(r"\(\d+\s*k\)", name.removesuffix(_MARKETPLACE_SUFFIX), re.IGNORECASE):
+        # Legacy "(100K)" context-window listings are separate, pricier SKUs of the same model.
+        return Skipped(offer, sku, usagetype, "context-window listing")
+    region = _region(attributes, regions_by_prefix)
+    if not region:
+        return Skipped(offer, sku, usagetype, "unknown region")
+    priced = _on_demand_price(product, offer)
+    if isinstance(priced, str):
+        return Skipped(offer, sku, usagetype, priced)
+    per_mtok, effective = priced
+    routing, charge = kind
+    return PriceRecord(offer, name, region, routing, charge, per_mtok, effective, sku, usagetype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From records to rows
+
+
+@dataclass
+class Assembly:
+    rows: list[PriceRow] = field(default_factory=list)
+    unmapped: Counter[tuple[str, str]] = field(default_factory=Counter)  # (offer, name) -> products
+    conflicts: list[str] = field(default_factory=list)
+
+
+def resolve_name(
+    offer: str, name: str, names: Mapping[tuple[str, str], str], aliases: Mapping[str, str], known: set[str]
+) -> str | None:
+    """The base model id for an offer's display name: the names table, then the aliases, then an exact id."""
+    if (offer, name) in names:
+        return names[(offer, name)]
+    bare = name.removesuffix(_MARKETPLACE_SUFFIX)
+    for candidate in (name, bare):
+        if candidate in aliases:
+            return aliases[candidate]
+        if candidate in known:
+            return candidate  # newer SKUs name the model by its invocation id
+    return None
+
+
+def assemble(
+    records: Iterable[PriceRecord],
+    names: Mapping[tuple[str, str], str],
+    aliases: Mapping[str, str],
+    known: set[str],
+    source: str,
+) -> Assembly:
+    """Group per-charge records into table rows: one row per (model, region, scope), four charges each."""
+    result = Assembly()
+    grouped: dict[tuple[str, str, str], dict[str, set[tuple[Decimal, date, str]]]] = defaultdict(
+        lambda: defaultdict(set)
+    )
+    offers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for record in records:
+        model_id = resolve_name(record.offer, record.name, names, aliases, known)
+        if model_id is None:
+            result.unmapped[(record.offer, record.name)] += 1
+            continue
+        group = (model_id, record.region, record.routing)
+        grouped[group][record.charge].add((record.per_mtok, record.effective, record.sku))
+        offers[group].add(record.offer)
+    for (model_id, region, routing), charges in sorted(grouped.items()):
+        prices: dict[str, Decimal] = {}
+        days: list[date] = []
+        for charge, seen in sorted(charges.items()):
+            if len({price for price, _, _ in seen}) > 1:
+                skus = ", ".join(f"{sku}={price.normalize()}" for price, _, sku in sorted(seen, key=lambda s: s[2]))
+                result.conflicts.append(f"{model_id} {region} {routing} {charge}: {skus} (left out)")
+                continue
+            price, day, _ = max(seen, key=lambda s: s[1])
+            prices[charge] = price
+            days.append(day)
+        if not prices:
+            continue
+        offer_names = "+".join(sorted(offers[(model_id, region, routing)]))
+        for scope in SCOPES_BY_ROUTING[routing]:
+            result.rows.append(
+                PriceRow(
+                    model_id,
+                    region,
+                    scope,
+                    max(days),
+                    prices.get("input"),
+                    prices.get("output"),
+                    prices.get("cache_read"),
+                    prices.get("cache_write"),
+                    f"aws-price-list {offer_names} {source}",
+                )
+            )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Merge with the curated table
+
+
+@dataclass
+class Merge:
+    rows: list[PriceRow]
+    added: list[PriceRow] = field(default_factory=list)
+    changed: list[tuple[PriceRow, PriceRow]] = field(default_factory=list)  # (row in force, new later row)
+    removed: list[tuple[PriceRow, PriceRow]] = field(default_factory=list)  # (replaced row, its replacement)
+    unchanged: int = 0
+    kept: int = 0  # curated keys the API said nothing about
+
+
+def merge(curated: Sequence[PriceRow], fetched: Sequence[PriceRow], today: date) -> Merge:
+    """Fold API rows into the curated table without losing history.
+
+    A new key is added from the API's effective date. Where the API price differs from the row in force, a new
+    row is appended from the API's effective date, or from `today` when that date is not after the row in force
+    (the Price List republishes whole offers, so its dates can be older than a curated change). A same-date
+    difference replaces the curated row (a correction). Charges the API does not list keep their curated price.
+    Rows are never deleted otherwise: a report for a past window needs the prices in force then.
+    """
+    by_key: dict[tuple[str, str, str], list[PriceRow]] = defaultdict(list)
+    for row in curated:
+        by_key[row.key].append(row)
+    for rows in by_key.values():
+        rows.sort(key=lambda row: row.effective)
+    result = Merge(rows=[])
+    fetched_keys = set()
+    for new in fetched:
+        fetched_keys.add(new.key)
+        history = by_key[new.key]
+        if not history:
+            history.append(new)
+            result.added.append(new)
+            continue
+        current = history[-1]
+        kept_columns = [name for name, price in zip(CHARGES, new.prices, strict=True) if price is None]
+        merged = replace(
+            new,
+            input=_either(new.input, current.input),
+            output=_either(new.output, current.output),
+            cache_read=_either(new.cache_read, current.cache_read),
+            cache_write=_either(new.cache_write, current.cache_write),
+        )
+        if merged.prices == current.prices:
+            result.unchanged += 1
+            continue
+        if any(getattr(current, name) is not None for name in kept_columns):
+            kept = "/".join(name for name in kept_columns if getattr(current, name) is not None)
+            merged = replace(merged, source=f"{merged.source}; {kept} kept from {current.source}")
+        if merged.effective == current.effective:
+            history[-1] = merged
+            result.removed.append((current, merged))
+        else:
+            if merged.effective < current.effective:
+                merged = replace(merged, effective=max(today, current.effective + timedelta(days=1)))
+            history.append(merged)
+            result.changed.append((current, merged))
+    result.kept = sum(1 for key in by_key if key not in fetched_keys)
+    result.rows = sort_rows(row for rows in by_key.values() for row in rows)
+    return result
+
+
+def _either(value: Decimal | None, fallback: Decimal | None) -> Decimal | None:
+    return value if value is not None else fallback
+
+
+def sort_rows(rows: Iterable[PriceRow]) -> list[PriceRow]:
+    return sorted(rows, key=lambda row: (row.model_id, row.region, row.scope, row.effective))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CSV in and out
+
+
+def plain(value: Decimal | None) -> str:
+    """A price as a plain decimal: no exponent, no trailing zeros (Decimal('8.75E-3') -> '0.00875')."""
+    if value is None:
+        return ""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _price(text: str, where: str) -> Decimal | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{where}: {text!r} is not a decimal") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{where}: {text!r} is not a price")
+    return value
+
+
+def parse_table(text: str, where: str = "token_prices.csv") -> list[PriceRow]:
+    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if tuple(header or ()) != HEADER:
+        raise ValueError(f"{where}: header must be {','.join(HEADER)}")
+    rows = []
+    for line, cells in enumerate(reader, start=2):
+        at = f"{where}:{line}"
+        if len(cells) != len(HEADER):
+            raise ValueError(f"{at}: {len(cells)} columns, expected {len(HEADER)}")
+        model_id, region, scope, effective, *prices, source = (cell.strip() for cell in cells)
+        if not model_id or not region:
+            raise ValueError(f"{at}: model_id and region are required")
+        if scope not in SCOPES:
+            raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
+        try:
+            day = date.fromisoformat(effective)
+        except ValueError:
+            raise ValueError(f"{at}: effective_date {effective!r} is not an ISO date") from None
+        i, o, cache_read, cache_write = (_price(p, at) for p in prices)
+        rows.append(PriceRow(model_id, region, scope, day, i, o, cache_read, cache_write, source))
+    return rows
+
+
+def format_table(rows: Iterable[PriceRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    for row in sort_rows(rows):
+        writer.writerow(
+            [row.model_id, row.region, row.scope, row.effective.isoformat(), *map(plain, row.prices), row.source]
+        )
+    return out.getvalue()
+
+
+def read_pairs(path: Path, key: str, value: str) -> dict[str, str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row[key].strip(): row[value].strip() for row in csv.DictReader(handle) if row.get(key, "").strip()}
+
+
+def read_names(path: Path) -> dict[tuple[str, str], str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {(row["offer"].strip(), row["name"].strip()): row["model_id"].strip() for row in csv.DictReader(handle)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The AWS side: the only place that knows boto3
+
+
+def fetch_products(client, offer: str, regions: Sequence[str] = ()) -> Iterator[str]:
+    """Every PriceList item (a JSON string) of one offer, paginated, optionally one region at a time."""
+    paginator = client.get_paginator("get_products")
+    scopes: Sequence[str | None] = regions or [None]
+    for region in scopes:
+        filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}] if region else []
+        for page in paginator.paginate(ServiceCode=offer, Filters=filters, FormatVersion="aws_v1"):
+            yield from page.get("PriceList", [])
+
+
+def recorded_products(directory: Path, offer: str) -> Iterator[str]:
+    """PriceList items of `get_products` pages saved as <offer>.json or <offer>.<anything>.json."""
+    paths = sorted({*directory.glob(f"{offer}.json"), *directory.glob(f"{offer}.*.json")})
+    for path in paths:
+        yield from json.loads(path.read_text(encoding="utf-8")).get("PriceList", [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command
+
+
+def _describe(row: PriceRow) -> str:
+    prices = "/".join(plain(price) or "-" for price in row.prices)
+    return f"{row.model_id} {row.region} {row.scope} from {row.effective.isoformat()}: {prices}"
+
+
+def report(merged: Merge, skipped: Counter[tuple[str, str]], assembly: Assembly, read: Counter[str]) -> str:
+    lines = []
+    for offer in OFFERS:
+        if offer in read:
+            lines.append(f"{offer}: {read[offer]} products read")
+    for (offer, reason), count in sorted(skipped.items()):
+        lines.append(f"  skipped {count} {offer} products: {reason}")
+    for (offer, name), count in sorted(assembly.unmapped.items()):
+        lines.append(f"  unmapped {offer} name {name!r} ({count} prices): add it to price_list_names.csv")
+    for conflict in assembly.conflicts:
+        lines.append(f"  conflicting prices: {conflict}")
+    lines.append(f"added {len(merged.added)} rows")
+    lines.extend(f"  + {_describe(row)}" for row in merged.added)
+    lines.append(f"changed {len(merged.changed)} rows (a new row from its date; the old one stays for history)")
+    lines.extend(f"  ~ {_describe(old)}  ->  {_describe(new)}" for old, new in merged.changed)
+    lines.append(f"removed {len(merged.removed)} rows (replaced by an API price of the same date)")
+    lines.extend(f"  - {_describe(old)}  ->  {_describe(new)}" for old, new in merged.removed)
+    lines.append(f"unchanged {merged.unchanged} rows; kept {merged.kept} curated keys the API did not price")
+    return "\n".join(lines)
+
+
+def refresh(
+    products: Mapping[str, Iterable[str]],
+    curated: Sequence[PriceRow],
+    names: Mapping[tuple[str, str], str],
+    aliases: Mapping[str, str],
+    regions_by_prefix: Mapping[str, str],
+    today: date,
+    regions: set[str] | None = None,
+) -> tuple[Merge, str]:
+    """The whole refresh as a pure function: products per offer + curated rows -> merged table and report.
+
+    With `regions`, prices of other source regions are skipped (the API filter is by `regionCode`, which some
+    products lack).
+    """
+    records: list[PriceRecord] = []
+    skipped: Counter[tuple[str, str]] = Counter()
+    read: Counter[str] = Counter()
+    for offer, items in products.items():
+        for text in items:
+            read[offer] += 1
+            parsed = parse_product(text, offer, regions_by_prefix)
+            if isinstance(parsed, Skipped):
+                skipped[(offer, parsed.reason)] += 1
+            elif regions and parsed.region not in regions:
+                skipped[(offer, "outside the asked regions")] += 1
+            else:
+                records.append(parsed)
+    known = {row.model_id for row in curated} | set(names.values()) | set(aliases.values())
+    assembly = assemble(records, names, aliases, known, source=today.isoformat())
+    merged = merge(curated, assembly.rows, today)
+    return merged, report(merged, skipped, assembly, read)
+
+
+def main(argv: Sequence[str] | None = None, client=None, today: date | None = None, out=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pricing.refresh", description=__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="token price CSV to update")
+    parser.add_argument("--names", type=Path, default=DEFAULT_NAMES, help="Price List display name -> model id")
+    parser.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    parser.add_argument("--offer", action="append", choices=OFFERS, help="offer(s) to read (default: both)")
+    parser.add_argument("--region", action="append", default=[], help="only these source regions (repeatable)")
+    parser.add_argument("--from-dir", type=Path, help="read saved get_products pages (<offer>*.json), not AWS")
+    parser.add_argument("--today", type=date.fromisoformat, help="date of the refresh (default: today)")
+    args = parser.parse_args(argv)
+    out = out or sys.stdout
+    today = args.today or today or date.today()
+
+    try:
+        curated = parse_table(args.table.read_text(encoding="utf-8"), str(args.table))
+    except (OSError, ValueError) as err:
+        print(f"cannot read the price table: {err}", file=sys.stderr)
+        return 2
+    names = read_names(args.names)
+    aliases = read_pairs(DEFAULT_ALIASES, "alias", "model_id") if DEFAULT_ALIASES.is_file() else {}
+    regions_by_prefix = read_pairs(DEFAULT_USAGETYPE_REGIONS, "prefix", "region")
+    offers = args.offer or list(OFFERS)
+    if args.from_dir:
+        products = {offer: list(recorded_products(args.from_dir, offer)) for offer in offers}
+    else:
+        if client is None:
+            import boto3  # only the AWS path needs it
+
+            client = boto3.client("pricing", region_name=PRICING_API_REGION)
+        products = {offer: list(fetch_products(client, offer, args.region)) for offer in offers}
+    merged, text = refresh(products, curated, names, aliases, regions_by_prefix, today, set(args.region))
+    print(text, file=out)
+    if not any(products.values()):
+        print("the Price List returned no products: table left as it was", file=out)
+        return 1
+    if args.dry_run:
+        print("dry run: nothing written", file=out)
+        return 0
+    args.table.write_text(format_table(merged.rows), encoding="utf-8")
+    print(f"wrote {args.table} ({len(merged.rows)} rows)", file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
