@@ -70,3 +70,8 @@ def test_normalise(raw, model_id, scope, kind):
 def test_an_unknown_prefix_is_part_of_the_id():
     # "acme" is not a profile prefix: the id stays whole (and will be reported unpriced, not guessed)
     assert CATALOG.normalise("acme.unknown-model-v1:0").model_id == "acme.unknown-model-v1:0"
+
+
+def test_the_india_geo_prefix():
+    ref = CATALOG.normalise("in.amazon.nova-lite-v1:0")
+    assert (ref.model_id, ref.scope) == ("amazon.nova-lite-v1:0", "geo")

@@ -126,3 +126,33 @@ def test_a_malformed_price_row_names_the_line(tmp_path):
     path.write_text(HEADER + "\namazon.nova-lite-v1:0,us-east-1,in_region,2024-12-03,zero,0.24,,,test\n")
     with pytest.raises(ValueError, match=r"token_prices.csv:2"):
         load_price_table(path)
+
+
+REAL_TABLE = load_price_table(PRICING_DIR / "token_prices.csv")
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        # FACTS §3: Haiku 4.5 global 1/5/0.10/1.25 per 1M tokens.
+        #   2,000,000 x 1 = 2.00; 100,000 x 5 = 0.50; 1,000,000 x 0.10 = 0.10; 80,000 x 1.25 = 0.10 -> 2.70
+        (
+            usage("global.anthropic.claude-haiku-4-5-20251001-v1:0", i=2_000_000, o=100_000, cr=1_000_000, cw=80_000),
+            Decimal("2.70"),
+        ),
+        # FACTS §3: Claude 3.5 Haiku 0.80/4.00/0.08/1.00 through us.: geo = in-region for older models.
+        #   500,000 x 0.80 = 0.40; 50,000 x 4 = 0.20; 250,000 x 0.08 = 0.02; 10,000 x 1.00 = 0.01 -> 0.63
+        (
+            usage("us.anthropic.claude-3-5-haiku-20241022-v1:0", i=500_000, o=50_000, cr=250_000, cw=10_000),
+            Decimal("0.63"),
+        ),
+        # FACTS §3: Nova Micro 0.035/0.14: 1,000,000 x 0.035 + 1,000,000 x 0.14 = 0.175
+        (usage("amazon.nova-micro-v1:0", i=1_000_000, o=1_000_000), Decimal("0.175")),
+        # FACTS §3: Cohere Embed v3 0.10, input only: 3,000,000 x 0.10 = 0.30
+        (usage("cohere.embed-english-v3", i=3_000_000), Decimal("0.30")),
+    ],
+)
+def test_the_shipped_table_prices_the_reference_models(row, expected):
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), REAL_TABLE, CATALOG.normalise)
+    assert priced.loc[0, "pricing_status"] == PRICED
+    assert priced.loc[0, "charge"] == expected
