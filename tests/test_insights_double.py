@@ -10,9 +10,9 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,7 +25,6 @@ from moto.logs.models import logs_backends
 from lambda_function.query import USAGE_QUERY
 from local_aws.insights import Event, InsightsDouble, MalformedQueryError, execute_query
 
-SAMPLES = Path("/work/shared/samples")
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 GROUP = "/aws/bedrock/modelinvocations"
@@ -54,25 +53,12 @@ def compact(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
-def leaves(node: Any) -> list[str]:
-    """Flattened leaf names in document order, the way Logs Insights names them."""
-    if isinstance(node, dict):
-        return [
-            f"{k}.{rest}" if rest else k
-            for k, v in node.items()
-            for rest in leaves(v) or ([] if v in ({}, [], None) else [""])
-        ]
-    if isinstance(node, list):
-        return [f"{i}.{rest}" if rest else str(i) for i, v in enumerate(node) for rest in leaves(v) or [""]]
-    return []
-
-
-def sample(name: str) -> dict[str, Any]:
-    return json.loads((SAMPLES / name).read_text())
-
-
-HAIKU = sample("global_profile_conversestream.json")  # 1023 in / 89 out, 2025-12-17T01:09:56Z
-NOVA = sample("nova_lite_conversestream.json")  # 4 in / 38 out, 2025-03-11T00:38:02Z
+def leaves(node: Any, prefix: str = "") -> list[str]:
+    """Flattened leaf names in document order, the way Logs Insights names them (a JSON null is no field)."""
+    if isinstance(node, dict | list):
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        return [name for key, value in items for name in leaves(value, f"{prefix}{key}.")]
+    return [] if node is None else [prefix[:-1]]
 
 
 def huge_converse(record: dict[str, Any], tools: int = 250) -> dict[str, Any]:
@@ -633,6 +619,20 @@ def test_throttle_next_fails_that_many_start_query_calls(service: Any, code: str
     assert len(double.started) == 1
 
 
+def test_concurrent_polling_from_threads(service: Any) -> None:
+    # The product runs queries from a thread pool; every one must get its own, complete answer.
+    _, logs = service(polls_until_running=1, polls_until_complete=3)
+    put(logs, [((DAY + i) * 1000, json.dumps({"n": i})) for i in range(20)])
+
+    def run(width: int) -> str:
+        query = f"filter n < {width} | stats count(*) as c"
+        query_id = logs.start_query(logGroupName=GROUP, startTime=DAY, endTime=DAY + 60, queryString=query)["queryId"]
+        return str(poll(logs, query_id)[-1]["results"][0][0]["value"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(run, range(1, 17))) == [str(width) for width in range(1, 17)]
+
+
 def test_describe_queries_lists_status(service: Any) -> None:
     _, logs = service(polls_until_running=0, polls_until_complete=1)
     put(logs, [(DAY * 1000, "x")])
@@ -655,3 +655,248 @@ def test_answers_through_the_embedded_moto_server(aws: Any) -> None:
     ]
     assert poll(logs, query_id)[-1]["results"] == [[{"field": "total", "value": "42"}]]
     assert aws.insights.started[0].query_string == "stats sum(n) as total"
+
+
+# -- the public sample records, verbatim (FACTS §1; /work/shared/samples) -------------------------------------------------
+
+HAIKU = json.loads(
+    r"""{
+  "timestamp": "2025-12-17T01:09:56Z",
+  "accountId": "027425703396",
+  "region": "us-east-1",
+  "requestId": "8d8903c3-e948-4c21-b4d9-6029f785f196",
+  "operation": "ConverseStream",
+  "modelId": "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+  "identity": {
+    "arn": "arn:aws:iam::027425703396:user/robbat1"
+  },
+  "input": {
+    "inputContentType": "application/json",
+    "inputBodyJson": {
+      "messages": [
+        {
+          "role": "user",
+          "content": [
+            {
+              "text": "What immunizations does patient PAT001 need?"
+            }
+          ]
+        }
+      ],
+      "system": [
+        {
+          "text": "You are a helpful healthcare virtual assistant that helps the user with booking appointment for a immunization for a child.\nUse the tools/functions available to you to help the user.\n\nFollow these strict rules:\n1. Use patient_id=PAT001 for patient operations\n2. Only use Immunization EMR for patient_id=PAT001 for searching and booking\n\nDo not make up any information. Ask for clarification if needed.\n\nAlways format your responses in a clear, friendly manner with proper spacing and structure.\n"
+        }
+      ],
+      "inferenceConfig": {
+        "temperature": 0.7
+      },
+      "toolConfig": {
+        "tools": [
+          {
+            "toolSpec": {
+              "name": "LocalFHIRAPI___bookAppointment",
+              "description": "Book appointment for the given datetime slot",
+              "inputSchema": {
+                "json": {
+                  "type": "object",
+                  "properties": {
+                    "date_string": {
+                      "examples": [
+                        "2025-01-15 10:00"
+                      ],
+                      "type": "string",
+                      "description": "Preferred date and time in YYYY-MM-DD HH:MM format"
+                    }
+                  },
+                  "required": [
+                    "date_string"
+                  ]
+                }
+              }
+            }
+          },
+          {
+            "toolSpec": {
+              "name": "LocalFHIRAPI___getPatient",
+              "description": "Returns patient details based on patient id from mock data",
+              "inputSchema": {
+                "json": {
+                  "type": "object",
+                  "properties": {
+                    "patient_id": {
+                      "examples": [
+                        "patient-001"
+                      ],
+                      "type": "string",
+                      "description": "ID of the patient to return (e.g., patient-001, patient-002, patient-003)"
+                    }
+                  },
+                  "required": [
+                    "patient_id"
+                  ]
+                }
+              }
+            }
+          },
+          {
+            "toolSpec": {
+              "name": "LocalFHIRAPI___getSlots",
+              "description": "Returns doctor details along with available datetime slots near the requested date",
+              "inputSchema": {
+                "json": {
+                  "type": "object",
+                  "properties": {
+                    "date_string": {
+                      "examples": [
+                        "2025-01-15"
+                      ],
+                      "type": "string",
+                      "description": "Preferred date in YYYY-MM-DD format"
+                    }
+                  },
+                  "required": [
+                    "date_string"
+                  ]
+                }
+              }
+            }
+          },
+          {
+            "toolSpec": {
+              "name": "LocalFHIRAPI___searchImmunization",
+              "description": "Search immunization records based on Patient ID",
+              "inputSchema": {
+                "json": {
+                  "type": "object",
+                  "properties": {
+                    "search_value": {
+                      "examples": [
+                        "patient-001"
+                      ],
+                      "type": "string",
+                      "description": "Patient ID to search for immunization records"
+                    }
+                  },
+                  "required": [
+                    "search_value"
+                  ]
+                }
+              }
+            }
+          }
+        ],
+        "toolChoice": {
+          "auto": {}
+        }
+      }
+    },
+    "inputTokenCount": 1023,
+    "cacheReadInputTokenCount": 0,
+    "cacheWriteInputTokenCount": 0
+  },
+  "output": {
+    "outputContentType": "application/json",
+    "outputBodyJson": {
+      "output": {
+        "message": {
+          "role": "assistant",
+          "content": [
+            {
+              "text": "I'll search for the immunization records for patient PAT001 to see what immunizations they need."
+            },
+            {
+              "toolUse": {
+                "toolUseId": "tooluse_50nrLqI5R2ChSyM6RY4NFw",
+                "name": "LocalFHIRAPI___searchImmunization",
+                "type": "tool_use",
+                "input": {
+                  "search_value": "PAT001"
+                }
+              }
+            }
+          ]
+        }
+      },
+      "stopReason": "tool_use",
+      "metrics": {
+        "latencyMs": 858
+      },
+      "usage": {
+        "inputTokens": 1023,
+        "outputTokens": 89,
+        "totalTokens": 1112
+      }
+    },
+    "outputTokenCount": 89
+  },
+  "inferenceRegion": "us-east-2",
+  "schemaType": "ModelInvocationLog",
+  "schemaVersion": "1.0"
+}"""
+)  # 1023 in / 89 out, 2025-12-17T01:09:56Z
+NOVA = json.loads(
+    r"""{
+    "schemaType": "ModelInvocationLog",
+    "schemaVersion": "1.0",
+    "timestamp": "2025-03-11T00:38:02Z",
+    "accountId": "XXXXXXXXXXXXX",
+    "identity": {
+        "arn": "arn:aws:iam::XXXXXXXXXXXX:user/dheeraj"
+    },
+    "region": "us-east-1",
+    "requestId": "ff4b6c63-5561-4431-93b8-06a817275900",
+    "operation": "ConverseStream",
+    "modelId": "amazon.nova-lite-v1:0",
+    "input": {
+        "inputContentType": "application/json",
+        "inputBodyJson": {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "text": "hello how are you"
+                        }
+                    ]
+                }
+            ],
+            "inferenceConfig": {
+                "maxTokens": 512,
+                "temperature": 0.7,
+                "topP": 0.9,
+                "stopSequences": []
+            },
+            "additionalModelRequestFields": {}
+        },
+        "inputTokenCount": 4,
+        "cacheReadInputTokenCount": 0,
+        "cacheWriteInputTokenCount": 0
+    },
+    "output": {
+        "outputContentType": "application/json",
+        "outputBodyJson": {
+            "output": {
+                "message": {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "text": "Hello! I'm doing well, thank you for asking. How can I assist you today? If you have any questions or need help with something, feel free to let me know."
+                        }
+                    ]
+                }
+            },
+            "stopReason": "end_turn",
+            "metrics": {
+                "latencyMs": 302
+            },
+            "usage": {
+                "inputTokens": 4,
+                "outputTokens": 38,
+                "totalTokens": 42
+            }
+        },
+        "outputTokenCount": 38
+    }
+}"""
+)  # 4 in / 38 out, 2025-03-11T00:38:02Z

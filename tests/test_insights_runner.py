@@ -1,0 +1,191 @@
+"""The Logs Insights adapter against the test double: truncation, the 200-field limit, throttling, failures and
+deadlines end in an exact report or a loud failure — never a quiet undercount."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from lambda_function.config import parse_log_group
+from lambda_function.errors import IncompleteResults, QueryFailed
+from lambda_function.insights import InsightsRunner, plan_queries
+from lambda_function.query import COUNT_FIELD, USAGE_QUERY
+from lambda_function.usage import usage_frame
+
+DAY_START = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+DAY_END = DAY_START + 86_400 - 1  # inclusive end second
+ACCOUNT = "123456789012"
+
+
+def record(
+    second: int,
+    user: str,
+    model: str = "amazon.nova-lite-v1:0",
+    i: int = 10,
+    o: int = 1,
+    region="us-east-1",
+    body_fields: int = 1,
+    error: str | None = None,
+) -> dict:
+    """A compact invocation record; `body_fields` messages in the body come BEFORE the token counts."""
+    rec = {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": datetime.fromtimestamp(DAY_START + second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "accountId": ACCOUNT,
+        "identity": {"arn": f"arn:aws:iam::{ACCOUNT}:user/{user}"},
+        "region": region,
+        "requestId": f"req-{user}-{second}",
+        "operation": "Converse",
+        "modelId": model,
+    }
+    if error:
+        rec["errorCode"] = error
+        return rec
+    rec["input"] = {
+        "inputContentType": "application/json",
+        "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": f"m{n}"}]} for n in range(body_fields)]},
+        "inputTokenCount": i,
+    }
+    rec["output"] = {"outputContentType": "application/json", "outputTokenCount": o}
+    return rec
+
+
+def put(logs, group: str, records: list[dict]) -> None:
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    events = sorted(
+        (
+            {
+                "timestamp": int(datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp() * 1000),
+                "message": json.dumps(r, separators=(",", ":")),
+            }
+            for r in records
+        ),
+        key=lambda e: e["timestamp"],
+    )
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
+
+
+def runner(**kwargs) -> InsightsRunner:
+    clients: dict[str, object] = {}
+
+    def client(region: str):
+        return clients.setdefault(region, boto3.client("logs", region_name=region))
+
+    return InsightsRunner(client, sleep=lambda s: None, **kwargs)
+
+
+def run(groups: list[str], limit: int = 10_000, default_region: str = "us-east-1", **kwargs):
+    specs = plan_queries([parse_log_group(g) for g in groups], default_region, DAY_START, DAY_END, USAGE_QUERY, limit)
+    results, totals = runner(**kwargs).run_all(specs, COUNT_FIELD)
+    return usage_frame(row for r in results for row in r.rows), totals
+
+
+def test_a_truncated_result_is_split_until_exact(aws):
+    # 40 identities x 3 calls spread over the day: 40 groups, but the limit is 7 rows per query.
+    records = [record(second=(u * 2000 + k * 600), user=f"u{u:02d}", i=u + k, o=1) for u in range(40) for k in range(3)]
+    put(aws.client("logs"), "/bedrock/a", records)
+    frame, totals = run(["/bedrock/a"], limit=7)
+    assert totals.splits > 0
+    assert len(frame) == 40
+    assert frame["invocations"].sum() == 120
+    # user u07: inputs 7+0, 7+1, 7+2 = 24
+    row = frame[frame["identity_arn"] == f"arn:aws:iam::{ACCOUNT}:user/u07"].iloc[0]
+    assert (row["input_tokens"], row["output_tokens"], row["invocations"]) == (24, 3, 3)
+    assert totals.records_matched == 120
+
+
+def test_too_many_groups_in_one_second_fails_loudly(aws):
+    records = [record(second=5, user=f"u{u}") for u in range(6)]
+    put(aws.client("logs"), "/bedrock/dense", records)
+    with pytest.raises(IncompleteResults, match="single second"):
+        run(["/bedrock/dense"], limit=3)
+
+
+def test_token_counts_after_200_fields_are_still_counted(aws):
+    # 400 messages flatten to 800+ fields before inputTokenCount: Insights would not extract it.
+    records = [
+        record(second=60, user="big", i=123_456, o=789, body_fields=400),
+        record(second=61, user="big", i=4, o=5),
+    ]
+    put(aws.client("logs"), "/bedrock/big", records)
+    frame, _ = run(["/bedrock/big"])
+    assert (frame.loc[0, "input_tokens"], frame.loc[0, "output_tokens"]) == (123_456 + 4, 789 + 5)
+
+
+def test_failed_calls_are_counted_and_non_json_lines_ignored(aws):
+    logs = aws.client("logs")
+    put(logs, "/bedrock/mixed", [record(10, "a", i=5, o=5), record(11, "a", error="ThrottlingException")])
+    logs.put_log_events(
+        logGroupName="/bedrock/mixed",
+        logStreamName="s",
+        logEvents=[{"timestamp": (DAY_START + 12) * 1000, "message": "Bedrock logging permission check"}],
+    )
+    frame, totals = run(["/bedrock/mixed"])
+    assert (frame.loc[0, "invocations"], frame.loc[0, "failed_invocations"], frame.loc[0, "input_tokens"]) == (2, 1, 5)
+    assert totals.records_matched == 2
+
+
+@pytest.mark.parametrize("status", ["Failed", "Timeout", "Cancelled"])
+def test_a_query_that_does_not_complete_is_an_error_naming_it(aws, status):
+    put(aws.client("logs"), "/bedrock/f", [record(1, "a")])
+    aws.insights.fail_next(status)
+    with pytest.raises(QueryFailed, match=rf"ended {status}") as caught:
+        run(["/bedrock/f"])
+    assert "/bedrock/f" in str(caught.value)
+
+
+def test_the_deadline_stops_running_queries(aws):
+    put(aws.client("logs"), "/bedrock/slow", [record(1, "a")])
+    aws.insights.polls_until_running = 0
+    aws.insights.polls_until_complete = 1_000
+    now = [0.0]
+
+    def clock():
+        now[0] += 1.0  # every look at the clock is a second later
+        return now[0]
+
+    with pytest.raises(QueryFailed, match="deadline"):
+        run(["/bedrock/slow"], clock=clock, deadline=10.0)
+    assert aws.insights.started[-1].status == "Cancelled"
+
+
+def test_concurrency_limits_are_retried(aws):
+    put(aws.client("logs"), "/bedrock/t", [record(1, "a", i=3)])
+    aws.insights.throttle_next(12, "LimitExceededException")  # more than botocore's own retries absorb
+    frame, _ = run(["/bedrock/t"])
+    assert frame.loc[0, "input_tokens"] == 3
+
+
+def test_more_than_50_log_groups_are_batched(aws):
+    logs = aws.client("logs")
+    groups = [f"/bedrock/g{n:02d}" for n in range(51)]
+    for n, group in enumerate(groups):
+        put(logs, group, [record(n, "a", i=n)])
+    frame, totals = run(groups)
+    assert totals.queries == 2  # 50 + 1
+    assert frame.loc[0, "input_tokens"] == sum(range(51))  # 0 + 1 + ... + 50 = 1275
+    assert [len(q.log_groups) for q in aws.insights.started] == [50, 1]
+
+
+def test_three_log_groups_in_two_regions_equal_the_sum_of_each(aws):
+    put(aws.client("logs"), "/bedrock/use1-a", [record(1, "a", i=10), record(2, "b", i=20)])
+    put(
+        aws.client("logs"),
+        "/bedrock/use1-b",
+        [record(3, "a", i=1, model="us.anthropic.claude-3-5-haiku-20241022-v1:0")],
+    )
+    put(aws.client("logs", "eu-west-1"), "/bedrock/euw1", [record(4, "a", i=100, region="eu-west-1")])
+    eu_arn = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/bedrock/euw1:*"
+    together, totals = run(["/bedrock/use1-a", "/bedrock/use1-b", eu_arn])
+    assert totals.queries == 2  # one per region
+    parts = [run([g])[0] for g in ("/bedrock/use1-a", "/bedrock/use1-b", eu_arn)]
+    import pandas as pd
+
+    separately = pd.concat(parts).groupby(list(together.columns[:5]), as_index=False).sum()
+    assert together.reset_index(drop=True).equals(separately.reset_index(drop=True))
+    assert together["input_tokens"].sum() == 10 + 20 + 1 + 100
