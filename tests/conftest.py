@@ -19,8 +19,24 @@ def _embedded():
         yield aws
 
 
+_DOUBLE_SETTINGS = (
+    "row_limit",
+    "max_limit",
+    "field_limit",
+    "polls_until_running",
+    "polls_until_complete",
+    "concurrency_cap",
+    "keep_null_groups",
+)
+
+
 @pytest.fixture
 def aws(_embedded):
+    """A clean account: moto reset, no queries remembered, and the double's settings as they were."""
     _embedded.reset()
-    _embedded.insights.reset()
+    double = _embedded.insights
+    double.reset()
+    saved = {name: getattr(double, name) for name in _DOUBLE_SETTINGS}
     yield _embedded
+    for name, value in saved.items():
+        setattr(double, name, value)

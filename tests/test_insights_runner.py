@@ -7,7 +7,9 @@ import json
 from datetime import UTC, datetime
 
 import boto3
+import pandas as pd
 import pytest
+from botocore.config import Config
 
 from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults, QueryFailed
@@ -18,6 +20,7 @@ from lambda_function.usage import usage_frame
 DAY_START = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
 DAY_END = DAY_START + 86_400 - 1  # inclusive end second
 ACCOUNT = "123456789012"
+NO_RETRIES = Config(retries={"total_max_attempts": 1})
 
 
 def record(
@@ -74,7 +77,8 @@ def runner(**kwargs) -> InsightsRunner:
     clients: dict[str, object] = {}
 
     def client(region: str):
-        return clients.setdefault(region, boto3.client("logs", region_name=region))
+        # No botocore retries here: throttling must reach (and be shown to be handled by) the runner itself.
+        return clients.setdefault(region, boto3.client("logs", region_name=region, config=NO_RETRIES))
 
     return InsightsRunner(client, sleep=lambda s: None, **kwargs)
 
@@ -156,9 +160,17 @@ def test_the_deadline_stops_running_queries(aws):
 
 def test_concurrency_limits_are_retried(aws):
     put(aws.client("logs"), "/bedrock/t", [record(1, "a", i=3)])
-    aws.insights.throttle_next(12, "LimitExceededException")  # more than botocore's own retries absorb
-    frame, _ = run(["/bedrock/t"])
+    aws.insights.throttle_next(5, "LimitExceededException")
+    aws.insights.throttle_next(2, "ThrottlingException")
+    frame, _ = run(["/bedrock/t"])  # the 8th attempt starts
     assert frame.loc[0, "input_tokens"] == 3
+
+
+def test_a_limit_that_never_clears_is_raised_for_lambda_to_retry(aws):
+    put(aws.client("logs"), "/bedrock/t", [record(1, "a", i=3)])
+    aws.insights.throttle_next(8, "LimitExceededException")
+    with pytest.raises(Exception, match="LimitExceededException"):
+        run(["/bedrock/t"])
 
 
 def test_more_than_50_log_groups_are_batched(aws):
@@ -184,8 +196,6 @@ def test_three_log_groups_in_two_regions_equal_the_sum_of_each(aws):
     together, totals = run(["/bedrock/use1-a", "/bedrock/use1-b", eu_arn])
     assert totals.queries == 2  # one per region
     parts = [run([g])[0] for g in ("/bedrock/use1-a", "/bedrock/use1-b", eu_arn)]
-    import pandas as pd
-
     separately = pd.concat(parts).groupby(list(together.columns[:5]), as_index=False).sum()
     assert together.reset_index(drop=True).equals(separately.reset_index(drop=True))
     assert together["input_tokens"].sum() == 10 + 20 + 1 + 100
