@@ -4,7 +4,7 @@ deadlines end in an exact report or a loud failure — never a quiet undercount.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 import boto3
 import pandas as pd
@@ -17,7 +17,8 @@ from lambda_function.insights import InsightsRunner, plan_queries
 from lambda_function.query import COUNT_FIELD, USAGE_QUERY
 from lambda_function.usage import usage_frame
 
-DAY_START = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+# moto drops events more than 14 days old, so the logs are yesterday's (UTC), whatever day the suite runs.
+DAY_START = int(datetime.combine(datetime.now(UTC).date() - timedelta(days=1), time(0), tzinfo=UTC).timestamp())
 DAY_END = DAY_START + 86_400 - 1  # inclusive end second
 ACCOUNT = "123456789012"
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
