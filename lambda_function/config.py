@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -72,6 +73,8 @@ class Config:
     price_table: Path = DEFAULT_PRICE_TABLE
     query_concurrency: int = 4
     query_row_limit: int = 10_000
+    price_discount_percent: Decimal = Decimal(0)
+    price_overrides: str = ""  # a local path or s3://bucket/key of rows in token_prices.csv's columns
 
     def require_email_settings(self, recipients: tuple[str, ...]) -> None:
         """Sending needs a sender and at least one recipient; checked only when a run sends."""
@@ -143,6 +146,20 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if not price_table.is_file():
         raise ConfigError("PRICE_TABLE", f"{str(price_table)!r} is not a readable file")
 
+    raw_discount = environ.get("PRICE_DISCOUNT_PERCENT", "").strip() or "0"
+    try:
+        discount = Decimal(raw_discount)
+    except InvalidOperation:
+        raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be a number of percent, got {raw_discount!r}") from None
+    if not Decimal(0) <= discount < Decimal(100):
+        raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be from 0 up to (not including) 100, got {raw_discount}")
+
+    overrides = environ.get("PRICE_OVERRIDES", "").strip()
+    if overrides and not overrides.startswith("s3://") and not Path(overrides).is_file():
+        raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} is neither a readable file nor an s3://bucket/key URI")
+    if overrides.startswith("s3://") and "/" not in overrides.removeprefix("s3://").strip("/"):
+        raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} names no object; use s3://bucket/key")
+
     return Config(
         log_groups=tuple(log_groups),
         report_bucket=bucket,
@@ -153,4 +170,6 @@ def load_config(environ: Mapping[str, str]) -> Config:
         default_region=region,
         price_table=price_table,
         query_concurrency=_int_setting(environ, "QUERY_CONCURRENCY", 4, 1, 30),
+        price_discount_percent=discount,
+        price_overrides=overrides,
     )

@@ -72,9 +72,20 @@ class ReportRun:
 
 
 @lru_cache(maxsize=4)
-def _pricing(path: Path) -> tuple[PriceTable, ModelCatalog]:
-    # Loaded once per Lambda container; the table is read-only.
-    return load_price_table(path), ModelCatalog.load(path.parent)
+def _pricing(path: Path, overrides: bytes | None, discount: Decimal) -> tuple[PriceTable, ModelCatalog]:
+    # Loaded once per Lambda container (per distinct overrides); the table is read-only.
+    table = load_price_table(path, overrides=overrides, discount_percent=discount)
+    return table, ModelCatalog.load(path.parent)
+
+
+def _read_overrides(config: Config, aws: AwsClients) -> bytes | None:
+    """The negotiated-price rows, from a local file or S3 (read on every run: they may change between runs)."""
+    if not config.price_overrides:
+        return None
+    if config.price_overrides.startswith("s3://"):
+        bucket, key = config.price_overrides.removeprefix("s3://").split("/", 1)
+        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return Path(config.price_overrides).read_bytes()
 
 
 def run_report(
@@ -107,7 +118,7 @@ def run_report(
     usage = usage_frame(row for result in results for row in result.rows)
 
     # 3. Prices
-    table, catalog = _pricing(config.price_table)
+    table, catalog = _pricing(config.price_table, _read_overrides(config, aws), config.price_discount_percent)
     profiles, failures = resolve_profiles(usage["model_id"], catalog, lambda region: aws.client("bedrock", region))
     priced = price_usage(usage, table, normaliser(catalog, profiles, failures))
 

@@ -10,7 +10,7 @@ import csv
 import hashlib
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -73,8 +73,8 @@ class PriceTable:
         return any(key[0] == model_id for key in self._by_key)
 
 
-def load_price_table(path: Path) -> PriceTable:
-    content = path.read_bytes()
+def parse_price_rows(content: bytes, name: str) -> list[TokenPrice]:
+    """Rows of a price table (token_prices.csv columns); a malformed row is an error naming its line."""
     prices = []
     reader = csv.DictReader(content.decode("utf-8").splitlines())
     for line, row in enumerate(reader, start=2):
@@ -89,12 +89,57 @@ def load_price_table(path: Path) -> PriceTable:
                     output=_decimal(row["output_per_mtok"]),
                     cache_read=_decimal(row["cache_read_per_mtok"]),
                     cache_write=_decimal(row["cache_write_per_mtok"]),
-                    source=row.get("source", "").strip(),
+                    source=(row.get("source") or "").strip(),
                 )
             )
-        except (KeyError, ValueError, ArithmeticError) as err:
-            raise ValueError(f"{path}:{line}: malformed price row ({err})") from None
-    return PriceTable(prices, version=f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}")
+        except (KeyError, ValueError, ArithmeticError, AttributeError) as err:
+            raise ValueError(f"{name}:{line}: malformed price row ({err})") from None
+    return prices
+
+
+def discounted(price: TokenPrice, percent: Decimal) -> TokenPrice:
+    factor = (Decimal(100) - percent) / Decimal(100)
+    scaled = {
+        kind: None if getattr(price, kind) is None else getattr(price, kind) * factor
+        for kind in ("input", "output", "cache_read", "cache_write")
+    }
+    return replace(price, **scaled, source=f"{price.source}; -{percent}%")
+
+
+def load_price_table(
+    path: Path,
+    *,
+    overrides: bytes | None = None,
+    overrides_name: str = "overrides",
+    discount_percent: Decimal = Decimal(0),
+) -> PriceTable:
+    """The list-price table, less the discount, with negotiated override rows taking precedence.
+
+    An override row replaces the list price for its (model, region, scope) from its effective date and is
+    taken as the net price: the discount does not apply to it.
+    """
+    content = path.read_bytes()
+    prices = parse_price_rows(content, str(path))
+    if discount_percent:
+        prices = [discounted(p, discount_percent) for p in prices]
+    version = f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+    if discount_percent:
+        version += f" less {discount_percent}%"
+    if overrides is not None:
+        override_rows = parse_price_rows(overrides, overrides_name)
+        keys = {(p.model_id, p.region, p.scope) for p in override_rows}
+        first = {}
+        for p in override_rows:
+            key = (p.model_id, p.region, p.scope)
+            first[key] = min(first.get(key, p.effective), p.effective)
+        # list prices before an override's first date still apply to the days before it
+        prices = [
+            p
+            for p in prices
+            if (p.model_id, p.region, p.scope) not in keys or p.effective < first[(p.model_id, p.region, p.scope)]
+        ] + override_rows
+        version += f" + {len(override_rows)} override rows ({hashlib.sha256(overrides).hexdigest()[:12]})"
+    return PriceTable(prices, version=version)
 
 
 def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | None, str]:

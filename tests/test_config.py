@@ -48,6 +48,10 @@ def test_defaults():
         ({"QUERY_CONCURRENCY": "0"}, "QUERY_CONCURRENCY"),
         ({"PRICE_TABLE": "/nonexistent/prices.csv"}, "PRICE_TABLE"),
         ({"AWS_REGION": ""}, "AWS_REGION"),
+        ({"PRICE_DISCOUNT_PERCENT": "ten"}, "PRICE_DISCOUNT_PERCENT"),
+        ({"PRICE_DISCOUNT_PERCENT": "100"}, "PRICE_DISCOUNT_PERCENT"),
+        ({"PRICE_OVERRIDES": "/nonexistent/overrides.csv"}, "PRICE_OVERRIDES"),
+        ({"PRICE_OVERRIDES": "s3://bucket-only"}, "PRICE_OVERRIDES"),
     ],
 )
 def test_each_bad_setting_is_named(change, variable):

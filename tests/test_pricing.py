@@ -156,3 +156,27 @@ def test_the_shipped_table_prices_the_reference_models(row, expected):
     priced = price_usage(pd.DataFrame([row], columns=COLUMNS), REAL_TABLE, CATALOG.normalise)
     assert priced.loc[0, "pricing_status"] == PRICED
     assert priced.loc[0, "charge"] == expected
+
+
+def test_a_discount_and_negotiated_overrides(tmp_path):
+    path = tmp_path / "token_prices.csv"
+    path.write_text(HEADER + "\n" + TABLE)
+    overrides = (
+        HEADER + "\nanthropic.claude-3-haiku-20240307-v1:0,us-east-1,in_region,2026-11-01,0.20,1.00,,,EDP 2026\n"
+    )
+    table = load_price_table(path, overrides=overrides.encode(), discount_percent=Decimal("10"))
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    rows = pd.DataFrame(
+        [
+            # before the override: list price less 10%: (0.25 + 200,000 x 1.25 / 1M) x 0.9 = 0.50 x 0.9 = 0.45
+            usage(haiku, day=date(2026, 10, 31), i=1_000_000, o=200_000),
+            # from the override on: its net price, no discount: 1,000,000 x 0.20 + 200,000 x 1.00 = 0.40
+            usage(haiku, day=date(2026, 11, 20), i=1_000_000, o=200_000),
+            # other rows keep the discounted list price: 3,333,333 x 0.06 x 0.9 / 1M = 0.179999982
+            usage("amazon.nova-lite-v1:0", i=3_333_333),
+        ],
+        columns=COLUMNS,
+    )
+    priced = price_usage(rows, table, CATALOG.normalise)
+    assert list(priced["charge"]) == [Decimal("0.45"), Decimal("0.40"), Decimal("0.179999982")]
+    assert "less 10%" in table.version and "1 override rows" in table.version
