@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from .config import is_email
 from .errors import InvalidRequest
-from .window import MAX_WINDOW, ReportWindow, day_window, local_midnight, previous_day
+from .window import MAX_WINDOW, PERIODS, ReportWindow, day_window, local_midnight
 
-ALLOWED_KEYS = ("start", "end", "date", "recipients", "send_email", "scheduled_time")
+ALLOWED_KEYS = ("start", "end", "date", "period", "recipients", "send_email", "force", "scheduled_time")
 
 # EventBridge (rules) wraps scheduled invocations in this envelope; it carries no report options.
 _SCHEDULED_EVENT_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
@@ -23,6 +23,7 @@ class ReportRequest:
     window: ReportWindow
     recipients: tuple[str, ...]
     send_email: bool
+    force: bool = False  # send the email again even if this window's email went out before
 
 
 def _parse_instant(field: str, value: Any, tz: ZoneInfo) -> datetime:
@@ -58,6 +59,8 @@ def _window(event: Mapping[str, Any], tz: ZoneInfo, now: datetime) -> ReportWind
     has_range = "start" in event or "end" in event
     if "date" in event and has_range:
         raise InvalidRequest("date", "give either date or start/end, not both")
+    if "period" in event and ("date" in event or has_range):
+        raise InvalidRequest("period", "give either period, date or start/end")
     if "date" in event:
         window = day_window(_parse_day(event["date"]), tz)
     elif has_range:
@@ -68,16 +71,23 @@ def _window(event: Mapping[str, Any], tz: ZoneInfo, now: datetime) -> ReportWind
         end = _parse_instant("end", event["end"], tz)
         if end <= start:
             raise InvalidRequest("end", f"must be after start ({event['end']} <= {event['start']})")
-        if end - start > MAX_WINDOW:
+        if end.astimezone(UTC) - start.astimezone(UTC) > MAX_WINDOW:  # elapsed time, not wall clock
             raise InvalidRequest("end", f"the window is {end - start}; at most {MAX_WINDOW.days} days per report")
         window = ReportWindow(start, end, tz)
     else:
-        # The scheduled run: the previous full day relative to when it was *scheduled*, so a late retry of
-        # yesterday's run still reports the same day (Scheduler passes <aws.scheduler.scheduled-time>).
+        # The scheduled run: a period (the previous full day by default) relative to when it was *scheduled*,
+        # so a late retry of yesterday's run still reports the same day (<aws.scheduler.scheduled-time>).
         reference = now
         if "scheduled_time" in event:
             reference = _parse_instant("scheduled_time", event["scheduled_time"], tz)
-        window = previous_day(reference, tz)
+        period = event.get("period", "previous_day")
+        if period not in PERIODS:
+            raise InvalidRequest("period", f"{period!r} is not one of {', '.join(PERIODS)}")
+        if period == "month_to_date" and reference.astimezone(tz) == local_midnight(
+            reference.astimezone(tz).date().replace(day=1), tz
+        ):
+            raise InvalidRequest("period", "month_to_date at midnight on the 1st covers nothing yet")
+        window = PERIODS[period](reference, tz)
     if window.start >= now:
         raise InvalidRequest("start", f"{window.start.isoformat()} is in the future; there is nothing to report yet")
     return window
@@ -111,10 +121,14 @@ def parse_request(event: Any, *, tz: ZoneInfo, now: datetime, default_recipients
     send_email = event.get("send_email", True)
     if not isinstance(send_email, bool):
         raise InvalidRequest("send_email", f"must be true or false, got {send_email!r}")
+    force = event.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidRequest("force", f"must be true or false, got {force!r}")
     return ReportRequest(
         window=_window(event, tz, now),
         recipients=_recipients(event.get("recipients"), default_recipients),
         send_email=send_email,
+        force=force,
     )
 
 

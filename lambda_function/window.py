@@ -20,6 +20,10 @@ class ReportWindow:
             raise ValueError("ReportWindow needs timezone-aware datetimes")
         if self.end <= self.start:
             raise ValueError("ReportWindow end must be after start")
+        # Kept in UTC: Python subtracts two datetimes sharing a ZoneInfo by wall clock, which would make a
+        # 25-hour DST day 24 hours long. Local views come from local_start/local_end.
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
 
     @property
     def local_start(self) -> datetime:
@@ -77,3 +81,30 @@ def previous_day(now: datetime, tz: ZoneInfo) -> ReportWindow:
     """The last full day in `tz` before `now` — what the daily schedule reports."""
     today = now.astimezone(tz).date()
     return day_window(today - timedelta(days=1), tz)
+
+
+def previous_week(now: datetime, tz: ZoneInfo) -> ReportWindow:
+    """The last full ISO week (Monday to Monday) in `tz` before `now`."""
+    today = now.astimezone(tz).date()
+    this_monday = today - timedelta(days=today.weekday())
+    return ReportWindow(local_midnight(this_monday - timedelta(days=7), tz), local_midnight(this_monday, tz), tz)
+
+
+def previous_month(now: datetime, tz: ZoneInfo) -> ReportWindow:
+    first_of_this = now.astimezone(tz).date().replace(day=1)
+    first_of_last = (first_of_this - timedelta(days=1)).replace(day=1)
+    return ReportWindow(local_midnight(first_of_last, tz), local_midnight(first_of_this, tz), tz)
+
+
+def month_to_date(now: datetime, tz: ZoneInfo) -> ReportWindow:
+    """From the first of this month in `tz` up to `now` (whole seconds); on the 1st at midnight, nothing yet."""
+    first = local_midnight(now.astimezone(tz).date().replace(day=1), tz)
+    return ReportWindow(first, now.replace(microsecond=0), tz)
+
+
+PERIODS = {
+    "previous_day": previous_day,
+    "previous_week": previous_week,
+    "previous_month": previous_month,
+    "month_to_date": month_to_date,
+}

@@ -118,3 +118,65 @@ def test_an_event_that_is_not_an_object_is_refused():
 def test_a_366_day_window_is_allowed():
     request = parse({"start": "2025-01-01", "end": "2026-01-02"})  # 2025 has 365 days: 366 in all
     assert (request.window.end - request.window.start).days == 366
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+SYDNEY = ZoneInfo("Australia/Sydney")
+
+
+@pytest.mark.parametrize(
+    ("tz", "day", "start", "end", "hours"),
+    [
+        # New York falls back on 2026-11-01 (EDT -4 -> EST -5): a 25-hour day
+        (NEW_YORK, "2026-11-01", utc(2026, 11, 1, 4), utc(2026, 11, 2, 5), 25),
+        # ... and springs forward on 2026-03-08 (EST -5 -> EDT -4): 23 hours
+        (NEW_YORK, "2026-03-08", utc(2026, 3, 8, 5), utc(2026, 3, 9, 4), 23),
+        # Berlin: 2026-03-29 (CET +1 -> CEST +2) has 23 hours, 2026-10-25 has 25
+        (BERLIN, "2026-03-29", utc(2026, 3, 28, 23), utc(2026, 3, 29, 22), 23),
+        (BERLIN, "2026-10-25", utc(2026, 10, 24, 22), utc(2026, 10, 25, 23), 25),
+        # Sydney, southern hemisphere: 2026-10-04 springs forward (AEST +10 -> AEDT +11), 23 hours
+        (SYDNEY, "2026-10-04", utc(2026, 10, 3, 14), utc(2026, 10, 4, 13), 23),
+    ],
+)
+def test_days_when_clocks_change(tz, day, start, end, hours):
+    window = parse({"date": day}, tz).window
+    assert (window.start, window.end) == (start, end)
+    assert (window.end - window.start).total_seconds() == hours * 3600
+    assert window.label == day
+
+
+def test_the_scheduled_run_after_a_dst_change_covers_the_long_day():
+    # the 06:00 New York run on 2026-11-02 reports Sunday 2026-11-01, all 25 hours of it
+    window = parse({"scheduled_time": "2026-11-02T06:00:00-05:00"}, NEW_YORK, now=utc(2026, 11, 2, 11)).window
+    assert (window.start, window.end) == (utc(2026, 11, 1, 4), utc(2026, 11, 2, 5))
+
+
+@pytest.mark.parametrize(
+    ("period", "tz", "start", "end"),
+    [
+        ("previous_day", UTC_TZ, utc(2026, 11, 22), utc(2026, 11, 23)),
+        # NOW is Monday 2026-11-23: the previous ISO week is Mon 16th to Mon 23rd
+        ("previous_week", UTC_TZ, utc(2026, 11, 16), utc(2026, 11, 23)),
+        ("previous_month", UTC_TZ, utc(2026, 10, 1), utc(2026, 11, 1)),
+        # October 2026 in Berlin: starts in CEST (+2), ends in CET (+1)
+        ("previous_month", BERLIN, utc(2026, 9, 30, 22), utc(2026, 10, 31, 23)),
+        ("month_to_date", UTC_TZ, utc(2026, 11, 1), NOW),
+    ],
+)
+def test_periods(period, tz, start, end):
+    window = parse({"period": period}, tz).window
+    assert (window.start, window.end) == (start, end)
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"period": "last_fortnight"}, "period"),
+        ({"period": "previous_week", "date": "2026-11-20"}, "period"),
+        ({"force": "yes"}, "force"),
+    ],
+)
+def test_bad_periods_and_force(event, field):
+    with pytest.raises(InvalidRequest) as caught:
+        parse(event)
+    assert caught.value.field == field
