@@ -74,7 +74,8 @@ class Config:
     query_concurrency: int = 4
     query_row_limit: int = 10_000
     price_discount_percent: Decimal = Decimal(0)
-    price_overrides: str = ""  # a local path or s3://bucket/key of rows in token_prices.csv's columns
+    price_overrides: str = ""
+    link_expiry_seconds: int = 7 * 24 * 3600  # a local path or s3://bucket/key of rows in token_prices.csv's columns
 
     def require_email_settings(self, recipients: tuple[str, ...]) -> None:
         """Sending needs a sender and at least one recipient; checked only when a run sends."""
@@ -172,4 +173,6 @@ def load_config(environ: Mapping[str, str]) -> Config:
         query_concurrency=_int_setting(environ, "QUERY_CONCURRENCY", 4, 1, 30),
         price_discount_percent=discount,
         price_overrides=overrides,
+        # SigV4 presigned URLs live at most 7 days (and no longer than the signing credentials).
+        link_expiry_seconds=_int_setting(environ, "LINK_EXPIRY_HOURS", 168, 1, 168) * 3600,
     )

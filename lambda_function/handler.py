@@ -5,6 +5,7 @@ event -> window -> Logs Insights -> usage frame -> prices -> CSV + summary -> S3
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,15 +22,25 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from .config import Config, load_config
-from .deliver import SES_MAX_RAW_MESSAGE, put_report, report_key, send_email
+from .deliver import (
+    SES_MAX_RAW_MESSAGE,
+    claim_email,
+    presigned_link,
+    put_report,
+    put_summary,
+    release_email_claim,
+    report_key,
+    send_email,
+    sent_marker_key,
+)
 from .errors import IncompleteResults, InvalidRequest
 from .insights import InsightsRunner, QueryTotals, plan_queries
-from .mail import build_message, render_email
+from .mail import RenderedEmail, build_message, render_email
 from .model_ids import ModelCatalog
 from .pricing import PriceTable, load_price_table, price_usage
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, USAGE_QUERY
-from .report import ReportSummary, render_csv, report_rows, summarise
+from .report import render_csv, report_rows, summarise, summary_document
 from .request import ReportRequest, parse_request
 from .usage import usage_frame
 
@@ -52,7 +64,11 @@ class AwsClients:
     def client(self, service: str, region: str | None = None) -> Any:
         key = (service, region or self._default_region)
         if key not in self._clients:
-            self._clients[key] = self._session.client(service, region_name=key[1], config=self._retry)
+            config = self._retry
+            if service == "s3":
+                # SigV4 presigned links (X-Amz-Expires up to 7 days); botocore may otherwise presign with SigV2.
+                config = config.merge(BotoConfig(signature_version="s3v4"))
+            self._clients[key] = self._session.client(service, region_name=key[1], config=config)
         return self._clients[key]
 
     def logs(self, region: str) -> Any:
@@ -67,7 +83,6 @@ class ReportRun:
     csv: bytes = b""
     message: bytes = b""
     html: str = ""
-    summary: ReportSummary | None = None
     totals: QueryTotals = field(default_factory=QueryTotals)
 
 
@@ -132,34 +147,24 @@ def run_report(
             f"the report has {summary.invocations} invocations but Logs Insights matched {totals.records_matched}"
         )
 
-    # 5. Deliver: the CSV to S3 (overwriting the same key on a re-run), then the email
+    # 5. Deliver: the CSV and its JSON summary to S3 (same keys on a re-run), then the email, once per window
+    s3 = aws.client("s3")
     key = report_key(config.report_prefix, window)
-    s3_uri = put_report(
-        aws.client("s3"),
-        config.report_bucket,
-        key,
-        csv_bytes,
-        {"window-start": window.as_json()["start"], "window-end": window.as_json()["end"], "rows": str(len(rows))},
-    )
-    context = _email_context(request, summary, totals, table.version, s3_uri, key, attached=True)
-    rendered = render_email(context)
-    message = build_message(
-        rendered,
-        sender=config.sender,
-        recipients=request.recipients,
-        attachment=csv_bytes,
-        attachment_name=key.rsplit("/", 1)[-1],
-    )
-    if len(message.as_bytes()) > SES_MAX_RAW_MESSAGE:
-        context = _email_context(request, summary, totals, table.version, s3_uri, key, attached=False)
-        rendered = render_email(context)
-        message = build_message(
-            rendered, sender=config.sender, recipients=request.recipients, attachment=None, attachment_name=""
-        )
-    email: dict[str, Any] = {"sent": False, "message_ids": []}
-    if request.send_email:
-        ids = send_email(aws.client("ses"), message, config.sender, request.recipients)
-        email = {"sent": True, "message_ids": ids, "message_id": ids[0], "recipients": len(request.recipients)}
+    stamps = {"window-start": window.as_json()["start"], "window-end": window.as_json()["end"]}
+    s3_uri = put_report(s3, config.report_bucket, key, csv_bytes, {**stamps, "rows": str(len(rows))})
+    footer = _footer(totals, table.version)
+    summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, window.as_json(), footer))
+    context = {
+        "window": window.as_json(),
+        "summary": summary,
+        "footer": footer,
+        "s3_uri": s3_uri,
+        "link": presigned_link(s3, config.report_bucket, key, config.link_expiry_seconds),
+        "link_expiry_hours": config.link_expiry_seconds // 3600,
+        "csv_name": key.rsplit("/", 1)[-1],
+    }
+    rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
+    email = _send_once(aws, config, request, key, message) if request.send_email else {"sent": False}
 
     response = {
         "status": "ok",
@@ -171,37 +176,65 @@ def run_report(
         "records_matched": totals.records_matched,
         "total_cost_usd": f"{summary.total_cost:f}",
         "unpriced_models": summary.unpriced_models,
+        "summary_uri": summary_uri,
         "email": email,
     }
-    return ReportRun(response, csv_bytes, message.as_bytes(), rendered.html, summary, totals)
+    return ReportRun(response, csv_bytes, message.as_bytes(), rendered.html, totals)
 
 
-def _email_context(
-    request: ReportRequest,
-    summary: ReportSummary,
-    totals: QueryTotals,
-    price_version: str,
-    s3_uri: str,
-    key: str,
-    *,
-    attached: bool,
-) -> dict[str, Any]:
+def _footer(totals: QueryTotals, price_version: str) -> dict[str, Any]:
     gigabytes = Decimal(totals.bytes_scanned) / Decimal(1024**3)
     return {
-        "window": request.window.as_json(),
-        "summary": summary,
-        "s3_uri": s3_uri,
-        "csv_name": key.rsplit("/", 1)[-1],
-        "attached": attached,
-        "footer": {
-            "log_groups": totals.log_groups,
-            "records_matched": totals.records_matched,
-            "bytes_scanned": totals.bytes_scanned,
-            "queries": totals.queries,
-            "query_cost": f"${(gigabytes * QUERY_COST_PER_GB):.4f}",
-            "price_table_version": price_version,
-        },
+        "log_groups": totals.log_groups,
+        "records_matched": totals.records_matched,
+        "records_scanned": totals.records_scanned,
+        "bytes_scanned": totals.bytes_scanned,
+        "queries": totals.queries,
+        "window_splits": totals.splits,
+        "query_cost": f"${(gigabytes * QUERY_COST_PER_GB):.4f}",
+        "price_table_version": price_version,
     }
+
+
+def _compose_email(
+    context: dict[str, Any], sender: str, recipients: tuple[str, ...], csv_bytes: bytes
+) -> tuple[RenderedEmail, EmailMessage]:
+    """With the CSV attached while the message fits SES's size limit; otherwise the link only, and it says so."""
+    for attached in (True, False):
+        rendered = render_email({**context, "attached": attached})
+        message = build_message(
+            rendered,
+            sender=sender,
+            recipients=recipients,
+            attachment=csv_bytes if attached else None,
+            attachment_name=context["csv_name"],
+        )
+        if len(message.as_bytes()) <= SES_MAX_RAW_MESSAGE:
+            break
+    return rendered, message
+
+
+def _send_once(
+    aws: AwsClients, config: Config, request: ReportRequest, key: str, message: EmailMessage
+) -> dict[str, Any]:
+    """Scheduler and Lambda's async retries can run a window twice: only the first run's email goes out."""
+    s3 = aws.client("s3")
+    marker = sent_marker_key(key)
+    claim = json.dumps({"window": request.window.as_json(), "recipients": list(request.recipients)}).encode()
+    if not claim_email(s3, config.report_bucket, marker, claim, force=request.force):
+        log.info(
+            "email for %s already sent (s3://%s/%s); not sending again",
+            request.window.label,
+            config.report_bucket,
+            marker,
+        )
+        return {"sent": False, "reason": 'already sent for this window; send with "force": true to send again'}
+    try:
+        ids = send_email(aws.client("ses"), message, config.sender, request.recipients)
+    except Exception:
+        release_email_claim(s3, config.report_bucket, marker)
+        raise
+    return {"sent": True, "message_id": ids[0], "message_ids": ids, "recipients": len(request.recipients)}
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

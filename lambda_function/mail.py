@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from .identities import friendly_identity
-from .report import money
+from .report import cost_label, money
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -29,6 +29,7 @@ def template_environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["money"] = money
+    env.filters["cost"] = cost_label
     env.filters["count"] = lambda n: f"{int(n):,}"
     env.filters["identity"] = friendly_identity
     return env

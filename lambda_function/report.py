@@ -81,6 +81,13 @@ class Spend:
     unpriced_invocations: int = 0
 
 
+def cost_label(spend: Spend) -> str:
+    """What a breakdown line shows: never $0.00 for usage we could not price."""
+    if spend.unpriced_invocations and spend.unpriced_invocations == spend.invocations:
+        return "unpriced"
+    return money(spend.cost) + (" + unpriced" if spend.unpriced_invocations else "")
+
+
 @dataclass
 class ReportSummary:
     total_cost: Decimal
@@ -194,3 +201,49 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
         by_region=_breakdown(rows, "region") if not rows.empty else [],
         unpriced=unpriced,
     )
+
+
+def _spend_json(spends: list[Spend]) -> list[dict[str, object]]:
+    return [
+        {
+            "name": s.name,
+            "cost_usd": f"{s.cost:f}",
+            "invocations": s.invocations,
+            "unpriced_invocations": s.unpriced_invocations,
+        }
+        for s in spends
+    ]
+
+
+def summary_document(summary: ReportSummary, window: dict[str, str], footer: dict[str, object]) -> dict[str, object]:
+    """The machine-readable summary written beside the CSV (money as strings: exact, never floats)."""
+    return {
+        "schema": "bedrock-usage-report/summary/1",
+        "window": window,
+        "total_cost_usd": f"{summary.total_cost:f}",
+        "invocations": summary.invocations,
+        "failed_invocations": summary.failed_invocations,
+        "tokens": {
+            "input": summary.input_tokens,
+            "output": summary.output_tokens,
+            "cache_read": summary.cache_read_tokens,
+            "cache_write": summary.cache_write_tokens,
+        },
+        "rows": summary.rows,
+        "by_identity": _spend_json(summary.by_identity),
+        "by_model": _spend_json(summary.by_model),
+        "by_region": _spend_json(summary.by_region),
+        "unpriced": [
+            {
+                "model_id": u.model_id,
+                "reason": u.reason,
+                "invocations": u.invocations,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+            }
+            for u in summary.unpriced
+        ],
+        "footer": footer,
+    }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import email
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 from lambda_function import lambda_handler
 
 from .embedded import EmbeddedAws, embedded_aws
-from .generate import generate_records, put_records
+from .generate import generate_records, permission_check_line, put_records
 
 LOG_GROUP = "/aws/bedrock/modelinvocations"
 BUCKET = "demo-bedrock-usage-reports"
@@ -41,6 +42,14 @@ def seed_account(aws: EmbeddedAws, records: list[dict[str, Any]]) -> None:
     aws.client("ses").verify_email_identity(EmailAddress="reports@example.com")
     logs = aws.client("logs")
     put_records(logs, LOG_GROUP, records)
+    # the one-off non-JSON line Bedrock writes when logging is set up: the report must skip it
+    first = min(r["timestamp"] for r in records)
+    stamp = int(datetime.strptime(first, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp() * 1000)
+    logs.put_log_events(
+        logGroupName=LOG_GROUP,
+        logStreamName="bedrock-invocations",
+        logEvents=[{"timestamp": stamp, "message": permission_check_line()}],
+    )
 
 
 def report_environment(timezone: str) -> dict[str, str]:
@@ -70,7 +79,7 @@ def read_back(aws: EmbeddedAws, response: dict[str, Any], out: Path) -> dict[str
         html = message.get_body(preferencelist=("html",))
         paths["html"].write_text(html.get_content() if html else "", encoding="utf-8")
         attachment = next(message.iter_attachments(), None)
-        same = attachment is not None and attachment.get_content() == csv_bytes
+        same = attachment is not None and attachment.get_payload(decode=True) == csv_bytes
         print(f"attachment byte-identical to the S3 object: {same}", file=sys.stderr)
         if not same:
             raise SystemExit("the emailed CSV differs from the S3 object")
@@ -86,7 +95,8 @@ def run_demo(out: Path, *, records: int, timezone: str, now: datetime | None = N
         today = now.astimezone(ZoneInfo(timezone)).date()
         start = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(timezone))
         end = datetime.combine(today, datetime.min.time(), tzinfo=ZoneInfo(timezone))
-        day_records = generate_records(start, end, count=records, seed=2026)
+        # 1% long agent conversations (1,000+ JSON fields) exercise Logs Insights' 200-field limit.
+        day_records = generate_records(start, end, count=records, seed=2026, large_record_rate=0.01)
         print(f"generated {len(day_records):,} invocation-log records for {start.date()}", file=sys.stderr)
         seed_account(aws, day_records)
 
@@ -106,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=24_000)
     parser.add_argument("--timezone", default="UTC")
     args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "botocore"):  # moto server access log, credential lookups
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     response = run_demo(args.out, records=args.records, timezone=args.timezone)
     print(json.dumps(response, indent=2))
     return 0

@@ -137,3 +137,11 @@ def test_formula_injection_is_neutralised():
 def test_money_rounds_half_up_to_cents():
     assert money(Decimal("1234.565")) == "$1,234.57"
     assert money(Decimal("0.004999")) == "$0.00"
+
+
+def test_breakdowns_never_show_unpriced_usage_as_zero():
+    from lambda_function.report import Spend, cost_label
+
+    assert cost_label(Spend("acme.unknown-model-v1:0", Decimal(0), 420, 420)) == "unpriced"
+    assert cost_label(Spend("bob", Decimal("1.5"), 10, 6)) == "$1.50 + unpriced"
+    assert cost_label(Spend("alice", Decimal("0.323457"), 5, 0)) == "$0.32"
