@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh
+.PHONY: install demo test lint format typecheck clean pricing-refresh bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 ## Rebuild pricing/token_prices.csv from the AWS Price List API (needs AWS credentials; prints what changed).
 pricing-refresh: $(STAMP)
 	$(BIN)/python -m pricing.refresh
+
+## Benchmarks: how queries, rows and the handler's time grow with events and groups (figures in README).
+bench: $(STAMP)
+	$(BIN)/python -m bench.bench_report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

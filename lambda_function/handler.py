@@ -34,6 +34,7 @@ from .deliver import (
     sent_marker_key,
 )
 from .errors import IncompleteResults, InvalidRequest
+from .history import compare_previous, month_to_date
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, render_email
 from .model_ids import ModelCatalog
@@ -163,6 +164,8 @@ def run_report(
         "link_expiry_hours": config.link_expiry_seconds // 3600,
         "csv_name": key.rsplit("/", 1)[-1],
     }
+    context["previous"] = compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost)
+    context["month_to_date"] = month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost)
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email = _send_once(aws, config, request, key, message) if request.send_email else {"sent": False}
 

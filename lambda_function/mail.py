@@ -30,6 +30,7 @@ def template_environment() -> Environment:
     )
     env.filters["money"] = money
     env.filters["cost"] = cost_label
+    env.filters["signed_money"] = lambda amount: ("+" if amount > 0 else "-" if amount < 0 else "") + money(abs(amount))
     env.filters["count"] = lambda n: f"{int(n):,}"
     env.filters["identity"] = friendly_identity
     return env

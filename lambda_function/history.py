@@ -1,0 +1,76 @@
+"""What changed: the previous period's total and month-to-date spend, read from the JSON summaries earlier
+runs left beside their CSVs (no extra Logs Insights queries, so no extra scan cost)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .deliver import report_key
+from .window import ReportWindow, day_window
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreviousPeriod:
+    label: str
+    total_cost: Decimal
+    change: Decimal  # this period minus the previous one
+    change_percent: Decimal | None  # None when the previous period cost nothing
+
+
+@dataclass(frozen=True)
+class MonthToDate:
+    total_cost: Decimal
+    days_reported: int
+    days_in_range: int
+
+
+def previous_window(window: ReportWindow) -> ReportWindow:
+    """The period of the same length just before: yesterday's yesterday, last week's week before."""
+    if window.is_single_day:
+        return day_window(window.local_start.date() - timedelta(days=1), window.tz)
+    length = window.end - window.start
+    return ReportWindow(window.start - length, window.start, window.tz)
+
+
+def _summary_total(s3: Any, bucket: str, prefix: str, window: ReportWindow) -> Decimal | None:
+    key = report_key(prefix, window).removesuffix(".csv") + ".json"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied"):
+            return None
+        raise
+    document = json.loads(body)
+    if document.get("window", {}).get("start") != window.as_json()["start"]:
+        return None
+    return Decimal(document["total_cost_usd"])
+
+
+def compare_previous(s3: Any, bucket: str, prefix: str, window: ReportWindow, total: Decimal) -> PreviousPeriod | None:
+    before = previous_window(window)
+    previous = _summary_total(s3, bucket, prefix, before)
+    if previous is None:
+        return None
+    change = total - previous
+    percent = (change / previous * 100).quantize(Decimal("0.1")) if previous else None
+    return PreviousPeriod(before.label, previous, change, percent)
+
+
+def month_to_date(s3: Any, bucket: str, prefix: str, window: ReportWindow, total: Decimal) -> MonthToDate | None:
+    """For a daily report: the month's daily reports up to and including this one."""
+    if not window.is_single_day:
+        return None
+    day = window.local_start.date()
+    earlier = [day.replace(day=n) for n in range(1, day.day)]
+    found = [_summary_total(s3, bucket, prefix, day_window(d, window.tz)) for d in earlier]
+    costs = [c for c in found if c is not None]
+    return MonthToDate(total + sum(costs, Decimal(0)), len(costs) + 1, day.day)
