@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh bench
+.PHONY: install demo test lint format typecheck clean pricing-refresh bench email-preview
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 ## Run the daily report end to end on an embedded AWS (moto) and write the CSV and the email to out/.
 demo: $(STAMP)
 	$(BIN)/python -m local_aws.demo --out out
+
+## Render the demo's email in headless Chromium to docs/email-preview.png (needs Debian's chromium).
+email-preview: $(STAMP)
+	@ls out/*.html >/dev/null 2>&1 || $(MAKE) demo
+	$(BIN)/python -m local_aws.preview --png docs/email-preview.png
 
 ## Run the whole test suite offline.
 test: $(STAMP)
