@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh bench email-preview
+.PHONY: install demo test lint format typecheck clean pricing-refresh bench email-preview pricing-docs
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ pricing-refresh: $(STAMP)
 ## Benchmarks: how queries, rows and the handler's time grow with events and groups (figures in README).
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_report
+
+## Regenerate README.md's list of priced models from pricing/*.csv.
+pricing-docs: $(STAMP)
+	$(BIN)/python -m pricing.models_doc
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -180,3 +180,9 @@ def test_a_discount_and_negotiated_overrides(tmp_path):
     priced = price_usage(rows, table, CATALOG.normalise)
     assert list(priced["charge"]) == [Decimal("0.45"), Decimal("0.40"), Decimal("0.179999982")]
     assert "less 10%" in table.version and "1 override rows" in table.version
+
+
+def test_the_readme_lists_the_models_of_the_table():
+    from pricing.models_doc import main as models_doc
+
+    assert models_doc(["--check"]) == 0, "run `make pricing-docs`"
