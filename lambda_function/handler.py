@@ -38,7 +38,7 @@ from .history import compare_previous, month_to_date
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, render_email
 from .model_ids import ModelCatalog
-from .pricing import PriceTable, load_price_table, price_usage
+from .pricing import ImagePriceTable, PriceTable, load_image_prices, load_price_table, price_usage
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, USAGE_QUERY
 from .report import render_csv, report_rows, summarise, summary_document
@@ -88,10 +88,12 @@ class ReportRun:
 
 
 @lru_cache(maxsize=4)
-def _pricing(path: Path, overrides: bytes | None, discount: Decimal) -> tuple[PriceTable, ModelCatalog]:
-    # Loaded once per Lambda container (per distinct overrides); the table is read-only.
+def _pricing(
+    path: Path, overrides: bytes | None, discount: Decimal
+) -> tuple[PriceTable, ImagePriceTable, ModelCatalog]:
+    # Loaded once per Lambda container (per distinct overrides); the tables are read-only.
     table = load_price_table(path, overrides=overrides, discount_percent=discount)
-    return table, ModelCatalog.load(path.parent)
+    return table, load_image_prices(path.parent), ModelCatalog.load(path.parent)
 
 
 def _read_overrides(config: Config, aws: AwsClients) -> bytes | None:
@@ -134,9 +136,11 @@ def run_report(
     usage = usage_frame(row for result in results for row in result.rows)
 
     # 3. Prices
-    table, catalog = _pricing(config.price_table, _read_overrides(config, aws), config.price_discount_percent)
+    table, image_table, catalog = _pricing(
+        config.price_table, _read_overrides(config, aws), config.price_discount_percent
+    )
     profiles, failures = resolve_profiles(usage["model_id"], catalog, lambda region: aws.client("bedrock", region))
-    priced = price_usage(usage, table, normaliser(catalog, profiles, failures))
+    priced = price_usage(usage, table, normaliser(catalog, profiles, failures), image_table)
 
     # 4. The report
     rows = report_rows(priced)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -142,6 +143,121 @@ def load_price_table(
     return PriceTable(prices, version=version)
 
 
+@dataclass(frozen=True)
+class ImagePrice:
+    """One image up to max_width x max_height, of `quality`, with at most max_steps steps (None = any)."""
+
+    model_id: str
+    region: str
+    effective: date
+    max_width: int | None
+    max_height: int | None
+    quality: str | None
+    max_steps: int | None
+    price_per_image: Decimal
+
+    def fits(self, width: int, height: int, quality: str, steps: int) -> bool:
+        return (
+            (self.max_width is None or width <= self.max_width)
+            and (self.max_height is None or height <= self.max_height)
+            and (self.quality is None or quality == self.quality)
+            and (self.max_steps is None or steps <= self.max_steps)
+        )
+
+    def tier(self) -> tuple[float, float]:
+        """Smallest limits win when several rows fit (an empty limit counts as the largest)."""
+        area = float("inf") if self.max_width is None or self.max_height is None else self.max_width * self.max_height
+        return area, float("inf") if self.max_steps is None else self.max_steps
+
+
+@dataclass(frozen=True)
+class ImageDefaults:
+    """What the model assumes when the request does not say (so the price tier is still known)."""
+
+    width: int
+    height: int
+    quality: str
+    steps: int
+
+
+def _int_or_none(text: str | None) -> int | None:
+    text = (text or "").strip()
+    return int(text) if text else None
+
+
+class ImagePriceTable:
+    def __init__(self, prices: list[ImagePrice], defaults: dict[str, ImageDefaults]):
+        self._by_model: dict[tuple[str, str], list[ImagePrice]] = {}
+        for price in prices:
+            self._by_model.setdefault((price.model_id, price.region), []).append(price)
+        self._models = {model for model, _ in self._by_model}
+        self._defaults = defaults
+
+    def knows(self, model_id: str) -> bool:
+        return model_id in self._models
+
+    def lookup(
+        self, model_id: str, region: str, day: date, width: int, height: int, quality: str, steps: int
+    ) -> tuple[ImagePrice | None, str]:
+        """The price of one image with these settings (-1 / "-" = not stated: the model's default applies)."""
+        default = self._defaults.get(model_id, ImageDefaults(-1, -1, "-", -1))
+        width = width if width > 0 else default.width
+        height = height if height > 0 else default.height
+        quality = quality if quality != "-" else default.quality
+        steps = steps if steps > 0 else default.steps
+        settings = (
+            f"{width}x{height}" + (f" {quality}" if quality != "-" else "") + (f" {steps} steps" if steps > 0 else "")
+        )
+        in_force: dict[tuple, ImagePrice] = {}
+        for price in self._by_model.get((model_id, region), []):
+            tier = (price.max_width, price.max_height, price.quality, price.max_steps)
+            if price.effective <= day and (tier not in in_force or in_force[tier].effective < price.effective):
+                in_force[tier] = price
+        fitting = [p for p in in_force.values() if p.fits(width, height, quality, steps)]
+        if not fitting:
+            return None, f"unpriced: no per-image price for {model_id} at {settings} in {region} on {day.isoformat()}"
+        return min(fitting, key=ImagePrice.tier), PRICED
+
+
+def load_image_prices(pricing_dir: Path) -> ImagePriceTable:
+    prices = []
+    with (pricing_dir / "image_prices.csv").open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                prices.append(
+                    ImagePrice(
+                        model_id=row["model_id"].strip(),
+                        region=row["region"].strip(),
+                        effective=date.fromisoformat(row["effective_date"].strip()),
+                        max_width=_int_or_none(row["max_width"]),
+                        max_height=_int_or_none(row["max_height"]),
+                        quality=(row["quality"] or "").strip().lower() or None,
+                        max_steps=_int_or_none(row["max_steps"]),
+                        price_per_image=Decimal(row["price_per_image"].strip()),
+                    )
+                )
+            except (KeyError, ValueError, ArithmeticError, AttributeError) as err:
+                raise ValueError(f"image_prices.csv:{line}: malformed row ({err})") from None
+    defaults = {}
+    defaults_path = pricing_dir / "image_defaults.csv"
+    if defaults_path.is_file():
+        with defaults_path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                defaults[row["model_id"].strip()] = ImageDefaults(
+                    _int_or_none(row["width"]) or -1,
+                    _int_or_none(row["height"]) or -1,
+                    (row["quality"] or "").strip().lower() or "-",
+                    _int_or_none(row["steps"]) or -1,
+                )
+    return ImagePriceTable(prices, defaults)
+
+
+def images_generated(row: Any) -> int:
+    """Successful calls x images per call (1 when the request did not say). Failed calls make no images."""
+    per_call = row.images_per_call if row.images_per_call > 0 else 1
+    return int(per_call * (row.invocations - row.failed_invocations))
+
+
 def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | None, str]:
     """The exact charge for these token counts at this price, or None and why not."""
     total = Decimal(0)
@@ -167,17 +283,40 @@ def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:
     return f"unpriced: no {ref.scope} price for {ref.model_id} in {region} on {day.isoformat()}"
 
 
-def price_usage(usage: pd.DataFrame, table: PriceTable, normalise: Callable[[str], ModelRef]) -> pd.DataFrame:
-    """Add `priced_model_id`, `charge` (Decimal or None) and `pricing_status` to each usage row."""
+def price_usage(
+    usage: pd.DataFrame,
+    table: PriceTable,
+    normalise: Callable[[str], ModelRef],
+    images: ImagePriceTable | None = None,
+) -> pd.DataFrame:
+    """Add `priced_model_id`, `images`, `charge` (Decimal or None) and `pricing_status` to each usage row."""
     refs: dict[str, ModelRef] = {}
     charges: list[Decimal | None] = []
     statuses: list[str] = []
     priced_ids: list[str] = []
+    image_counts: list[int] = []
     token_columns = [column for column, _, _ in TOKEN_KINDS]
     for row in usage.itertuples(index=False):
         raw = row.model_id
         ref = refs.get(raw) or refs.setdefault(raw, normalise(raw))
         priced_ids.append(ref.model_id)
+        if images is not None and images.knows(ref.model_id):
+            # Image models are billed per image, by size, quality and steps; their token counts are not billed.
+            count = images_generated(row)
+            image_counts.append(count)
+            image_price, status = images.lookup(
+                ref.model_id,
+                row.region,
+                row.usage_date,
+                row.image_width,
+                row.image_height,
+                row.image_quality,
+                row.image_steps,
+            )
+            charges.append(None if image_price is None else count * image_price.price_per_image)
+            statuses.append(status)
+            continue
+        image_counts.append(0)
         price = table.lookup(ref.model_id, row.region, ref.scope, row.usage_date) if ref.model_id else None
         if price is None:
             charges.append(None)
@@ -188,6 +327,7 @@ def price_usage(usage: pd.DataFrame, table: PriceTable, normalise: Callable[[str
         statuses.append(status)
     priced = usage.copy()
     priced["priced_model_id"] = pd.Series(priced_ids, index=usage.index, dtype=object)
+    priced["images"] = pd.Series(image_counts, index=usage.index, dtype="int64")
     priced["charge"] = pd.Series(charges, index=usage.index, dtype=object)
     priced["pricing_status"] = pd.Series(statuses, index=usage.index, dtype=object)
     return priced

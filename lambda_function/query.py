@@ -10,6 +10,9 @@ from __future__ import annotations
 #
 # The first regex match wins in `parse`. For records small enough to have the field extracted, the parsed
 # value is never used; for large ones, the top-level keys come before any body text in every record seen.
+# Image-generation settings (FACTS §3: priced per image by size, quality and steps) are grouped on too. Each
+# has a sentinel (-1, "-") when absent, so text-model records form one group per key, exactly as before, and no
+# record ever lacks a `by` field (how the service treats a missing one is not documented).
 # Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
 USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
 | parse @message /"inputTokenCount"\s*:\s*(?<p_in>\d+)/
@@ -29,12 +32,17 @@ USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`identity.arn`, p_arn) as identity,
          coalesce(modelId, p_model) as model,
          coalesce(region, p_region) as src_region,
-         coalesce(errorCode, p_err) as error
+         coalesce(errorCode, p_err) as error,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.width`, `input.inputBodyJson.width`, -1) as img_w,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.height`, `input.inputBodyJson.height`, -1) as img_h,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
+         coalesce(`input.inputBodyJson.steps`, -1) as img_steps,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n
 | stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
         count(*) as invocations, count(error) as failed_invocations,
         min(@timestamp) as first_seen, max(@timestamp) as last_seen
-  by bin(1d) as day, account, identity, model, src_region"""
+  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n"""
 
 # The result fields, in the service's names, and what the usage frame calls them.
 RESULT_FIELDS = {
@@ -49,5 +57,10 @@ RESULT_FIELDS = {
     "cache_write_tokens": "cache_write_tokens",
     "invocations": "invocations",
     "failed_invocations": "failed_invocations",
+    "img_w": "image_width",
+    "img_h": "image_height",
+    "img_q": "image_quality",
+    "img_steps": "image_steps",
+    "img_n": "images_per_call",
 }
 COUNT_FIELD = "invocations"

@@ -27,6 +27,7 @@ CSV_COLUMNS = [
     "Cache read input tokens",
     "Cache write input tokens",
     "Pricing status",
+    "Images generated",
 ]
 _ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
 _SOURCE_COLUMNS = {
@@ -42,7 +43,9 @@ _SOURCE_COLUMNS = {
     "cache_read_tokens": "Cache read input tokens",
     "cache_write_tokens": "Cache write input tokens",
     "pricing_status": "Pricing status",
+    "images": "Images generated",
 }
+_SUMMED = COUNTS + ["images"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -126,10 +129,10 @@ def _status(statuses: pd.Series) -> str:
 def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
     """One row per (account, identity ARN, model id as logged, region), over all days; largest charges first."""
     if priced.empty:
-        empty = pd.DataFrame(columns=_ROW_KEYS + COUNTS + ["charge", "pricing_status"])
+        empty = pd.DataFrame(columns=_ROW_KEYS + _SUMMED + ["charge", "pricing_status"])
         return empty
     grouped = priced.groupby(_ROW_KEYS, sort=False, dropna=False)
-    rows = grouped[COUNTS].sum()
+    rows = grouped[_SUMMED].sum()
     rows["charge"] = grouped["charge"].agg(_sum_charges)
     rows["pricing_status"] = grouped["pricing_status"].agg(_status)
     rows = rows.reset_index()

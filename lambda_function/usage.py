@@ -18,7 +18,9 @@ COUNTS = [
     "invocations",
     "failed_invocations",
 ]
-COLUMNS = KEYS + COUNTS
+# Image settings as logged (-1 / "-" when the request did not say); text models have the sentinels only.
+IMAGE_KEYS = ["image_width", "image_height", "image_quality", "image_steps", "images_per_call"]
+COLUMNS = KEYS + IMAGE_KEYS + COUNTS
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
 
 
@@ -36,6 +38,15 @@ def _count(value: str | None) -> int:
     return int(number)
 
 
+def _setting(value: str | None) -> int:
+    if not value:
+        return -1
+    try:
+        return int(float(value))
+    except ValueError:
+        return -1  # a setting we cannot read prices as "not stated"
+
+
 def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
     """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up."""
     records = []
@@ -47,12 +58,16 @@ def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
                 record[name] = _day(value or "")
             elif name in COUNTS:
                 record[name] = _count(value)
+            elif name == "image_quality":
+                record[name] = value.lower() if value else "-"
+            elif name in IMAGE_KEYS:
+                record[name] = _setting(value)
             else:
                 record[name] = value if value else MISSING
         records.append(record)
     if not records:
-        frame = pd.DataFrame({name: pd.Series(dtype="int64" if name in COUNTS else "object") for name in COLUMNS})
-        return frame
+        ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"})
+        return pd.DataFrame({name: pd.Series(dtype="int64" if name in ints else "object") for name in COLUMNS})
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
-    frame = frame.groupby(KEYS, as_index=False, sort=True)[COUNTS].sum()
+    frame = frame.groupby(KEYS + IMAGE_KEYS, as_index=False, sort=True)[COUNTS].sum()
     return frame.astype({name: "int64" for name in COUNTS})

@@ -200,3 +200,31 @@ def test_three_log_groups_in_two_regions_equal_the_sum_of_each(aws):
     separately = pd.concat(parts).groupby(list(together.columns[:5]), as_index=False).sum()
     assert together.reset_index(drop=True).equals(separately.reset_index(drop=True))
     assert together["input_tokens"].sum() == 10 + 20 + 1 + 100
+
+
+def test_image_settings_are_aggregated_by_the_query(aws):
+    def image(second, width, height, quality, n):
+        rec = record(second, "artist", model="amazon.titan-image-generator-v1", i=12, o=0)
+        rec["input"]["inputBodyJson"] = {
+            "taskType": "TEXT_IMAGE",
+            "textToImageParams": {"text": "a lighthouse"},
+            "imageGenerationConfig": {"numberOfImages": n, "quality": quality, "width": width, "height": height},
+        }
+        return rec
+
+    put(
+        aws.client("logs"),
+        "/bedrock/img",
+        [
+            image(1, 1024, 1024, "premium", 2),
+            image(2, 1024, 1024, "premium", 2),
+            image(3, 512, 512, "standard", 1),
+            record(4, "artist", model="amazon.titan-image-generator-v1", error="ThrottlingException"),
+        ],
+    )
+    frame, _ = run(["/bedrock/img"])
+    got = {
+        (r.image_width, r.image_height, r.image_quality, r.images_per_call): (r.invocations, r.failed_invocations)
+        for r in frame.itertuples()
+    }
+    assert got == {(1024, 1024, "premium", 2): (2, 0), (512, 512, "standard", 1): (1, 0), (-1, -1, "-", -1): (1, 1)}

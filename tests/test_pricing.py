@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lambda_function.model_ids import ModelCatalog
-from lambda_function.pricing import PRICED, load_price_table, price_usage
+from lambda_function.pricing import PRICED, load_image_prices, load_price_table, price_usage
 from lambda_function.usage import COLUMNS
 
 PRICING_DIR = Path(__file__).resolve().parent.parent / "pricing"
@@ -186,3 +186,51 @@ def test_the_readme_lists_the_models_of_the_table():
     from pricing.models_doc import main as models_doc
 
     assert models_doc(["--check"]) == 0, "run `make pricing-docs`"
+
+
+IMAGES = load_image_prices(PRICING_DIR)
+
+
+def image_usage(model, w=-1, h=-1, q="-", steps=-1, per_call=-1, n=1, failed=0, region="us-east-1"):
+    row = usage(model, region, n=n, failed=failed)
+    row.update(image_width=w, image_height=h, image_quality=q, image_steps=steps, images_per_call=per_call)
+    return row
+
+
+TITAN = "amazon.titan-image-generator-v1"
+SDXL = "stability.stable-diffusion-xl-v1"
+
+
+@pytest.mark.parametrize(
+    ("row", "images", "expected"),
+    [
+        # FACTS §3 Titan: <=1024^2 premium $0.012; 3 calls x 2 images = 6 x 0.012 = 0.072
+        (image_usage(TITAN, 1024, 1024, "premium", per_call=2, n=3), 6, Decimal("0.072")),
+        # <=512^2 standard $0.008; 4 calls, images per call not stated = 1 each: 4 x 0.008 = 0.032
+        (image_usage(TITAN, 512, 512, "standard", n=4), 4, Decimal("0.032")),
+        # size and quality not stated: the model's defaults (1024x1024 standard, $0.01); a failed call makes
+        # no image: (5 - 1) x 0.01 = 0.04
+        (image_usage(TITAN, n=5, failed=1), 4, Decimal("0.04")),
+        # SDXL 1.0: $0.04 up to 50 steps, $0.08 above: 2 x 0.08 = 0.16 at 70 steps; 2 x 0.04 at 30
+        (image_usage(SDXL, 1024, 1024, steps=70, n=2), 2, Decimal("0.16")),
+        (image_usage(SDXL, 1024, 1024, steps=30, n=2), 2, Decimal("0.08")),
+        # Nova Canvas 2048x2048 premium: $0.08
+        (image_usage("amazon.nova-canvas-v1:0", 2048, 2048, "premium"), 1, Decimal("0.08")),
+    ],
+)
+def test_images_are_priced_per_image(row, images, expected):
+    priced = price_usage(pd.DataFrame([row]), REAL_TABLE, CATALOG.normalise, IMAGES)
+    assert priced.loc[0, "pricing_status"] == PRICED
+    assert priced.loc[0, "images"] == images
+    assert priced.loc[0, "charge"] == expected
+
+
+def test_an_image_model_without_a_price_there_is_unpriced():
+    priced = price_usage(
+        pd.DataFrame([image_usage(TITAN, 1024, 1024, region="ap-south-1")]), REAL_TABLE, CATALOG.normalise, IMAGES
+    )
+    assert priced.loc[0, "charge"] is None
+    assert (
+        "no per-image price for amazon.titan-image-generator-v1 at 1024x1024 standard in ap-south-1"
+        in (priced.loc[0, "pricing_status"])
+    )

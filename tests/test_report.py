@@ -30,6 +30,7 @@ def priced_row(identity, model, day, charge, status=PRICED, i=0, o=0, cr=0, cw=0
         "invocations": n,
         "failed_invocations": failed,
         "priced_model_id": model,
+        "images": 0,
         "charge": charge,
         "pricing_status": status,
     }
