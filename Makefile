@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh bench email-preview pricing-docs
+.PHONY: install demo test lint format typecheck clean pricing-refresh bench email-preview pricing-docs package deploy invoke download checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,31 @@ bench: $(STAMP)
 pricing-docs: $(STAMP)
 	$(BIN)/python -m pricing.models_doc
 
+## The Lambda deployment zip (python3.12, arm64) in dist/.
+package: $(STAMP)
+	$(BIN)/python scripts/package.py
+
+## Package, upload and deploy the stack with the AWS CLI (settings: see docs/deploy.md).
+deploy: package
+	scripts/deploy.sh
+
+## Run a manual window on the deployed function: make invoke EVENT='{"date": "2026-11-20"}'
+invoke:
+	scripts/stack.sh invoke
+
+## Fetch a day's CSV from the deployed stack's bucket: make download DATE=2026-11-20
+download:
+	scripts/stack.sh download
+
+## checkov in its own virtualenv (its pins clash with moto's).
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+checkov: $(CHECKOV_VENV)/bin/checkov
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f cloudformation/template.yaml
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -51,4 +77,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy lambda_function
 
 clean:
-	rm -rf $(VENV) out build dist .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out build dist .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make deploy`: upload the package and create or update the stack with the AWS CLI.
+# Settings come from the environment; see docs/deploy.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${STACK_NAME:=bedrock-usage-report}"
+: "${ARTIFACT_BUCKET:?set ARTIFACT_BUCKET to a bucket for the deployment package}"
+: "${LOG_GROUP_ARNS:?set LOG_GROUP_ARNS to the invocation log groups ARNs, comma-separated}"
+: "${SENDER:?set SENDER to the verified SES sender, e.g. reports@example.com}"
+: "${SENDER_IDENTITY:?set SENDER_IDENTITY to the SES identity (the address or its domain)}"
+: "${RECIPIENTS:?set RECIPIENTS, comma-separated}"
+: "${PANDAS_LAYER_ARN:?set PANDAS_LAYER_ARN (AWSSDKPandas-Python312-Arm64 in your region)}"
+: "${REPORT_TIMEZONE:=UTC}"
+: "${SCHEDULE_EXPRESSION:=cron(0 6 * * ? *)}"
+: "${REPORT_BUCKET_NAME:=}"
+: "${ALARM_EMAIL:=}"
+
+artifact=dist/bedrock-usage-report.zip
+key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
+aws s3 cp "$artifact" "s3://$ARTIFACT_BUCKET/$key"
+aws cloudformation deploy \
+  --template-file cloudformation/template.yaml \
+  --stack-name "$STACK_NAME" \
+  --capabilities CAPABILITY_IAM \
+  --no-fail-on-empty-changeset \
+  --parameter-overrides \
+    "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
+    "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
+    "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN"
+aws cloudformation describe-stacks --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

@@ -1,0 +1,89 @@
+"""The deployment zip, imported in a clean virtual environment that has only what Lambda gives (boto3 from the
+runtime, pandas from the AWS SDK for pandas layer), runs the handler against the embedded AWS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from local_aws.generate import generate_records, put_records
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_AND_LAYER = ["pandas", "boto3"]  # what python3.12 + AWSSDKPandas provide; pinned by constraints.txt
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist") / "bedrock-usage-report.zip"
+    build = tmp_path_factory.mktemp("build") / "package"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "package.py"), "--out", str(out), "--build", str(build)], check=True
+    )
+    return out
+
+
+def test_the_zip_holds_the_product_and_nothing_else(artifact):
+    names = zipfile.ZipFile(artifact).namelist()
+    assert "lambda_function/handler.py" in names
+    assert "templates/report_email.html.j2" in names
+    assert "pricing/token_prices.csv" in names
+    assert any(n.startswith("jinja2/") for n in names) and any(n.startswith("markupsafe/") for n in names)
+    assert any(n.endswith("aarch64-linux-gnu.so") for n in names)  # built for the arm64 runtime
+    assert not [n for n in names if n.startswith(("tests/", "local_aws/", "bench/", "pandas/", "boto3/", "moto/"))]
+    assert not [n for n in names if n.endswith(".py") and n.startswith("pricing/")]
+    assert artifact.stat().st_size < 50 * 1024 * 1024
+
+
+def test_the_zip_runs_the_handler_in_a_clean_environment(artifact, aws, tmp_path):
+    # GIVEN a virtualenv with only the runtime's and the layer's packages, and the zip unpacked as Lambda does
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), *RUNTIME_AND_LAYER],
+        check=True,
+    )
+    task = tmp_path / "task"
+    zipfile.ZipFile(artifact).extractall(task)
+
+    # AND a day of logs in the embedded AWS
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    put_records(aws.client("logs"), "/aws/bedrock/pkg", generate_records(start, start + timedelta(days=1), count=300))
+    aws.client("s3").create_bucket(Bucket="pkg-reports")
+
+    # WHEN the handler runs from the unpacked zip
+    script = (
+        "import json, jinja2, lambda_function\n"
+        f"assert jinja2.__file__.startswith({str(task)!r}), jinja2.__file__\n"
+        f"print(json.dumps(lambda_function.lambda_handler({{'date': {day.isoformat()!r}, 'send_email': False}}, None)))\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(task),
+        "AWS_ENDPOINT_URL": aws.endpoint,
+        "AWS_REGION": aws.region,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "LOG_GROUP_NAMES": "/aws/bedrock/pkg",
+        "REPORT_BUCKET": "pkg-reports",
+    }
+    result = subprocess.run([str(python), "-c", script], cwd=task, env=env, capture_output=True, text=True, check=False)
+
+    # THEN it answers ok and the CSV is in the bucket
+    assert result.returncode == 0, result.stderr[-3000:]
+    response = json.loads(result.stdout.strip().splitlines()[-1])
+    assert response["status"] == "ok" and response["invocations"] == 300
+    key = response["s3_uri"].removeprefix("s3://pkg-reports/")
+    assert aws.client("s3").get_object(Bucket="pkg-reports", Key=key)["Body"].read().startswith(b"Account Id,")
+    # moto and the project's dev tools are not there
+    probe = subprocess.run([str(python), "-c", "import moto"], env=env, capture_output=True, check=False)
+    assert probe.returncode != 0
