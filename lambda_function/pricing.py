@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,23 @@ TOKEN_KINDS = (
 )
 
 
+TABLE_HEADER = (
+    "model_id",
+    "region",
+    "scope",
+    "effective_date",
+    "input_per_mtok",
+    "output_per_mtok",
+    "cache_read_per_mtok",
+    "cache_write_per_mtok",
+    "source",
+)
+SCOPES = ("in_region", "geo", "global")
+
+
 @dataclass(frozen=True)
 class TokenPrice:
-    """USD per 1M tokens; None where the model has no such price."""
+    """One row of token_prices.csv: USD per 1M tokens; None where the model has no such price."""
 
     model_id: str
     region: str
@@ -44,10 +59,51 @@ class TokenPrice:
     cache_write: Decimal | None
     source: str
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model_id, self.region, self.scope)
 
-def _decimal(text: str | None) -> Decimal | None:
-    text = (text or "").strip()
-    return Decimal(text) if text else None
+    @property
+    def prices(self) -> tuple[Decimal | None, ...]:
+        return (self.input, self.output, self.cache_read, self.cache_write)
+
+
+def _price(text: str, where: str) -> Decimal | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{where}: {text!r} is not a decimal") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{where}: {text!r} is not a price")
+    return value
+
+
+def parse_table(text: str, where: str = "token_prices.csv") -> list[TokenPrice]:
+    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if tuple(header or ()) != TABLE_HEADER:
+        raise ValueError(f"{where}: header must be {','.join(TABLE_HEADER)}")
+    rows = []
+    for line, cells in enumerate(reader, start=2):
+        at = f"{where}:{line}"
+        if len(cells) != len(TABLE_HEADER):
+            raise ValueError(f"{at}: {len(cells)} columns, expected {len(TABLE_HEADER)}")
+        model_id, region, scope, effective, *prices, source = (cell.strip() for cell in cells)
+        if not model_id or not region:
+            raise ValueError(f"{at}: model_id and region are required")
+        if scope not in SCOPES:
+            raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
+        try:
+            day = date.fromisoformat(effective)
+        except ValueError:
+            raise ValueError(f"{at}: effective_date {effective!r} is not an ISO date") from None
+        i, o, cache_read, cache_write = (_price(p, at) for p in prices)
+        rows.append(TokenPrice(model_id, region, scope, day, i, o, cache_read, cache_write, source))
+    return rows
 
 
 class PriceTable:
@@ -74,30 +130,6 @@ class PriceTable:
         return any(key[0] == model_id for key in self._by_key)
 
 
-def parse_price_rows(content: bytes, name: str) -> list[TokenPrice]:
-    """Rows of a price table (token_prices.csv columns); a malformed row is an error naming its line."""
-    prices = []
-    reader = csv.DictReader(content.decode("utf-8").splitlines())
-    for line, row in enumerate(reader, start=2):
-        try:
-            prices.append(
-                TokenPrice(
-                    model_id=row["model_id"].strip(),
-                    region=row["region"].strip(),
-                    scope=row["scope"].strip(),
-                    effective=date.fromisoformat(row["effective_date"].strip()),
-                    input=_decimal(row["input_per_mtok"]),
-                    output=_decimal(row["output_per_mtok"]),
-                    cache_read=_decimal(row["cache_read_per_mtok"]),
-                    cache_write=_decimal(row["cache_write_per_mtok"]),
-                    source=(row.get("source") or "").strip(),
-                )
-            )
-        except (KeyError, ValueError, ArithmeticError, AttributeError) as err:
-            raise ValueError(f"{name}:{line}: malformed price row ({err})") from None
-    return prices
-
-
 def discounted(price: TokenPrice, percent: Decimal) -> TokenPrice:
     factor = (Decimal(100) - percent) / Decimal(100)
     scaled = {
@@ -120,14 +152,14 @@ def load_price_table(
     taken as the net price: the discount does not apply to it.
     """
     content = path.read_bytes()
-    prices = parse_price_rows(content, str(path))
+    prices = parse_table(content.decode("utf-8"), str(path))
     if discount_percent:
         prices = [discounted(p, discount_percent) for p in prices]
     version = f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
     if discount_percent:
         version += f" less {discount_percent}%"
     if overrides is not None:
-        override_rows = parse_price_rows(overrides, overrides_name)
+        override_rows = parse_table(overrides.decode("utf-8"), overrides_name)
         keys = {(p.model_id, p.region, p.scope) for p in override_rows}
         first = {}
         for p in override_rows:

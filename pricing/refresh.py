@@ -24,6 +24,10 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from lambda_function.pricing import TABLE_HEADER as HEADER
+from lambda_function.pricing import TokenPrice as PriceRow
+from lambda_function.pricing import parse_table
+
 PRICING_DIR = Path(__file__).resolve().parent
 DEFAULT_TABLE = PRICING_DIR / "token_prices.csv"
 DEFAULT_NAMES = PRICING_DIR / "price_list_names.csv"
@@ -35,18 +39,6 @@ OFFERS = (BEDROCK, FOUNDATION_MODELS)
 # The Price List API is served from us-east-1 (also eu-central-1 and ap-south-1, with the same data).
 PRICING_API_REGION = "us-east-1"
 
-HEADER = (
-    "model_id",
-    "region",
-    "scope",
-    "effective_date",
-    "input_per_mtok",
-    "output_per_mtok",
-    "cache_read_per_mtok",
-    "cache_write_per_mtok",
-    "source",
-)
-SCOPES = ("in_region", "geo", "global")
 CHARGES = ("input", "output", "cache_read", "cache_write")
 REGIONAL, GLOBAL = "regional", "global"
 # A "regional" price (the non-Global SKU) is what a base id called in-region and a geo profile (us., eu., ...)
@@ -127,29 +119,6 @@ class Skipped:
     sku: str
     usagetype: str
     reason: str
-
-
-@dataclass(frozen=True)
-class PriceRow:
-    """One row of token_prices.csv."""
-
-    model_id: str
-    region: str
-    scope: str
-    effective: date
-    input: Decimal | None
-    output: Decimal | None
-    cache_read: Decimal | None
-    cache_write: Decimal | None
-    source: str
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.model_id, self.region, self.scope)
-
-    @property
-    def prices(self) -> tuple[Decimal | None, ...]:
-        return (self.input, self.output, self.cache_read, self.cache_write)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -442,44 +411,6 @@ def plain(value: Decimal | None) -> str:
         return ""
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _price(text: str, where: str) -> Decimal | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{where}: {text!r} is not a decimal") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{where}: {text!r} is not a price")
-    return value
-
-
-def parse_table(text: str, where: str = "token_prices.csv") -> list[PriceRow]:
-    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if tuple(header or ()) != HEADER:
-        raise ValueError(f"{where}: header must be {','.join(HEADER)}")
-    rows = []
-    for line, cells in enumerate(reader, start=2):
-        at = f"{where}:{line}"
-        if len(cells) != len(HEADER):
-            raise ValueError(f"{at}: {len(cells)} columns, expected {len(HEADER)}")
-        model_id, region, scope, effective, *prices, source = (cell.strip() for cell in cells)
-        if not model_id or not region:
-            raise ValueError(f"{at}: model_id and region are required")
-        if scope not in SCOPES:
-            raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
-        try:
-            day = date.fromisoformat(effective)
-        except ValueError:
-            raise ValueError(f"{at}: effective_date {effective!r} is not an ISO date") from None
-        i, o, cache_read, cache_write = (_price(p, at) for p in prices)
-        rows.append(PriceRow(model_id, region, scope, day, i, o, cache_read, cache_write, source))
-    return rows
 
 
 def format_table(rows: Iterable[PriceRow]) -> str:

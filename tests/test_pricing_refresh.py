@@ -14,14 +14,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lambda_function.pricing import load_price_table
+from lambda_function.pricing import SCOPES, load_price_table, parse_table
+from lambda_function.pricing import TABLE_HEADER as HEADER
+from lambda_function.pricing import TokenPrice as PriceRow
 from pricing.refresh import (
     BEDROCK,
     FOUNDATION_MODELS,
-    HEADER,
-    SCOPES,
     PriceRecord,
-    PriceRow,
     Skipped,
     assemble,
     fetch_products,
@@ -29,7 +28,6 @@ from pricing.refresh import (
     main,
     merge,
     parse_product,
-    parse_table,
     plain,
     read_names,
     read_pairs,
