@@ -26,6 +26,8 @@ email-preview: $(STAMP)
 
 ## Run the whole test suite offline.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy lambda_function
 	$(BIN)/pytest -q
 
 ## Rebuild pricing/token_prices.csv from the AWS Price List API (needs AWS credentials; prints what changed).

@@ -111,7 +111,7 @@ class PriceTable:
         self.version = version
         self._by_key: dict[tuple[str, str, str], list[TokenPrice]] = {}
         for price in sorted(prices, key=lambda p: p.effective):
-            self._by_key.setdefault((price.model_id, price.region, price.scope), []).append(price)
+            self._by_key.setdefault(price.key, []).append(price)
         self._dates = {key: [p.effective for p in rows] for key, rows in self._by_key.items()}
 
     def __len__(self) -> int:
@@ -132,11 +132,18 @@ class PriceTable:
 
 def discounted(price: TokenPrice, percent: Decimal) -> TokenPrice:
     factor = (Decimal(100) - percent) / Decimal(100)
-    scaled = {
-        kind: None if getattr(price, kind) is None else getattr(price, kind) * factor
-        for kind in ("input", "output", "cache_read", "cache_write")
-    }
-    return replace(price, **scaled, source=f"{price.source}; -{percent}%")
+
+    def scale(unit: Decimal | None) -> Decimal | None:
+        return None if unit is None else unit * factor
+
+    return replace(
+        price,
+        input=scale(price.input),
+        output=scale(price.output),
+        cache_read=scale(price.cache_read),
+        cache_write=scale(price.cache_write),
+        source=f"{price.source}; -{percent}%",
+    )
 
 
 def load_price_table(
@@ -160,17 +167,12 @@ def load_price_table(
         version += f" less {discount_percent}%"
     if overrides is not None:
         override_rows = parse_table(overrides.decode("utf-8"), overrides_name)
-        keys = {(p.model_id, p.region, p.scope) for p in override_rows}
-        first = {}
-        for p in override_rows:
-            key = (p.model_id, p.region, p.scope)
-            first[key] = min(first.get(key, p.effective), p.effective)
-        # list prices before an override's first date still apply to the days before it
-        prices = [
-            p
-            for p in prices
-            if (p.model_id, p.region, p.scope) not in keys or p.effective < first[(p.model_id, p.region, p.scope)]
-        ] + override_rows
+        first: dict[tuple[str, str, str], date] = {}
+        for row in override_rows:
+            first[row.key] = min(first.get(row.key, row.effective), row.effective)
+        # list prices before an override's first date still apply to the days before it; later list changes
+        # do not undo a negotiated price
+        prices = [p for p in prices if p.key not in first or p.effective < first[p.key]] + override_rows
         version += f" + {len(override_rows)} override rows ({hashlib.sha256(overrides).hexdigest()[:12]})"
     return PriceTable(prices, version=version)
 
