@@ -48,7 +48,9 @@ def send_email(ses: Any, message: EmailMessage, sender: str, recipients: tuple[s
         batch = list(recipients[i : i + SES_MAX_RECIPIENTS])
         del message["To"]
         message["To"] = ", ".join(batch)
-        response = ses.send_raw_email(Source=sender, Destinations=batch, RawMessage={"Data": message.as_bytes()})
+        # No Destinations: SES then sends to the message's own To header, the batch. (Given both, moto counts
+        # the header and the list together against the 50-recipient limit.)
+        response = ses.send_raw_email(Source=sender, RawMessage={"Data": message.as_bytes()})
         ids.append(response["MessageId"])
         log.info("sent report email %s to %d recipient(s)", response["MessageId"], len(batch))
     return ids

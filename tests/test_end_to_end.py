@@ -248,3 +248,13 @@ def test_the_command_line(account, tmp_path, capsys):
     response = json.loads(capsys.readouterr().out)
     assert code == 2
     assert response["error"]["field"] == "end"
+
+
+def test_more_than_50_recipients_are_sent_in_batches(account):
+    many = [f"user{n:03d}@example.com" for n in range(120)]
+    response = report({"date": DAY.isoformat(), "recipients": many}).response
+    sent = account.sent_emails()
+    # 120 = 50 + 50 + 20, each message naming only its own batch
+    assert len(sent) == 3 and len(response["email"]["message_ids"]) == 3
+    assert [len(set(m.destinations)) for m in sent] == [50, 50, 20]
+    assert sorted(a for m in sent for a in set(m.destinations)) == many

@@ -112,11 +112,12 @@ def test_too_many_groups_in_one_second_fails_loudly(aws):
 
 
 def test_token_counts_after_200_fields_are_still_counted(aws):
-    # 400 messages flatten to 800+ fields before inputTokenCount: Insights would not extract it.
-    records = [
-        record(second=60, user="big", i=123_456, o=789, body_fields=400),
-        record(second=61, user="big", i=4, o=5),
-    ]
+    # 600 messages of (role, text) flatten to 1,200+ fields before inputTokenCount: Insights would not extract it.
+    big = record(second=60, user="big", i=123_456, o=789, body_fields=600)
+    message = json.dumps(big)
+    assert message.count('"role"') + message.count('"text"') == 1_200
+    assert message.index('"inputTokenCount"') > message.rindex('"text"')
+    records = [big, record(second=61, user="big", i=4, o=5)]
     put(aws.client("logs"), "/bedrock/big", records)
     frame, _ = run(["/bedrock/big"])
     assert (frame.loc[0, "input_tokens"], frame.loc[0, "output_tokens"]) == (123_456 + 4, 789 + 5)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lambda_function.model_ids import ModelCatalog
+from lambda_function.model_ids import ModelCatalog, ModelRef
 from lambda_function.pricing import PRICED, load_image_prices, load_price_table, price_usage
+from lambda_function.profiles import normaliser
 from lambda_function.usage import COLUMNS
 
 PRICING_DIR = Path(__file__).resolve().parent.parent / "pricing"
@@ -234,3 +235,14 @@ def test_an_image_model_without_a_price_there_is_unpriced():
         "no per-image price for amazon.titan-image-generator-v1 at 1024x1024 standard in ap-south-1"
         in (priced.loc[0, "pricing_status"])
     )
+
+
+def test_an_application_inference_profile_prices_as_its_model(table):
+    arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/team-search"
+    # GetInferenceProfile said: Sonnet 4.5 in us-east-1, us-east-2 and us-west-2 -> a copy of the us. geo profile
+    resolved = {arn: ModelRef(arn, SONNET_45, "geo", "application_profile", arn=arn)}
+    row = usage(arn, i=120_000, o=30_000, cr=400_000, cw=50_000)
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), table, normaliser(CATALOG, resolved, {}))
+    # the us. geo prices: 0.396 + 0.495 + 0.132 + 0.20625 = 1.22925
+    assert priced.loc[0, "charge"] == Decimal("1.22925")
+    assert priced.loc[0, "priced_model_id"] == SONNET_45
