@@ -126,6 +126,10 @@ def run_report(
         config.require_email_settings(request.recipients)
     window = request.window
     log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
+    # Price tables first: a malformed table or override fails the run before any query is paid for.
+    table, image_table, catalog = _pricing(
+        config.price_table, _read_overrides(config, aws), config.price_discount_percent
+    )
 
     # 2. Usage, aggregated by Logs Insights and proven complete
     start, end = window.epoch_range()
@@ -136,9 +140,6 @@ def run_report(
     usage = usage_frame(row for result in results for row in result.rows)
 
     # 3. Prices
-    table, image_table, catalog = _pricing(
-        config.price_table, _read_overrides(config, aws), config.price_discount_percent
-    )
     profiles, failures = resolve_profiles(usage["model_id"], catalog, lambda region: aws.client("bedrock", region))
     priced = price_usage(usage, table, normaliser(catalog, profiles, failures), image_table)
 
@@ -155,27 +156,29 @@ def run_report(
     # 5. Deliver: the CSV and its JSON summary to S3 (same keys on a re-run), then the email, once per window
     s3 = aws.client("s3")
     key = report_key(config.report_prefix, window)
-    stamps = {"window-start": window.as_json()["start"], "window-end": window.as_json()["end"]}
-    s3_uri = put_report(s3, config.report_bucket, key, csv_bytes, {**stamps, "rows": str(len(rows))})
+    bounds = window.as_json()
+    s3_uri = put_report(
+        s3, config.report_bucket, key, csv_bytes, {"window-start": bounds["start"], "window-end": bounds["end"]}
+    )
     footer = _footer(totals, table.version)
-    summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, window.as_json(), footer))
+    summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, bounds, footer))
     context = {
-        "window": window.as_json(),
+        "window": bounds,
         "summary": summary,
         "footer": footer,
         "s3_uri": s3_uri,
         "link": presigned_link(s3, config.report_bucket, key, config.link_expiry_seconds),
         "link_expiry_hours": config.link_expiry_seconds // 3600,
         "csv_name": key.rsplit("/", 1)[-1],
+        "previous": compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost),
+        "month_to_date": month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost),
     }
-    context["previous"] = compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost)
-    context["month_to_date"] = month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost)
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email = _send_once(aws, config, request, key, message) if request.send_email else {"sent": False}
 
     response = {
         "status": "ok",
-        "window": window.as_json(),
+        "window": bounds,
         "s3_uri": s3_uri,
         "rows": summary.rows,
         "invocations": summary.invocations,
