@@ -113,6 +113,7 @@ class PriceTable:
         for price in sorted(prices, key=lambda p: p.effective):
             self._by_key.setdefault(price.key, []).append(price)
         self._dates = {key: [p.effective for p in rows] for key, rows in self._by_key.items()}
+        self._models = {model for model, _, _ in self._by_key}
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self._by_key.values())
@@ -127,7 +128,7 @@ class PriceTable:
         return rows[index - 1] if index else None
 
     def knows(self, model_id: str) -> bool:
-        return any(key[0] == model_id for key in self._by_key)
+        return model_id in self._models
 
 
 def discounted(price: TokenPrice, percent: Decimal) -> TokenPrice:

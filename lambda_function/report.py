@@ -165,11 +165,23 @@ def render_csv(rows: pd.DataFrame) -> bytes:
 
 
 def _breakdown(rows: pd.DataFrame, key: str) -> list[Spend]:
-    spends = []
-    for name, group in rows.groupby(key, sort=False):
-        priced = [c for c in group["charge"] if c is not None]
-        unpriced = int(group.loc[group["charge"].isna(), "invocations"].sum())
-        spends.append(Spend(str(name), sum(priced, Decimal(0)), int(group["invocations"].sum()), unpriced))
+    unpriced = rows["charge"].isna()
+    parts = pd.DataFrame(
+        {
+            "name": rows[key],
+            "cost": [Decimal(0) if c is None else c for c in rows["charge"]],  # the priced part only
+            "invocations": rows["invocations"],
+            "unpriced_invocations": rows["invocations"].where(unpriced, 0),
+        }
+    )
+    totals = parts.groupby("name", sort=False).agg(
+        cost=("cost", lambda costs: sum(costs, Decimal(0))),
+        invocations=("invocations", "sum"),
+        unpriced_invocations=("unpriced_invocations", "sum"),
+    )
+    spends = [
+        Spend(str(name), t.cost, int(t.invocations), int(t.unpriced_invocations)) for name, t in totals.iterrows()
+    ]
     return sorted(spends, key=lambda s: (-s.cost, -s.invocations, s.name))
 
 
