@@ -299,7 +299,10 @@ def product_records() -> list[tuple[int, str]]:
     ]
 
 
+# text-model records carry the query's "no image settings" sentinels
+NO_IMAGE = {"img_w": "-1", "img_h": "-1", "img_q": "-", "img_steps": "-1", "img_n": "-1"}
 HAIKU_ROW = {
+    **NO_IMAGE,
     "day": "2025-12-17 00:00:00.000",
     "account": "027425703396",
     "identity": "arn:aws:iam::027425703396:user/robbat1",
@@ -315,6 +318,7 @@ HAIKU_ROW = {
     "last_seen": "2025-12-17 01:12:56.000",  # + 180 s
 }
 NOVA_ROW = {
+    **NO_IMAGE,
     "day": "2025-03-11 00:00:00.000",
     "account": "XXXXXXXXXXXXX",
     "identity": "arn:aws:iam::XXXXXXXXXXXX:user/dheeraj",
