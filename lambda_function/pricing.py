@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelCatalog, ModelRef
+from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
 
 PRICED = "priced"
 MILLION = Decimal(1_000_000)
@@ -114,9 +114,6 @@ class PriceTable:
             self._by_key.setdefault(price.key, []).append(price)
         self._dates = {key: [p.effective for p in rows] for key, rows in self._by_key.items()}
         self._models = {model for model, _, _ in self._by_key}
-
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self._by_key.values())
 
     def lookup(self, model_id: str, region: str, scope: str, day: date) -> TokenPrice | None:
         """The price in force on `day`: the latest row that took effect on or before it."""
@@ -366,7 +363,3 @@ def price_usage(
     priced["charge"] = pd.Series(charges, index=usage.index, dtype=object)
     priced["pricing_status"] = pd.Series(statuses, index=usage.index, dtype=object)
     return priced
-
-
-def catalog_for(table_path: Path) -> ModelCatalog:
-    return ModelCatalog.load(table_path.parent)

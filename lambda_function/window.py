@@ -53,12 +53,6 @@ class ReportWindow:
         """StartQuery's startTime/endTime: epoch seconds, both INCLUSIVE, so the half-open end becomes end - 1 s."""
         return int(self.start.timestamp()), int(self.end.timestamp()) - 1
 
-    def utc_days(self) -> list[date]:
-        """The UTC days the window touches (usage is binned by UTC day for pricing)."""
-        first = self.start.astimezone(UTC).date()
-        last = (self.end - timedelta(microseconds=1)).astimezone(UTC).date()
-        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
     def as_json(self) -> dict[str, str]:
         return {
             "start": self.start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
