@@ -115,6 +115,9 @@ class PriceTable:
         self._dates = {key: [p.effective for p in rows] for key, rows in self._by_key.items()}
         self._models = {model for model, _, _ in self._by_key}
 
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._by_key.values())
+
     def lookup(self, model_id: str, region: str, scope: str, day: date) -> TokenPrice | None:
         """The price in force on `day`: the latest row that took effect on or before it."""
         key = (model_id, region, scope)
