@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import time
 import resource
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
