@@ -70,6 +70,9 @@ def embedded_aws(region: str = "us-east-1", insights: InsightsDouble | None = No
     try:
         env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
         with _environment(env), double.installed():
-            yield EmbeddedAws(endpoint, region, double)
+            aws = EmbeddedAws(endpoint, region, double)
+            # moto keeps its state in this process's globals: a new embedded AWS starts empty
+            aws.reset()
+            yield aws
     finally:
         server.stop()
