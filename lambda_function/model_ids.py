@@ -39,8 +39,9 @@ class ModelCatalog:
 
     @classmethod
     def load(cls, pricing_dir: Path) -> ModelCatalog:
-        prefixes = _read_pairs(pricing_dir / "inference_profile_prefixes.csv", "prefix", "scope")
-        aliases = _read_pairs(pricing_dir / "model_aliases.csv", "alias", "model_id")
+        aliases_path = pricing_dir / "model_aliases.csv"
+        prefixes = read_pairs(pricing_dir / "inference_profile_prefixes.csv", "prefix", "scope")
+        aliases = read_pairs(aliases_path, "alias", "model_id") if aliases_path.is_file() else {}
         return cls(prefixes, aliases)
 
     def normalise(self, raw: str) -> ModelRef:
@@ -64,8 +65,7 @@ class ModelCatalog:
         return ModelRef(raw, self.aliases.get(text, text), scope)
 
 
-def _read_pairs(path: Path, key: str, value: str) -> dict[str, str]:
-    if not path.is_file():
-        return {}
+def read_pairs(path: Path, key: str, value: str) -> dict[str, str]:
+    """A two-column mapping from a CSV in pricing/ (rows with an empty key are skipped)."""
     with path.open(newline="", encoding="utf-8") as handle:
-        return {row[key].strip(): row[value].strip() for row in csv.DictReader(handle) if row.get(key)}
+        return {row[key].strip(): row[value].strip() for row in csv.DictReader(handle) if row.get(key, "").strip()}

@@ -514,7 +514,8 @@ def compile_query(text: str, *, keep_null_groups: bool = True) -> CompiledQuery:
         if parser.done():
             raise MalformedQueryError(f"{word} needs arguments", head.start, head.end)
 
-        if word == "fields":
+        if word in ("fields", "display"):
+            # both compute their expressions; `fields` adds to the projection, `display` replaces it
             items = parser.item_list()
             assignments = [
                 (alias, compiler.compile(node))
@@ -524,17 +525,7 @@ def compile_query(text: str, *, keep_null_groups: bool = True) -> CompiledQuery:
             if assignments:
                 event_ops().append(_assign_op(assignments))
             names = [alias for _, alias in items]
-            projection = _merge(projection or [], names)
-        elif word == "display":
-            items = parser.item_list()
-            assignments = [
-                (alias, compiler.compile(node))
-                for node, alias in items
-                if not (isinstance(node, FieldRef) and node.name == alias)
-            ]
-            if assignments:
-                event_ops().append(_assign_op(assignments))
-            projection = _merge([], [alias for _, alias in items])
+            projection = _merge(projection or [] if word == "fields" else [], names)
         elif word == "filter":
             predicate = compiler.compile(parser.expression())
             event_ops().append(lambda rec, p=predicate: _truthy(p(rec)))

@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from lambda_function.model_ids import read_pairs
 from lambda_function.pricing import TABLE_HEADER as HEADER
 from lambda_function.pricing import TokenPrice as PriceRow
 from lambda_function.pricing import parse_table
@@ -422,11 +423,6 @@ def format_table(rows: Iterable[PriceRow]) -> str:
             [row.model_id, row.region, row.scope, row.effective.isoformat(), *map(plain, row.prices), row.source]
         )
     return out.getvalue()
-
-
-def read_pairs(path: Path, key: str, value: str) -> dict[str, str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return {row[key].strip(): row[value].strip() for row in csv.DictReader(handle) if row.get(key, "").strip()}
 
 
 def read_names(path: Path) -> dict[tuple[str, str], str]:
