@@ -3,15 +3,19 @@
 The service ends a query `Complete` with exactly `limit` rows and no warning when there were more, so each
 result is checked: fewer rows than the limit, and the summed invocation counts equal `recordsMatched`. A
 result that may be truncated is split in two halves of its time range and those are queried again.
+
+Queries run in parallel; when one fails, the others are stopped rather than left scanning (and billing) until
+they finish on their own.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -126,7 +130,7 @@ class InsightsRunner:
     def _time_left(self) -> float:
         return float("inf") if self._deadline is None else self._deadline - self._clock()
 
-    def _start(self, client: Any, spec: QuerySpec) -> str:
+    def _start(self, client: Any, spec: QuerySpec, cancel: threading.Event) -> str:
         params: dict[str, Any] = {
             "startTime": spec.start,
             "endTime": spec.end,
@@ -138,6 +142,8 @@ class InsightsRunner:
         else:
             params["logGroupNames"] = [group.name for group in spec.log_groups]
         for attempt in range(1, self._start_attempts + 1):
+            if cancel.is_set():
+                raise _Cancelled(spec.describe())
             try:
                 return str(client.start_query(**params)["queryId"])
             except ClientError as err:
@@ -152,11 +158,16 @@ class InsightsRunner:
                 self._sleep(delay)
         raise AssertionError("unreachable")
 
-    def run_one(self, spec: QuerySpec) -> QueryResult:
+    def run_one(self, spec: QuerySpec, cancel: threading.Event | None = None) -> QueryResult:
+        """Start `spec` and wait for it; if `cancel` is set meanwhile, stop the query and raise _Cancelled."""
+        cancel = cancel or threading.Event()
         client = self._client_for_region(spec.region)
-        query_id = self._start(client, spec)
+        query_id = self._start(client, spec, cancel)
         interval = self._first_poll
         while True:
+            if cancel.is_set():
+                _stop_quietly(client, query_id)
+                raise _Cancelled(f"{query_id} {spec.describe()}")
             response = client.get_query_results(queryId=query_id)
             status = response.get("status", "Unknown")
             if status == "Complete":
@@ -188,37 +199,59 @@ class InsightsRunner:
 
     # -- many queries, proven complete ----------------------------------------------------------------------
     def run_all(self, specs: Iterable[QuerySpec], count_field: str) -> tuple[list[QueryResult], QueryTotals]:
-        pending = list(specs)
+        """Run every spec (and the halves of any that may be truncated) to a complete result, or raise.
+
+        On the first error the queries still running are stopped and the error is raised once they have gone.
+        """
         done: list[QueryResult] = []
         totals = QueryTotals()
+        cancel = threading.Event()
         with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
-            while pending:
-                results = list(pool.map(self.run_one, pending))
-                pending = []
-                for result in results:
-                    totals.queries += 1
-                    totals.records_scanned += result.records_scanned
-                    totals.bytes_scanned += result.bytes_scanned
-                    if is_complete(result, count_field):
-                        done.append(result)
-                        totals.records_matched += result.records_matched
-                        continue
-                    spec = result.spec
-                    if len(result.rows) < spec.limit:
-                        counted = sum(_as_int(row.get(count_field, "0")) for row in result.rows)
-                        raise IncompleteResults(
-                            f"query {result.query_id} {spec.describe()} matched {result.records_matched} records "
-                            f"but its rows account for {counted}; refusing to report an undercount"
-                        )
-                    if spec.end <= spec.start:
-                        raise IncompleteResults(
-                            f"query {spec.describe()} returned {spec.limit} rows for a single second; "
-                            "too many groups to report completely"
-                        )
-                    log.info("result of %s hit the %d-row limit; splitting the window", spec.describe(), spec.limit)
-                    totals.splits += 1
-                    pending.extend(spec.halves())
+            running: set[Future[QueryResult]] = {pool.submit(self.run_one, spec, cancel) for spec in specs}
+            try:
+                while running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        result = future.result()
+                        totals.queries += 1
+                        totals.records_scanned += result.records_scanned
+                        totals.bytes_scanned += result.bytes_scanned
+                        if is_complete(result, count_field):
+                            done.append(result)
+                            totals.records_matched += result.records_matched
+                        else:
+                            totals.splits += 1
+                            running |= {
+                                pool.submit(self.run_one, half, cancel) for half in _halves_of(result, count_field)
+                            }
+            except BaseException:
+                cancel.set()
+                for future in running:
+                    future.cancel()
+                raise
+        done.sort(key=lambda r: (r.spec.region, r.spec.start, tuple(g.identifier for g in r.spec.log_groups)))
         return done, totals
+
+
+class _Cancelled(Exception):
+    """A query given up because another one failed; never escapes run_all."""
+
+
+def _halves_of(result: QueryResult, count_field: str) -> tuple[QuerySpec, QuerySpec]:
+    """The two halves to query again when `result` hit the row limit; an error when it cannot be made complete."""
+    spec = result.spec
+    if len(result.rows) < spec.limit:
+        counted = sum(_as_int(row.get(count_field, "0")) for row in result.rows)
+        raise IncompleteResults(
+            f"query {result.query_id} {spec.describe()} matched {result.records_matched} records "
+            f"but its rows account for {counted}; refusing to report an undercount"
+        )
+    if spec.end <= spec.start:
+        raise IncompleteResults(
+            f"query {spec.describe()} returned {spec.limit} rows for a single second; too many groups to report completely"
+        )
+    log.info("result of %s hit the %d-row limit; splitting the window", spec.describe(), spec.limit)
+    return spec.halves()
 
 
 def _row(fields: list[dict[str, str]]) -> dict[str, str]:

@@ -134,6 +134,7 @@ class StartedQuery:
 class _Directive:
     status: str
     when: Callable[[StartedQuery], bool] | None
+    polls: int | None = None
 
 
 class InsightsDouble:
@@ -185,12 +186,20 @@ class InsightsDouble:
             self._throttles.clear()
             self.started.clear()
 
-    def fail_next(self, status: str = "Failed", when: Callable[[StartedQuery], bool] | None = None) -> None:
-        """The next query started (that `when` accepts) ends with `status` where it would have been Complete."""
+    def fail_next(
+        self,
+        status: str = "Failed",
+        when: Callable[[StartedQuery], bool] | None = None,
+        polls: int | None = None,
+    ) -> None:
+        """The next query started (that `when` accepts) ends with `status` where it would have been Complete;
+        with `polls`, it ends so after that many GetQueryResults calls, whatever the others' schedule."""
         if status not in _FORCED_OUTCOMES:
             raise ValueError(f"status must be one of {sorted(_FORCED_OUTCOMES)}")
+        if polls is not None and polls < 0:
+            raise ValueError("polls must be >= 0")
         with self._lock:
-            self._directives.append(_Directive(status, when))
+            self._directives.append(_Directive(status, when, polls))
 
     def throttle_next(self, n: int = 1, code: str = "ThrottlingException") -> None:
         """The next `n` StartQuery requests fail with `code`. botocore retries both ThrottlingException and
@@ -292,6 +301,8 @@ class InsightsDouble:
             for directive in self._directives:
                 if directive.when is None or directive.when(query):
                     query.outcome = directive.status
+                    if directive.polls is not None:
+                        query._schedule = (min(query._schedule[0], directive.polls), directive.polls)
                     self._directives.remove(directive)
                     break
             self._queries[query.query_id] = query

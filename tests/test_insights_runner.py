@@ -4,6 +4,7 @@ deadlines end in an exact report or a loud failure — never a quiet undercount.
 from __future__ import annotations
 
 import json
+import time as clock
 from datetime import UTC, datetime, time, timedelta
 
 import boto3
@@ -81,7 +82,8 @@ def runner(**kwargs) -> InsightsRunner:
         # No botocore retries here: throttling must reach (and be shown to be handled by) the runner itself.
         return clients.setdefault(region, boto3.client("logs", region_name=region, config=NO_RETRIES))
 
-    return InsightsRunner(client, sleep=lambda s: None, **kwargs)
+    kwargs.setdefault("sleep", lambda s: None)
+    return InsightsRunner(client, **kwargs)
 
 
 def run(groups: list[str], limit: int = 10_000, default_region: str = "us-east-1", **kwargs):
@@ -158,6 +160,26 @@ def test_the_deadline_stops_running_queries(aws):
     with pytest.raises(QueryFailed, match="deadline"):
         run(["/bedrock/slow"], clock=clock, deadline=10.0)
     assert aws.insights.started[-1].status == "Cancelled"
+
+
+def test_one_failed_query_stops_the_others(aws):
+    # GIVEN two regions, so two queries; the eu-west-1 one fails after 3 polls, the other would run 1,000 polls
+    put(aws.client("logs"), "/bedrock/us", [record(1, "a")])
+    put(aws.client("logs", "eu-west-1"), "/bedrock/eu", [record(2, "b", region="eu-west-1")])
+    aws.insights.polls_until_running = 0
+    aws.insights.polls_until_complete = 1_000
+    aws.insights.fail_next("Failed", when=lambda q: q.region == "eu-west-1", polls=3)
+    eu_arn = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/bedrock/eu"
+
+    # WHEN both run side by side, polling every 10 ms
+    with pytest.raises(QueryFailed, match="ended Failed") as caught:
+        run(["/bedrock/us", eu_arn], concurrency=2, sleep=clock.sleep, first_poll=0.01, max_poll=0.01)
+
+    # THEN the error names the failed query, and the us-east-1 query was stopped rather than left to finish
+    assert "eu-west-1" in str(caught.value)
+    us_query = next(q for q in aws.insights.started if q.region == "us-east-1")
+    assert us_query.status == "Cancelled"
+    assert us_query.polls < 1_000
 
 
 def test_concurrency_limits_are_retried(aws):
