@@ -38,7 +38,15 @@ from .history import compare_previous, month_to_date
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, render_email
 from .model_ids import ModelCatalog
-from .pricing import ImagePriceTable, PriceTable, load_image_prices, load_price_table, price_usage
+from .pricing import (
+    ContextTiers,
+    ImagePriceTable,
+    PriceTable,
+    load_context_tiers,
+    load_image_prices,
+    load_price_table,
+    price_usage,
+)
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, USAGE_QUERY
 from .report import render_csv, report_rows, summarise, summary_document
@@ -90,10 +98,10 @@ class ReportRun:
 @lru_cache(maxsize=4)
 def _pricing(
     path: Path, overrides: bytes | None, discount: Decimal
-) -> tuple[PriceTable, ImagePriceTable, ModelCatalog]:
+) -> tuple[PriceTable, ContextTiers, ImagePriceTable, ModelCatalog]:
     # Loaded once per Lambda container (per distinct overrides); the tables are read-only.
     table = load_price_table(path, overrides=overrides, discount_percent=discount)
-    return table, load_image_prices(path.parent), ModelCatalog.load(path.parent)
+    return table, load_context_tiers(path.parent), load_image_prices(path.parent), ModelCatalog.load(path.parent)
 
 
 def _read_overrides(config: Config, aws: AwsClients) -> bytes | None:
@@ -127,7 +135,7 @@ def run_report(
     window = request.window
     log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
     # Price tables first: a malformed table or override fails the run before any query is paid for.
-    table, image_table, catalog = _pricing(
+    table, tiers, image_table, catalog = _pricing(
         config.price_table, _read_overrides(config, aws), config.price_discount_percent
     )
 
@@ -141,7 +149,7 @@ def run_report(
 
     # 3. Prices
     profiles, failures = resolve_profiles(usage["model_id"], catalog, lambda region: aws.client("bedrock", region))
-    priced = price_usage(usage, table, normaliser(catalog, profiles, failures), image_table)
+    priced = price_usage(usage, table, normaliser(catalog, profiles, failures), image_table, tiers)
 
     # 4. The report
     rows = report_rows(priced)

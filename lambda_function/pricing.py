@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
+from .query import LONG_CONTEXT_ABOVE
 
 PRICED = "priced"
 MILLION = Decimal(1_000_000)
@@ -131,20 +132,89 @@ class PriceTable:
         return model_id in self._models
 
 
-def discounted(price: TokenPrice, percent: Decimal) -> TokenPrice:
-    factor = (Decimal(100) - percent) / Decimal(100)
-
-    def scale(unit: Decimal | None) -> Decimal | None:
-        return None if unit is None else unit * factor
-
+def scaled(price: TokenPrice, factors: tuple[Decimal, Decimal, Decimal, Decimal], note: str) -> TokenPrice:
+    """`price` with its input, output, cache-read and cache-write units multiplied by `factors`."""
+    units = [None if unit is None else unit * factor for unit, factor in zip(price.prices, factors, strict=True)]
     return replace(
         price,
-        input=scale(price.input),
-        output=scale(price.output),
-        cache_read=scale(price.cache_read),
-        cache_write=scale(price.cache_write),
-        source=f"{price.source}; -{percent}%",
+        input=units[0],
+        output=units[1],
+        cache_read=units[2],
+        cache_write=units[3],
+        source=f"{price.source}; {note}",
     )
+
+
+def discounted(price: TokenPrice, percent: Decimal) -> TokenPrice:
+    factor = (Decimal(100) - percent) / Decimal(100)
+    return scaled(price, (factor,) * 4, f"-{percent}%")
+
+
+TIER_HEADER = (
+    "model_id",
+    "above_input_tokens",
+    "effective_date",
+    "input_factor",
+    "output_factor",
+    "cache_read_factor",
+    "cache_write_factor",
+    "source",
+)
+
+
+@dataclass(frozen=True)
+class ContextTier:
+    """A model's long-context tier: a request above `LONG_CONTEXT_ABOVE` input tokens is billed, whole, at its
+    scope's and region's prices times these factors (input, output, cache read, cache write)."""
+
+    model_id: str
+    effective: date
+    factors: tuple[Decimal, Decimal, Decimal, Decimal]
+    source: str
+
+
+class ContextTiers:
+    def __init__(self, tiers: list[ContextTier]):
+        self._by_model: dict[str, list[ContextTier]] = {}
+        for tier in sorted(tiers, key=lambda t: t.effective):
+            self._by_model.setdefault(tier.model_id, []).append(tier)
+
+    def lookup(self, model_id: str, day: date) -> ContextTier | None:
+        """The tier in force on `day`, or None: the model bills long requests at its standard prices."""
+        in_force = [tier for tier in self._by_model.get(model_id, []) if tier.effective <= day]
+        return in_force[-1] if in_force else None
+
+
+def parse_tiers(text: str, where: str = "context_tiers.csv") -> ContextTiers:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if tuple(header or ()) != TIER_HEADER:
+        raise ValueError(f"{where}: header must be {','.join(TIER_HEADER)}")
+    tiers = []
+    for line, cells in enumerate(reader, start=2):
+        at = f"{where}:{line}"
+        if len(cells) != len(TIER_HEADER):
+            raise ValueError(f"{at}: {len(cells)} columns, expected {len(TIER_HEADER)}")
+        model_id, above, effective, *factors, source = (cell.strip() for cell in cells)
+        if above != str(LONG_CONTEXT_ABOVE):
+            raise ValueError(
+                f"{at}: above_input_tokens {above!r}: the usage query bands requests at {LONG_CONTEXT_ABOVE} only"
+            )
+        try:
+            day = date.fromisoformat(effective)
+        except ValueError:
+            raise ValueError(f"{at}: effective_date {effective!r} is not an ISO date") from None
+        values = [_price(factor, at) for factor in factors]
+        if any(value is None for value in values):
+            raise ValueError(f"{at}: every factor is required (1 where the tier does not change a price)")
+        i, o, cache_read, cache_write = (value or Decimal(0) for value in values)
+        tiers.append(ContextTier(model_id, day, (i, o, cache_read, cache_write), source))
+    return ContextTiers(tiers)
+
+
+def load_context_tiers(pricing_dir: Path) -> ContextTiers:
+    path = pricing_dir / "context_tiers.csv"
+    return parse_tiers(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else ContextTiers([])
 
 
 def load_price_table(
@@ -323,8 +393,12 @@ def price_usage(
     table: PriceTable,
     normalise: Callable[[str], ModelRef],
     images: ImagePriceTable | None = None,
+    tiers: ContextTiers | None = None,
 ) -> pd.DataFrame:
-    """Add `priced_model_id`, `images`, `charge` (Decimal or None) and `pricing_status` to each usage row."""
+    """Add `priced_model_id`, `images`, `charge` (Decimal or None) and `pricing_status` to each usage row.
+
+    Rows of requests above 200K input tokens (`long_context`) are priced at the model's long-context tier when
+    `tiers` has one for it on that day, and at its standard prices otherwise."""
     refs: dict[str, ModelRef] = {}
     charges: list[Decimal | None] = []
     statuses: list[str] = []
@@ -357,6 +431,9 @@ def price_usage(
             charges.append(None)
             statuses.append(_why_not(ref, row.region, row.usage_date, table))
             continue
+        tier = tiers.lookup(ref.model_id, row.usage_date) if tiers is not None and row.long_context else None
+        if tier is not None:
+            price = scaled(price, tier.factors, f"above {LONG_CONTEXT_ABOVE:,} input tokens")
         charge, status = token_charge(price, {c: int(getattr(row, c)) for c in token_columns})
         charges.append(charge)
         statuses.append(status)

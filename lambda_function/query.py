@@ -13,7 +13,11 @@ from __future__ import annotations
 # Image-generation settings (FACTS §3: priced per image by size, quality and steps) are grouped on too. Each
 # has a sentinel (-1, "-") when absent, so text-model records form one group per key, exactly as before, and no
 # record ever lacks a `by` field (how the service treats a missing one is not documented).
+# Some models bill a whole request at a higher tier when its input (uncached + cache read + cache write) is above
+# 200K tokens (FACTS §3). A sum cannot tell, so each record gets a band, floor(input / 200,001): 0 up to 200,000
+# tokens, 1 or more above; the band is a `by` field, and the price's tier follows from band > 0.
 # Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
+LONG_CONTEXT_ABOVE = 200_000
 USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
 | parse @message /"inputTokenCount"\s*:\s*(?<p_in>\d+)/
 | parse @message /"outputTokenCount"\s*:\s*(?<p_out>\d+)/
@@ -38,11 +42,13 @@ USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
          coalesce(`input.inputBodyJson.steps`, -1) as img_steps,
          coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n
+| fields floor((in_tok + cr_tok + cw_tok) / 200001) as ctx_band
 | stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
         count(*) as invocations, count(error) as failed_invocations,
         min(@timestamp) as first_seen, max(@timestamp) as last_seen
-  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n"""
+  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, ctx_band"""
+assert f"/ {LONG_CONTEXT_ABOVE + 1})" in USAGE_QUERY
 
 # The result fields, in the service's names, and what the usage frame calls them.
 RESULT_FIELDS = {
@@ -62,5 +68,6 @@ RESULT_FIELDS = {
     "img_q": "image_quality",
     "img_steps": "image_steps",
     "img_n": "images_per_call",
+    "ctx_band": "long_context",
 }
 COUNT_FIELD = "invocations"

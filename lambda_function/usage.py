@@ -20,7 +20,9 @@ COUNTS = [
 ]
 # Image settings as logged (-1 / "-" when the request did not say); text models have the sentinels only.
 IMAGE_KEYS = ["image_width", "image_height", "image_quality", "image_steps", "images_per_call"]
-COLUMNS = KEYS + IMAGE_KEYS + COUNTS
+# True for requests above 200K input tokens (uncached + cache), which some models bill at a higher tier.
+TIER_KEYS = ["long_context"]
+COLUMNS = KEYS + IMAGE_KEYS + TIER_KEYS + COUNTS
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
 
 
@@ -62,12 +64,15 @@ def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
                 record[name] = value.lower() if value else "-"
             elif name in IMAGE_KEYS:
                 record[name] = _setting(value)
+            elif name == "long_context":
+                record[name] = _setting(value) > 0  # the query's band: 0 up to 200K input tokens, 1+ above
             else:
                 record[name] = value if value else MISSING
         records.append(record)
     if not records:
         ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"})
-        return pd.DataFrame({name: pd.Series(dtype="int64" if name in ints else "object") for name in COLUMNS})
+        dtypes = {name: "int64" if name in ints else "bool" if name in TIER_KEYS else "object" for name in COLUMNS}
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
-    frame = frame.groupby(KEYS + IMAGE_KEYS, as_index=False, sort=True)[COUNTS].sum()
+    frame = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS, as_index=False, sort=True)[COUNTS].sum()
     return frame.astype({name: "int64" for name in COUNTS})

@@ -29,6 +29,7 @@ class ModelProfile:
     output_tokens: tuple[int, int]  # (0, 0) for embeddings
     cache: str = ""  # "anthropic": reads and writes; "nova": reads only
     inference_regions: tuple[str, ...] = ()  # where a cross-region profile routes calls
+    long_context_rate: float = 0.0  # share of calls with more than 200K input tokens (1M-context models)
 
 
 DEFAULT_MODELS: tuple[ModelProfile, ...] = (
@@ -39,6 +40,7 @@ DEFAULT_MODELS: tuple[ModelProfile, ...] = (
         (100, 2_000),
         "anthropic",
         ("us-east-1", "us-east-2", "us-west-2"),
+        long_context_rate=0.01,
     ),
     ModelProfile(
         "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -173,6 +175,8 @@ def _record(
         record["requestMetadata"] = {"team": rng.choice(("search", "support", "data")), "env": "prod"}
     large = rng.random() < large_record_rate
     tokens_in = rng.randint(*model.input_tokens) * (20 if large else 1)
+    if model.long_context_rate and rng.random() < model.long_context_rate:
+        tokens_in = rng.randint(200_001, 600_000)  # billed at the long-context tier where the model has one
     cache_read = cache_write = 0
     if model.cache and rng.random() < 0.35:
         cache_read = rng.randint(1_000, 20_000)
@@ -260,6 +264,12 @@ def expected_totals(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "cache_write_tokens": inp.get("cacheWriteInputTokenCount", 0),
                 "invocations": 1,
                 "failed_invocations": int("errorCode" in r),
+                "long_context_invocations": int(
+                    inp.get("inputTokenCount", 0)
+                    + inp.get("cacheReadInputTokenCount", 0)
+                    + inp.get("cacheWriteInputTokenCount", 0)
+                    > 200_000
+                ),
             }
         )
     keys = ["account_id", "identity_arn", "model_id", "region"]

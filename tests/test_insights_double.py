@@ -299,8 +299,8 @@ def product_records() -> list[tuple[int, str]]:
     ]
 
 
-# text-model records carry the query's "no image settings" sentinels
-NO_IMAGE = {"img_w": "-1", "img_h": "-1", "img_q": "-", "img_steps": "-1", "img_n": "-1"}
+# text-model records carry the query's "no image settings" sentinels, and band 0 (input up to 200K tokens)
+NO_IMAGE = {"img_w": "-1", "img_h": "-1", "img_q": "-", "img_steps": "-1", "img_n": "-1", "ctx_band": "0"}
 HAIKU_ROW = {
     **NO_IMAGE,
     "day": "2025-12-17 00:00:00.000",
@@ -344,6 +344,26 @@ def test_product_query_sums_real_shaped_records() -> None:
     # ... and the trap it avoids: summing the extracted field misses the 1,000-field record (1023 x 2 = 2046)
     naive = rows("filter modelId like /haiku/ | stats sum(input.inputTokenCount) as t", events)
     assert naive == [{"t": "2046"}]
+
+
+def test_product_query_bands_requests_by_their_input_above_200k_tokens() -> None:
+    # Input for the long-context tier is uncached + cache read + cache write (FACTS §3: "above 200K input tokens").
+    def call(second: int, uncached: int, cache_read: int, cache_write: int) -> tuple[int, str]:
+        record = json.loads(compact(HAIKU))
+        record["input"].update(
+            inputTokenCount=uncached, cacheReadInputTokenCount=cache_read, cacheWriteInputTokenCount=cache_write
+        )
+        return ms(HAIKU["timestamp"]) + second * 1000, compact(record)
+
+    calls = [
+        call(1, 150_000, 50_000, 0),  # exactly 200,000: standard
+        call(2, 150_000, 0, 50_001),  # 200,001: long
+        call(3, 500_000, 0, 0),  # 500,000: long (band 2)
+        call(4, 10, 0, 0),  # standard
+    ]
+    found = rows(USAGE_QUERY, [Event(at, message, GROUP, "s") for at, message in calls])
+    by_band = {r["ctx_band"]: (r["input_tokens"], r["cache_read_tokens"], r["invocations"]) for r in found}
+    assert by_band == {"0": ("150010", "50000", "2"), "1": ("150000", "0", "1"), "2": ("500000", "0", "1")}
 
 
 # -- the service, through boto3 and moto ------------------------------------------------------------------------------

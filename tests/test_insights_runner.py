@@ -16,7 +16,7 @@ from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults, QueryFailed
 from lambda_function.insights import InsightsRunner, plan_queries
 from lambda_function.query import COUNT_FIELD, USAGE_QUERY
-from lambda_function.usage import usage_frame
+from lambda_function.usage import IMAGE_KEYS, KEYS, TIER_KEYS, usage_frame
 
 # moto drops events more than 14 days old, so the logs are yesterday's (UTC), whatever day the suite runs.
 DAY_START = int(datetime.combine(datetime.now(UTC).date() - timedelta(days=1), time(0), tzinfo=UTC).timestamp())
@@ -220,9 +220,18 @@ def test_three_log_groups_in_two_regions_equal_the_sum_of_each(aws):
     together, totals = run(["/bedrock/use1-a", "/bedrock/use1-b", eu_arn])
     assert totals.queries == 2  # one per region
     parts = [run([g])[0] for g in ("/bedrock/use1-a", "/bedrock/use1-b", eu_arn)]
-    separately = pd.concat(parts).groupby(list(together.columns[:5]), as_index=False).sum()
+    separately = pd.concat(parts).groupby(KEYS + IMAGE_KEYS + TIER_KEYS, as_index=False).sum()
     assert together.reset_index(drop=True).equals(separately.reset_index(drop=True))
     assert together["input_tokens"].sum() == 10 + 20 + 1 + 100
+
+
+def test_requests_above_200k_input_tokens_are_kept_apart(aws):
+    sonnet = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    calls = [record(1, "a", sonnet, i=200_000), record(2, "a", sonnet, i=200_001), record(3, "a", sonnet, i=450_000)]
+    put(aws.client("logs"), "/bedrock/long", calls)
+    frame, _ = run(["/bedrock/long"])
+    got = {bool(r.long_context): (r.input_tokens, r.invocations) for r in frame.itertuples()}
+    assert got == {False: (200_000, 1), True: (650_001, 2)}
 
 
 def test_image_settings_are_aggregated_by_the_query(aws):

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from lambda_function.model_ids import ModelCatalog, ModelRef
-from lambda_function.pricing import PRICED, load_image_prices, load_price_table, price_usage
+from lambda_function.pricing import (
+    PRICED,
+    load_context_tiers,
+    load_image_prices,
+    load_price_table,
+    parse_tiers,
+    price_usage,
+)
 from lambda_function.profiles import normaliser
 from lambda_function.usage import COLUMNS
 
@@ -37,7 +44,7 @@ def table(tmp_path_factory):
 CATALOG = ModelCatalog.load(PRICING_DIR)
 
 
-def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, cw=0, n=1, failed=0):
+def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, cw=0, n=1, failed=0, long=False):
     return {
         "usage_date": day,
         "account_id": "123456789012",
@@ -50,6 +57,7 @@ def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, 
         "cache_write_tokens": cw,
         "invocations": n,
         "failed_invocations": failed,
+        "long_context": long,
     }
 
 
@@ -246,3 +254,60 @@ def test_an_application_inference_profile_prices_as_its_model(table):
     # the us. geo prices: 0.396 + 0.495 + 0.132 + 0.20625 = 1.22925
     assert priced.loc[0, "charge"] == Decimal("1.22925")
     assert priced.loc[0, "priced_model_id"] == SONNET_45
+
+
+# -- requests above 200K input tokens ---------------------------------------------------------------------------------
+
+TIER_HEADER = (
+    "model_id,above_input_tokens,effective_date,input_factor,output_factor,cache_read_factor,cache_write_factor,source"
+)
+TIERS = parse_tiers(TIER_HEADER + "\n" + f"{SONNET_45},200000,2025-09-29,2,1.5,2,2,test\n")
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        # us. Sonnet 4.5 above 200K: the geo prices x 2 input, x 1.5 output -> 6.60 / 24.75 per 1M:
+        #   250,000 x 6.60 = 1.65; 2,000 x 24.75 = 0.0495 -> 1.6995
+        (usage("us." + SONNET_45, i=250_000, o=2_000, long=True), Decimal("1.6995")),
+        # the same tokens in requests of up to 200K each: 250,000 x 3.30 = 0.825; 2,000 x 16.50 = 0.033 -> 0.858
+        (usage("us." + SONNET_45, i=250_000, o=2_000), Decimal("0.858")),
+        # global. above 200K with cache: 6 / 22.50 / 0.60 / 7.50 per 1M:
+        #   100,000 x 6 = 0.6; 1,000 x 22.50 = 0.0225; 150,000 x 0.60 = 0.09; 10,000 x 7.50 = 0.075 -> 0.7875
+        (usage("global." + SONNET_45, i=100_000, o=1_000, cr=150_000, cw=10_000, long=True), Decimal("0.7875")),
+        # a model with no long-context tier bills long requests at its standard prices: 0.25 + 0.25
+        (
+            usage("anthropic.claude-3-haiku-20240307-v1:0", i=1_000_000, o=200_000, long=True),
+            Decimal("0.50"),
+        ),
+    ],
+)
+def test_requests_above_200k_input_tokens_are_priced_at_the_long_context_tier(table, row, expected):
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), table, CATALOG.normalise, tiers=TIERS)
+    assert priced.loc[0, "pricing_status"] == PRICED
+    assert priced.loc[0, "charge"] == expected
+
+
+def test_the_shipped_tiers_cover_sonnet_4_and_4_5():
+    tiers = load_context_tiers(PRICING_DIR)
+    # FACTS §3 us. Sonnet 4.5 3.30/16.50 -> above 200K: 400,000 x 6.60 = 2.64; 10,000 x 24.75 = 0.2475 -> 2.8875
+    row = usage("us." + SONNET_45, i=400_000, o=10_000, long=True)
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), REAL_TABLE, CATALOG.normalise, tiers=tiers)
+    assert priced.loc[0, "charge"] == Decimal("2.8875")
+    # Sonnet 4 in-region 3/15 -> 6 / 22.50: 300,000 x 6 = 1.80; 4,000 x 22.50 = 0.09 -> 1.89
+    row = usage("anthropic.claude-sonnet-4-20250514-v1:0", i=300_000, o=4_000, long=True)
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), REAL_TABLE, CATALOG.normalise, tiers=tiers)
+    assert priced.loc[0, "charge"] == Decimal("1.89")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (f"{SONNET_45},100000,2025-09-29,2,1.5,2,2,x", "context_tiers.csv:2: above_input_tokens '100000'"),
+        (f"{SONNET_45},200000,2025-09-29,2,,2,2,x", "every factor is required"),
+        (f"{SONNET_45},200000,someday,2,1.5,2,2,x", "effective_date 'someday'"),
+    ],
+)
+def test_a_malformed_tier_row_names_the_line(line, message):
+    with pytest.raises(ValueError, match=message):
+        parse_tiers(TIER_HEADER + "\n" + line + "\n")
