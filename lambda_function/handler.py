@@ -168,7 +168,7 @@ def run_report(
     s3_uri = put_report(
         s3, config.report_bucket, key, csv_bytes, {"window-start": bounds["start"], "window-end": bounds["end"]}
     )
-    footer = _footer(totals, table.version)
+    footer = _footer(totals, ", ".join(v for v in (table.version, tiers.version) if v))
     summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, bounds, footer))
     context = {
         "window": bounds,

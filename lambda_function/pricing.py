@@ -174,7 +174,8 @@ class ContextTier:
 
 
 class ContextTiers:
-    def __init__(self, tiers: list[ContextTier]):
+    def __init__(self, tiers: list[ContextTier], version: str = ""):
+        self.version = version
         self._by_model: dict[str, list[ContextTier]] = {}
         for tier in sorted(tiers, key=lambda t: t.effective):
             self._by_model.setdefault(tier.model_id, []).append(tier)
@@ -214,7 +215,12 @@ def parse_tiers(text: str, where: str = "context_tiers.csv") -> ContextTiers:
 
 def load_context_tiers(pricing_dir: Path) -> ContextTiers:
     path = pricing_dir / "context_tiers.csv"
-    return parse_tiers(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else ContextTiers([])
+    if not path.is_file():
+        return ContextTiers([])
+    content = path.read_bytes()
+    tiers = parse_tiers(content.decode("utf-8"), str(path))
+    tiers.version = f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+    return tiers
 
 
 def load_price_table(

@@ -8,6 +8,7 @@ import email.policy
 import io
 import json
 import os
+import re
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -179,6 +180,10 @@ def test_the_json_summary_beside_the_csv(account):
     assert [u["model_id"] for u in document["unpriced"]] == [UNKNOWN_MODEL]
     assert document["footer"]["log_groups"] == [GROUP]
     assert document["footer"]["records_matched"] == response["records_matched"]
+    # the prices' version names both tables that priced the report
+    assert re.fullmatch(
+        r"token_prices\.csv@[0-9a-f]{12}, context_tiers\.csv@[0-9a-f]{12}", document["footer"]["price_table_version"]
+    )
     assert sum(Decimal(m["cost_usd"]) for m in document["by_model"]) == Decimal(response["total_cost_usd"])
 
 
