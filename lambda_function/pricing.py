@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -82,26 +82,35 @@ def _price(text: str, where: str) -> Decimal | None:
     return value
 
 
-def parse_table(text: str, where: str = "token_prices.csv") -> list[TokenPrice]:
-    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
+def _csv_rows(text: str, where: str, header: tuple[str, ...]) -> Iterator[tuple[str, list[str]]]:
+    """(`file:line`, stripped cells) for each row of a strict CSV table: exact header, exact column count."""
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if tuple(header or ()) != TABLE_HEADER:
-        raise ValueError(f"{where}: header must be {','.join(TABLE_HEADER)}")
-    rows = []
+    if tuple(next(reader, [])) != header:
+        raise ValueError(f"{where}: header must be {','.join(header)}")
     for line, cells in enumerate(reader, start=2):
         at = f"{where}:{line}"
-        if len(cells) != len(TABLE_HEADER):
-            raise ValueError(f"{at}: {len(cells)} columns, expected {len(TABLE_HEADER)}")
-        model_id, region, scope, effective, *prices, source = (cell.strip() for cell in cells)
+        if len(cells) != len(header):
+            raise ValueError(f"{at}: {len(cells)} columns, expected {len(header)}")
+        yield at, [cell.strip() for cell in cells]
+
+
+def _day(text: str, at: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{at}: effective_date {text!r} is not an ISO date") from None
+
+
+def parse_table(text: str, where: str = "token_prices.csv") -> list[TokenPrice]:
+    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
+    rows = []
+    for at, cells in _csv_rows(text, where, TABLE_HEADER):
+        model_id, region, scope, effective, *prices, source = cells
         if not model_id or not region:
             raise ValueError(f"{at}: model_id and region are required")
         if scope not in SCOPES:
             raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
-        try:
-            day = date.fromisoformat(effective)
-        except ValueError:
-            raise ValueError(f"{at}: effective_date {effective!r} is not an ISO date") from None
+        day = _day(effective, at)
         i, o, cache_read, cache_write = (_price(p, at) for p in prices)
         rows.append(TokenPrice(model_id, region, scope, day, i, o, cache_read, cache_write, source))
     return rows
@@ -187,24 +196,14 @@ class ContextTiers:
 
 
 def parse_tiers(text: str, where: str = "context_tiers.csv") -> ContextTiers:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if tuple(header or ()) != TIER_HEADER:
-        raise ValueError(f"{where}: header must be {','.join(TIER_HEADER)}")
     tiers = []
-    for line, cells in enumerate(reader, start=2):
-        at = f"{where}:{line}"
-        if len(cells) != len(TIER_HEADER):
-            raise ValueError(f"{at}: {len(cells)} columns, expected {len(TIER_HEADER)}")
-        model_id, above, effective, *factors, source = (cell.strip() for cell in cells)
+    for at, cells in _csv_rows(text, where, TIER_HEADER):
+        model_id, above, effective, *factors, source = cells
         if above != str(LONG_CONTEXT_ABOVE):
             raise ValueError(
                 f"{at}: above_input_tokens {above!r}: the usage query bands requests at {LONG_CONTEXT_ABOVE} only"
             )
-        try:
-            day = date.fromisoformat(effective)
-        except ValueError:
-            raise ValueError(f"{at}: effective_date {effective!r} is not an ISO date") from None
+        day = _day(effective, at)
         values = [_price(factor, at) for factor in factors]
         if any(value is None for value in values):
             raise ValueError(f"{at}: every factor is required (1 where the tier does not change a price)")
