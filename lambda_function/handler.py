@@ -48,7 +48,7 @@ from .pricing import (
     price_usage,
 )
 from .profiles import normaliser, resolve_profiles
-from .query import COUNT_FIELD, USAGE_QUERY
+from .query import COUNT_FIELD, usage_query
 from .report import render_csv, report_rows, summarise, summary_document
 from .request import ReportRequest, parse_request
 from .usage import usage_frame
@@ -141,7 +141,8 @@ def run_report(
 
     # 2. Usage, aggregated by Logs Insights and proven complete
     start, end = window.epoch_range()
-    specs = plan_queries(config.log_groups, config.default_region, start, end, USAGE_QUERY, config.query_row_limit)
+    query = usage_query(tiers.thresholds)
+    specs = plan_queries(config.log_groups, config.default_region, start, end, query, config.query_row_limit)
     runner = InsightsRunner(aws.logs, sleep=sleep, clock=clock, deadline=deadline, concurrency=config.query_concurrency)
     results, totals = runner.run_all(specs, COUNT_FIELD)
     totals.log_groups = [group.identifier for group in config.log_groups]

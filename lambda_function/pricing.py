@@ -20,7 +20,6 @@ from typing import Any
 import pandas as pd
 
 from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
-from .query import LONG_CONTEXT_ABOVE
 
 PRICED = "priced"
 MILLION = Decimal(1_000_000)
@@ -173,10 +172,12 @@ TIER_HEADER = (
 
 @dataclass(frozen=True)
 class ContextTier:
-    """A model's long-context tier: a request above `LONG_CONTEXT_ABOVE` input tokens is billed, whole, at its
-    scope's and region's prices times these factors (input, output, cache read, cache write)."""
+    """A model's long-context tier: a request whose input (uncached + cache read + cache write) is above `above`
+    tokens is billed, whole, at its scope's and region's prices times these factors (input, output, cache read,
+    cache write)."""
 
     model_id: str
+    above: int
     effective: date
     factors: tuple[Decimal, Decimal, Decimal, Decimal]
     source: str
@@ -188,27 +189,31 @@ class ContextTiers:
         self._by_model: dict[str, list[ContextTier]] = {}
         for tier in sorted(tiers, key=lambda t: t.effective):
             self._by_model.setdefault(tier.model_id, []).append(tier)
+        # The usage query bands each request by how many of these it is above (query.usage_query).
+        self.thresholds: tuple[int, ...] = tuple(sorted({tier.above for tier in tiers}))
 
-    def lookup(self, model_id: str, day: date) -> ContextTier | None:
-        """The tier in force on `day`, or None: the model bills long requests at its standard prices."""
+    def applies(self, model_id: str, day: date, band: int) -> ContextTier | None:
+        """The tier of `model_id` in force on `day` if requests of `band` are above its threshold, else None
+        (standard prices: below the threshold, or the model has no tier)."""
         in_force = [tier for tier in self._by_model.get(model_id, []) if tier.effective <= day]
-        return in_force[-1] if in_force else None
+        if not in_force:
+            return None
+        tier = in_force[-1]
+        return tier if band > self.thresholds.index(tier.above) else None
 
 
 def parse_tiers(text: str, where: str = "context_tiers.csv") -> ContextTiers:
     tiers = []
     for at, cells in _csv_rows(text, where, TIER_HEADER):
         model_id, above, effective, *factors, source = cells
-        if above != str(LONG_CONTEXT_ABOVE):
-            raise ValueError(
-                f"{at}: above_input_tokens {above!r}: the usage query bands requests at {LONG_CONTEXT_ABOVE} only"
-            )
+        if not above.isdigit() or int(above) <= 0:
+            raise ValueError(f"{at}: above_input_tokens {above!r} is not a positive whole number of tokens")
         day = _day(effective, at)
         values = [_price(factor, at) for factor in factors]
         if any(value is None for value in values):
             raise ValueError(f"{at}: every factor is required (1 where the tier does not change a price)")
         i, o, cache_read, cache_write = (value or Decimal(0) for value in values)
-        tiers.append(ContextTier(model_id, day, (i, o, cache_read, cache_write), source))
+        tiers.append(ContextTier(model_id, int(above), day, (i, o, cache_read, cache_write), source))
     return ContextTiers(tiers)
 
 
@@ -400,20 +405,23 @@ def price_usage(
     images: ImagePriceTable | None = None,
     tiers: ContextTiers | None = None,
 ) -> pd.DataFrame:
-    """Add `priced_model_id`, `images`, `charge` (Decimal or None) and `pricing_status` to each usage row.
+    """Add `priced_model_id`, `images`, `charge` (Decimal or None), `pricing_status` and `long_context` to each
+    usage row.
 
-    Rows of requests above 200K input tokens (`long_context`) are priced at the model's long-context tier when
-    `tiers` has one for it on that day, and at its standard prices otherwise."""
+    A row of requests above the input threshold of its model's long-context tier (`input_band`) is priced at
+    that tier (`long_context` True); every other row at the model's standard prices."""
     refs: dict[str, ModelRef] = {}
     charges: list[Decimal | None] = []
     statuses: list[str] = []
     priced_ids: list[str] = []
     image_counts: list[int] = []
+    long_context: list[bool] = []
     token_columns = [column for column, _, _ in TOKEN_KINDS]
     for row in usage.itertuples(index=False):
         raw = row.model_id
         ref = refs.get(raw) or refs.setdefault(raw, normalise(raw))
         priced_ids.append(ref.model_id)
+        long_context.append(False)
         if images is not None and images.knows(ref.model_id):
             # Image models are billed per image, by size, quality and steps; their token counts are not billed.
             count = images_generated(row)
@@ -436,15 +444,17 @@ def price_usage(
             charges.append(None)
             statuses.append(_why_not(ref, row.region, row.usage_date, table))
             continue
-        tier = tiers.lookup(ref.model_id, row.usage_date) if tiers is not None and row.long_context else None
+        tier = tiers.applies(ref.model_id, row.usage_date, row.input_band) if tiers is not None else None
+        long_context[-1] = tier is not None
         if tier is not None:
-            price = scaled(price, tier.factors, f"above {LONG_CONTEXT_ABOVE:,} input tokens")
+            price = scaled(price, tier.factors, f"above {tier.above:,} input tokens")
         charge, status = token_charge(price, {c: int(getattr(row, c)) for c in token_columns})
         charges.append(charge)
         statuses.append(status)
     priced = usage.copy()
     priced["priced_model_id"] = pd.Series(priced_ids, index=usage.index, dtype=object)
     priced["images"] = pd.Series(image_counts, index=usage.index, dtype="int64")
+    priced["long_context"] = pd.Series(long_context, index=usage.index, dtype=bool)
     priced["charge"] = pd.Series(charges, index=usage.index, dtype=object)
     priced["pricing_status"] = pd.Series(statuses, index=usage.index, dtype=object)
     return priced

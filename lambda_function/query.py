@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # Insights extracts at most 200 fields from a JSON event, and Bedrock puts the token counts (and sometimes
 # schemaType) after the request/response bodies. A Converse record with a long conversation or tool config
 # therefore loses them silently. Every value we need is also parsed from the raw @message and used when the
@@ -14,11 +16,12 @@ from __future__ import annotations
 # has a sentinel (-1, "-") when absent, so text-model records form one group per key, exactly as before, and no
 # record ever lacks a `by` field (how the service treats a missing one is not documented).
 # Some models bill a whole request at a higher tier when its input (uncached + cache read + cache write) is above
-# 200K tokens (FACTS §3). A sum cannot tell, so each record gets a band, floor(input / 200,001): 0 up to 200,000
-# tokens, 1 or more above; the band is a `by` field, and the price's tier follows from band > 0.
+# a threshold (FACTS §3: 200K tokens for Sonnet 4/4.5; other models use other thresholds). A sum cannot tell, so
+# each record gets a band, the number of thresholds its input is above, and the band is a `by` field. The
+# thresholds come from the tier table (pricing/context_tiers.csv); see `usage_query`.
 # Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
-LONG_CONTEXT_ABOVE = 200_000
-USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
+MAX_QUERY_CHARS = 10_000  # StartQuery's limit on queryString
+_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
 | parse @message /"inputTokenCount"\s*:\s*(?<p_in>\d+)/
 | parse @message /"outputTokenCount"\s*:\s*(?<p_out>\d+)/
 | parse @message /"cacheReadInputTokenCount"\s*:\s*(?<p_cr>\d+)/
@@ -42,13 +45,39 @@ USAGE_QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
          coalesce(`input.inputBodyJson.steps`, -1) as img_steps,
          coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n
-| fields floor((in_tok + cr_tok + cw_tok) / 200001) as ctx_band
-| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
+{band}| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
         count(*) as invocations, count(error) as failed_invocations,
         min(@timestamp) as first_seen, max(@timestamp) as last_seen
-  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, ctx_band"""
-assert f"/ {LONG_CONTEXT_ABOVE + 1})" in USAGE_QUERY
+  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n{band_key}"""
+
+
+def _above(threshold: int) -> str:
+    """1 when all_in > threshold, else 0, in Logs Insights arithmetic (no conditional function exists):
+    x = floor(all_in / (threshold + 1)) is 0 up to the threshold and a whole number >= 1 above it, and
+    ceil(x / (x + 1)) maps 0 to 0 and every x >= 1 to 1."""
+    x = f"floor(all_in / {threshold + 1})"
+    return f"ceil({x} / ({x} + 1))"
+
+
+def usage_query(thresholds: Sequence[int] = ()) -> str:
+    """The usage query; with `thresholds` (input tokens), each row also has `ctx_band`: how many of them the
+    requests of its group are above (0 = none)."""
+    ordered = sorted(set(thresholds))
+    if any(t <= 0 for t in ordered):
+        raise ValueError(f"thresholds must be positive: {ordered}")
+    band = band_key = ""
+    if ordered:
+        band = (
+            "| fields in_tok + cr_tok + cw_tok as all_in\n"
+            f"| fields {' + '.join(_above(t) for t in ordered)} as ctx_band\n"
+        )
+        band_key = ", ctx_band"
+    query = _QUERY.replace("{band}", band).replace("{band_key}", band_key)
+    if len(query) > MAX_QUERY_CHARS:
+        raise ValueError(f"the usage query would be {len(query)} characters, over StartQuery's {MAX_QUERY_CHARS}")
+    return query
+
 
 # The result fields, in the service's names, and what the usage frame calls them.
 RESULT_FIELDS = {
@@ -68,6 +97,6 @@ RESULT_FIELDS = {
     "img_q": "image_quality",
     "img_steps": "image_steps",
     "img_n": "images_per_call",
-    "ctx_band": "long_context",
+    "ctx_band": "input_band",
 }
 COUNT_FIELD = "invocations"

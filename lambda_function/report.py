@@ -28,7 +28,7 @@ CSV_COLUMNS = [
     "Cache write input tokens",
     "Pricing status",
     "Images generated",
-    "Invocations above 200K input tokens",
+    "Long-context invocations",
 ]
 _ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
 _SOURCE_COLUMNS = {
@@ -45,7 +45,7 @@ _SOURCE_COLUMNS = {
     "cache_write_tokens": "Cache write input tokens",
     "pricing_status": "Pricing status",
     "images": "Images generated",
-    "long_context_invocations": "Invocations above 200K input tokens",
+    "long_context_invocations": "Long-context invocations",
 }
 _SUMMED = COUNTS + ["images", "long_context_invocations"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -133,7 +133,7 @@ def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
     if priced.empty:
         empty = pd.DataFrame(columns=_ROW_KEYS + _SUMMED + ["charge", "pricing_status"])
         return empty
-    # Calls above 200K input tokens, billed at a long-context tier where the model has one (see pricing).
+    # Calls billed at their model's long-context tier (input above its threshold; see pricing.ContextTier).
     priced = priced.assign(long_context_invocations=priced["invocations"].where(priced["long_context"], 0))
     grouped = priced.groupby(_ROW_KEYS, sort=False, dropna=False)
     rows = grouped[_SUMMED].sum()

@@ -20,8 +20,8 @@ COUNTS = [
 ]
 # Image settings as logged (-1 / "-" when the request did not say); text models have the sentinels only.
 IMAGE_KEYS = ["image_width", "image_height", "image_quality", "image_steps", "images_per_call"]
-# True for requests above 200K input tokens (uncached + cache), which some models bill at a higher tier.
-TIER_KEYS = ["long_context"]
+# How many of the tier table's input thresholds the requests were above (0: none; see query.usage_query).
+TIER_KEYS = ["input_band"]
 COLUMNS = KEYS + IMAGE_KEYS + TIER_KEYS + COUNTS
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
 
@@ -64,15 +64,14 @@ def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
                 record[name] = value.lower() if value else "-"
             elif name in IMAGE_KEYS:
                 record[name] = _setting(value)
-            elif name == "long_context":
-                record[name] = _setting(value) > 0  # the query's band: 0 up to 200K input tokens, 1+ above
+            elif name == "input_band":
+                record[name] = max(0, _setting(value))  # no thresholds: no band field, 0
             else:
                 record[name] = value if value else MISSING
         records.append(record)
     if not records:
-        ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"})
-        dtypes = {name: "int64" if name in ints else "bool" if name in TIER_KEYS else "object" for name in COLUMNS}
-        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+        ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"}) | set(TIER_KEYS)
+        return pd.DataFrame({name: pd.Series(dtype="int64" if name in ints else "object") for name in COLUMNS})
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     frame = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS, as_index=False, sort=True)[COUNTS].sum()
     return frame.astype({name: "int64" for name in COUNTS})

@@ -9,7 +9,7 @@ import contextlib
 import json
 import random
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,11 +247,22 @@ def permission_check_line() -> str:
     return "Bedrock model invocation logging permission check"
 
 
-def expected_totals(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """Ground truth straight from the records: one row per account, identity ARN, model id and region."""
+def expected_totals(
+    records: Iterable[dict[str, Any]], long_context_above: Mapping[str, int] | None = None
+) -> pd.DataFrame:
+    """Ground truth straight from the records: one row per account, identity ARN, model id and region.
+
+    `long_context_above` maps a model id as logged to the input threshold of its long-context tier; calls above it
+    are counted in `long_context_invocations`."""
+    thresholds = long_context_above or {}
     rows = []
     for r in records:
         inp = r.get("input", {})
+        all_in = (
+            inp.get("inputTokenCount", 0)
+            + inp.get("cacheReadInputTokenCount", 0)
+            + inp.get("cacheWriteInputTokenCount", 0)
+        )
         rows.append(
             {
                 "account_id": r["accountId"],
@@ -264,12 +275,7 @@ def expected_totals(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "cache_write_tokens": inp.get("cacheWriteInputTokenCount", 0),
                 "invocations": 1,
                 "failed_invocations": int("errorCode" in r),
-                "long_context_invocations": int(
-                    inp.get("inputTokenCount", 0)
-                    + inp.get("cacheReadInputTokenCount", 0)
-                    + inp.get("cacheWriteInputTokenCount", 0)
-                    > 200_000
-                ),
+                "long_context_invocations": int(all_in > thresholds.get(r["modelId"], all_in)),
             }
         )
     keys = ["account_id", "identity_arn", "model_id", "region"]

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.logs.models import logs_backends
 
-from lambda_function.query import USAGE_QUERY
+from lambda_function.query import usage_query
 from local_aws.insights import Event, InsightsDouble, MalformedQueryError, execute_query
 
 ACCOUNT = "123456789012"
@@ -299,7 +299,10 @@ def product_records() -> list[tuple[int, str]]:
     ]
 
 
-# text-model records carry the query's "no image settings" sentinels, and band 0 (input up to 200K tokens)
+# The product's query, banded at the shipped tier table's thresholds (100K, 200K, 272K input tokens).
+USAGE_QUERY = usage_query((100_000, 200_000, 272_000))
+
+# text-model records carry the query's "no image settings" sentinels, and band 0 (input up to 100K tokens)
 NO_IMAGE = {"img_w": "-1", "img_h": "-1", "img_q": "-", "img_steps": "-1", "img_n": "-1", "ctx_band": "0"}
 HAIKU_ROW = {
     **NO_IMAGE,
@@ -346,8 +349,8 @@ def test_product_query_sums_real_shaped_records() -> None:
     assert naive == [{"t": "2046"}]
 
 
-def test_product_query_bands_requests_by_their_input_above_200k_tokens() -> None:
-    # Input for the long-context tier is uncached + cache read + cache write (FACTS §3: "above 200K input tokens").
+def test_product_query_bands_requests_by_the_thresholds_their_input_is_above() -> None:
+    # Input for a long-context tier is uncached + cache read + cache write (FACTS §3: "above 200K input tokens").
     def call(second: int, uncached: int, cache_read: int, cache_write: int) -> tuple[int, str]:
         record = json.loads(compact(HAIKU))
         record["input"].update(
@@ -356,14 +359,23 @@ def test_product_query_bands_requests_by_their_input_above_200k_tokens() -> None
         return ms(HAIKU["timestamp"]) + second * 1000, compact(record)
 
     calls = [
-        call(1, 150_000, 50_000, 0),  # exactly 200,000: standard
-        call(2, 150_000, 0, 50_001),  # 200,001: long
-        call(3, 500_000, 0, 0),  # 500,000: long (band 2)
-        call(4, 10, 0, 0),  # standard
+        call(1, 10, 0, 0),  # 10: band 0
+        call(2, 60_000, 40_000, 0),  # exactly 100,000: band 0
+        call(3, 60_000, 0, 40_001),  # 100,001: above 100K, band 1
+        call(4, 150_000, 50_000, 0),  # exactly 200,000: band 1
+        call(5, 150_000, 0, 50_001),  # 200,001: above 100K and 200K, band 2
+        call(6, 500_000, 0, 0),  # above all three, band 3
     ]
     found = rows(USAGE_QUERY, [Event(at, message, GROUP, "s") for at, message in calls])
     by_band = {r["ctx_band"]: (r["input_tokens"], r["cache_read_tokens"], r["invocations"]) for r in found}
-    assert by_band == {"0": ("150010", "50000", "2"), "1": ("150000", "0", "1"), "2": ("500000", "0", "1")}
+    assert by_band == {
+        "0": ("60010", "40000", "2"),
+        "1": ("210000", "50000", "2"),
+        "2": ("150000", "0", "1"),
+        "3": ("500000", "0", "1"),
+    }
+    # without thresholds there is no band at all
+    assert "ctx_band" not in rows(usage_query(), [Event(at, message, GROUP, "s") for at, message in calls])[0]
 
 
 # -- the service, through boto3 and moto ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time as clock
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import boto3
 import pandas as pd
@@ -15,7 +16,8 @@ from botocore.config import Config
 from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults, QueryFailed
 from lambda_function.insights import InsightsRunner, plan_queries
-from lambda_function.query import COUNT_FIELD, USAGE_QUERY
+from lambda_function.pricing import load_context_tiers
+from lambda_function.query import COUNT_FIELD, usage_query
 from lambda_function.usage import IMAGE_KEYS, KEYS, TIER_KEYS, usage_frame
 
 # moto drops events more than 14 days old, so the logs are yesterday's (UTC), whatever day the suite runs.
@@ -75,6 +77,10 @@ def put(logs, group: str, records: list[dict]) -> None:
     logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
 
 
+# The product's query, banded at the shipped tier table's thresholds (100K, 200K and 272K input tokens).
+USAGE_QUERY = usage_query(load_context_tiers(Path(__file__).resolve().parent.parent / "pricing").thresholds)
+
+
 def runner(**kwargs) -> InsightsRunner:
     clients: dict[str, object] = {}
 
@@ -122,7 +128,9 @@ def test_token_counts_after_200_fields_are_still_counted(aws):
     records = [big, record(second=61, user="big", i=4, o=5)]
     put(aws.client("logs"), "/bedrock/big", records)
     frame, _ = run(["/bedrock/big"])
-    assert (frame.loc[0, "input_tokens"], frame.loc[0, "output_tokens"]) == (123_456 + 4, 789 + 5)
+    assert (frame["input_tokens"].sum(), frame["output_tokens"].sum()) == (123_456 + 4, 789 + 5)
+    # the parsed count bands the big call too: above 100K input tokens (band 1), apart from the small one (band 0)
+    assert dict(zip(frame["input_band"], frame["input_tokens"], strict=True)) == {1: 123_456, 0: 4}
 
 
 def test_failed_calls_are_counted_and_non_json_lines_ignored(aws):
@@ -225,13 +233,20 @@ def test_three_log_groups_in_two_regions_equal_the_sum_of_each(aws):
     assert together["input_tokens"].sum() == 10 + 20 + 1 + 100
 
 
-def test_requests_above_200k_input_tokens_are_kept_apart(aws):
+def test_requests_are_banded_by_the_tier_thresholds_their_input_is_above(aws):
     sonnet = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    calls = [record(1, "a", sonnet, i=200_000), record(2, "a", sonnet, i=200_001), record(3, "a", sonnet, i=450_000)]
+    calls = [
+        record(1, "a", sonnet, i=90_000),
+        record(2, "a", sonnet, i=200_000),
+        record(3, "a", sonnet, i=200_001),
+        record(4, "a", sonnet, i=450_000),
+        record(5, "a", sonnet, i=460_000),
+    ]
     put(aws.client("logs"), "/bedrock/long", calls)
     frame, _ = run(["/bedrock/long"])
-    got = {bool(r.long_context): (r.input_tokens, r.invocations) for r in frame.itertuples()}
-    assert got == {False: (200_000, 1), True: (650_001, 2)}
+    got = {r.input_band: (r.input_tokens, r.invocations) for r in frame.itertuples()}
+    # 100K < 200,000 (band 1); 200K < 200,001 <= 272K (band 2); 450,000 and 460,000 above 272K (band 3)
+    assert got == {0: (90_000, 1), 1: (200_000, 1), 2: (200_001, 1), 3: (910_000, 2)}
 
 
 def test_image_settings_are_aggregated_by_the_query(aws):

@@ -44,7 +44,7 @@ def table(tmp_path_factory):
 CATALOG = ModelCatalog.load(PRICING_DIR)
 
 
-def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, cw=0, n=1, failed=0, long=False):
+def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, cw=0, n=1, failed=0, band=0):
     return {
         "usage_date": day,
         "account_id": "123456789012",
@@ -57,7 +57,7 @@ def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, 
         "cache_write_tokens": cw,
         "invocations": n,
         "failed_invocations": failed,
-        "long_context": long,
+        "input_band": band,
     }
 
 
@@ -256,46 +256,64 @@ def test_an_application_inference_profile_prices_as_its_model(table):
     assert priced.loc[0, "priced_model_id"] == SONNET_45
 
 
-# -- requests above 200K input tokens ---------------------------------------------------------------------------------
+# -- long-context tiers --------------------------------------------------------------------------------------------
 
 TIER_HEADER = (
     "model_id,above_input_tokens,effective_date,input_factor,output_factor,cache_read_factor,cache_write_factor,source"
 )
-TIERS = parse_tiers(TIER_HEADER + "\n" + f"{SONNET_45},200000,2025-09-29,2,1.5,2,2,test\n")
+# Two thresholds, so the query's bands are: 0 = up to 100K input tokens, 1 = above 100K, 2 = above 200K.
+TIERS = parse_tiers(
+    TIER_HEADER
+    + "\n"
+    + f"{SONNET_45},200000,2025-09-29,2,1.5,2,2,test\n"
+    + "anthropic.claude-3-haiku-20240307-v1:0,100000,2026-11-15,3,3,1,1,test\n"
+)
 
 
 @pytest.mark.parametrize(
-    ("row", "expected"),
+    ("row", "expected", "long_context"),
     [
         # us. Sonnet 4.5 above 200K: the geo prices x 2 input, x 1.5 output -> 6.60 / 24.75 per 1M:
         #   250,000 x 6.60 = 1.65; 2,000 x 24.75 = 0.0495 -> 1.6995
-        (usage("us." + SONNET_45, i=250_000, o=2_000, long=True), Decimal("1.6995")),
-        # the same tokens in requests of up to 200K each: 250,000 x 3.30 = 0.825; 2,000 x 16.50 = 0.033 -> 0.858
-        (usage("us." + SONNET_45, i=250_000, o=2_000), Decimal("0.858")),
+        (usage("us." + SONNET_45, i=250_000, o=2_000, band=2), Decimal("1.6995"), True),
+        # above 100K only: below Sonnet 4.5's threshold, standard geo prices: 0.825 + 0.033 = 0.858
+        (usage("us." + SONNET_45, i=250_000, o=2_000, band=1), Decimal("0.858"), False),
         # global. above 200K with cache: 6 / 22.50 / 0.60 / 7.50 per 1M:
         #   100,000 x 6 = 0.6; 1,000 x 22.50 = 0.0225; 150,000 x 0.60 = 0.09; 10,000 x 7.50 = 0.075 -> 0.7875
-        (usage("global." + SONNET_45, i=100_000, o=1_000, cr=150_000, cw=10_000, long=True), Decimal("0.7875")),
-        # a model with no long-context tier bills long requests at its standard prices: 0.25 + 0.25
+        (usage("global." + SONNET_45, i=100_000, o=1_000, cr=150_000, cw=10_000, band=2), Decimal("0.7875"), True),
+        # Claude 3 Haiku's (made-up) tier from 2026-11-15, above 100K: 3 x 0.25 and 3 x 1.25 -> 0.75 + 0.75 = 1.50
         (
-            usage("anthropic.claude-3-haiku-20240307-v1:0", i=1_000_000, o=200_000, long=True),
-            Decimal("0.50"),
+            usage("anthropic.claude-3-haiku-20240307-v1:0", i=1_000_000, o=200_000, band=1),
+            Decimal("1.50"),
+            True,
         ),
+        # ... but not the day before its tier took effect: 0.25 + 0.25
+        (
+            usage("anthropic.claude-3-haiku-20240307-v1:0", day=date(2026, 11, 14), i=1_000_000, o=200_000, band=1),
+            Decimal("0.50"),
+            False,
+        ),
+        # a model with no tier bills long requests at its standard prices: Nova Lite 1,000,000 x 0.06 = 0.06
+        (usage("amazon.nova-lite-v1:0", i=1_000_000, band=2), Decimal("0.06"), False),
     ],
 )
-def test_requests_above_200k_input_tokens_are_priced_at_the_long_context_tier(table, row, expected):
+def test_requests_above_a_models_threshold_are_priced_at_its_long_context_tier(table, row, expected, long_context):
     priced = price_usage(pd.DataFrame([row], columns=COLUMNS), table, CATALOG.normalise, tiers=TIERS)
     assert priced.loc[0, "pricing_status"] == PRICED
     assert priced.loc[0, "charge"] == expected
+    assert priced.loc[0, "long_context"] == long_context
 
 
-def test_the_shipped_tiers_cover_sonnet_4_and_4_5():
+def test_the_shipped_tiers_price_sonnet_4_and_4_5_above_200k():
     tiers = load_context_tiers(PRICING_DIR)
+    assert tiers.thresholds == (100_000, 200_000, 272_000)
+    above_200k = 2  # band: above 100K and 200K, not 272K
     # FACTS §3 us. Sonnet 4.5 3.30/16.50 -> above 200K: 400,000 x 6.60 = 2.64; 10,000 x 24.75 = 0.2475 -> 2.8875
-    row = usage("us." + SONNET_45, i=400_000, o=10_000, long=True)
+    row = usage("us." + SONNET_45, i=400_000, o=10_000, band=above_200k)
     priced = price_usage(pd.DataFrame([row], columns=COLUMNS), REAL_TABLE, CATALOG.normalise, tiers=tiers)
     assert priced.loc[0, "charge"] == Decimal("2.8875")
     # Sonnet 4 in-region 3/15 -> 6 / 22.50: 300,000 x 6 = 1.80; 4,000 x 22.50 = 0.09 -> 1.89
-    row = usage("anthropic.claude-sonnet-4-20250514-v1:0", i=300_000, o=4_000, long=True)
+    row = usage("anthropic.claude-sonnet-4-20250514-v1:0", i=300_000, o=4_000, band=above_200k)
     priced = price_usage(pd.DataFrame([row], columns=COLUMNS), REAL_TABLE, CATALOG.normalise, tiers=tiers)
     assert priced.loc[0, "charge"] == Decimal("1.89")
 
@@ -303,7 +321,8 @@ def test_the_shipped_tiers_cover_sonnet_4_and_4_5():
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (f"{SONNET_45},100000,2025-09-29,2,1.5,2,2,x", "context_tiers.csv:2: above_input_tokens '100000'"),
+        (f"{SONNET_45},200k,2025-09-29,2,1.5,2,2,x", "context_tiers.csv:2: above_input_tokens '200k'"),
+        (f"{SONNET_45},0,2025-09-29,2,1.5,2,2,x", "above_input_tokens '0' is not a positive"),
         (f"{SONNET_45},200000,2025-09-29,2,,2,2,x", "every factor is required"),
         (f"{SONNET_45},200000,someday,2,1.5,2,2,x", "effective_date 'someday'"),
     ],

@@ -43,7 +43,7 @@ FRAME = pd.DataFrame(
         priced_row(ALICE, HAIKU, date(2026, 11, 20), Decimal("0.1234565"), i=100, o=10, n=2),
         priced_row(ALICE, HAIKU, date(2026, 11, 21), Decimal("0.2"), i=50, o=5, n=3, failed=1),
         # bob spends more: first row
-        # (its 4 calls were above 200K input tokens: a smaller-scale stand-in, the column counts them)
+        # (its 4 calls were billed at a long-context tier: the column counts them)
         priced_row(BOB, HAIKU, date(2026, 11, 20), Decimal("1.5"), i=1000, o=100, cr=7, cw=3, n=4, long=True),
         # an unknown model: tokens kept, no charge, last
         priced_row(
@@ -98,7 +98,7 @@ def test_csv_columns_order_and_values():
     assert alice["Pricing status"] == "priced"
     bob = table[0]
     assert (bob["Cache read input tokens"], bob["Cache write input tokens"]) == ("7", "3")
-    assert (bob["Invocations above 200K input tokens"], alice["Invocations above 200K input tokens"]) == ("4", "0")
+    assert (bob["Long-context invocations"], alice["Long-context invocations"]) == ("4", "0")
     assert table[2]["Pricing status"].startswith("unpriced: model acme.unknown-model-v1:0")
     assert table[2]["Number of Input tokens"] == "999"
     assert table[3]["Pricing status"] == "unpriced: no cache-write price"
