@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .mail import message_bytes
 from .window import ReportWindow
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def send_email(ses: Any, message: EmailMessage, sender: str, recipients: tuple[s
         message["To"] = ", ".join(batch)
         # No Destinations: SES then sends to the message's own To header, the batch. (Given both, moto counts
         # the header and the list together against the 50-recipient limit.)
-        response = ses.send_raw_email(Source=sender, RawMessage={"Data": message.as_bytes()})
+        response = ses.send_raw_email(Source=sender, RawMessage={"Data": message_bytes(message)})
         ids.append(response["MessageId"])
         log.info("sent report email %s to %d recipient(s)", response["MessageId"], len(batch))
     return ids

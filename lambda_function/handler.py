@@ -36,7 +36,7 @@ from .deliver import (
 from .errors import IncompleteResults, InvalidRequest
 from .history import compare_previous, month_to_date
 from .insights import InsightsRunner, QueryTotals, plan_queries
-from .mail import RenderedEmail, build_message, render_email
+from .mail import RenderedEmail, build_message, message_bytes, render_email
 from .model_ids import ModelCatalog
 from .pricing import (
     ContextTiers,
@@ -198,7 +198,7 @@ def run_report(
         "summary_uri": summary_uri,
         "email": email,
     }
-    return ReportRun(response, csv_bytes, message.as_bytes(), rendered.html, totals)
+    return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals)
 
 
 def _footer(totals: QueryTotals, price_version: str) -> dict[str, Any]:
@@ -228,7 +228,7 @@ def _compose_email(
             attachment=csv_bytes if attached else None,
             attachment_name=context["csv_name"],
         )
-        if len(message.as_bytes()) <= SES_MAX_RAW_MESSAGE:
+        if len(message_bytes(message)) <= SES_MAX_RAW_MESSAGE:
             break
     return rendered, message
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
@@ -15,6 +16,12 @@ from .identities import friendly_identity
 from .report import cost_label, money
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Headers go out with RFC 5322's 998-character line limit (SES's RawMessage: no line over 1,000 characters): at
+# the default 78, Python folds a long Subject before its first word ("Subject:" then " Bedrock usage ..." on the
+# next line), which some clients show with a leading space. Bodies are encoded when the message is built, with
+# RFC 2045's 76-character lines (Python's default would allow 78), so the wire policy changes header folding only.
+BUILD_POLICY = policy.default.clone(max_line_length=76)
+WIRE_POLICY = policy.default.clone(max_line_length=998)
 
 
 @lru_cache(maxsize=1)
@@ -62,14 +69,21 @@ def build_message(
     attachment_name: str,
 ) -> EmailMessage:
     """multipart/mixed: (text | html alternatives) + the CSV, byte-identical to the S3 object."""
-    message = EmailMessage()
+    message = EmailMessage(policy=BUILD_POLICY)
     message["Subject"] = rendered.subject
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    # Quoted-printable always: left to itself, Python sends short-lined non-ASCII text as 8bit, and SES's RawMessage
+    # reference asks for content outside 7-bit ASCII to be encoded.
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     if attachment is not None:
         message.add_attachment(attachment, maintype="text", subtype="csv", filename=attachment_name)
     return message
+
+
+def message_bytes(message: EmailMessage) -> bytes:
+    """The message as sent to SES (and written to out/)."""
+    return message.as_bytes(policy=WIRE_POLICY)

@@ -150,6 +150,11 @@ def test_the_daily_report_end_to_end(account, records):
         assert UNKNOWN_MODEL in body
     assert "UNPRICED USAGE" in text
 
+    # AND the raw message is what SES asks for: 7-bit ASCII, no line over 998 characters
+    raw = sent[0].raw_data.encode("utf-8")
+    assert raw.isascii()
+    assert max(len(line) for line in raw.splitlines()) <= 998
+
 
 def test_a_rerun_overwrites_the_same_object(account):
     first = report({"date": DAY.isoformat(), "send_email": False}).response
