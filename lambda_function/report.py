@@ -103,6 +103,7 @@ class ReportSummary:
     cache_read_tokens: int
     cache_write_tokens: int
     rows: int
+    long_context_invocations: int = 0  # billed at a model's long-context tier
     by_identity: list[Spend] = field(default_factory=list)
     by_model: list[Spend] = field(default_factory=list)
     by_region: list[Spend] = field(default_factory=list)
@@ -215,6 +216,7 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
         cache_read_tokens=int(rows["cache_read_tokens"].sum()),
         cache_write_tokens=int(rows["cache_write_tokens"].sum()),
         rows=len(rows),
+        long_context_invocations=int(rows["long_context_invocations"].sum()) if not rows.empty else 0,
         by_identity=_breakdown(rows, "identity_arn") if not rows.empty else [],
         by_model=_breakdown(rows, "model_id") if not rows.empty else [],
         by_region=_breakdown(rows, "region") if not rows.empty else [],
@@ -242,6 +244,7 @@ def summary_document(summary: ReportSummary, window: dict[str, str], footer: dic
         "total_cost_usd": f"{summary.total_cost:f}",
         "invocations": summary.invocations,
         "failed_invocations": summary.failed_invocations,
+        "long_context_invocations": summary.long_context_invocations,
         "tokens": {
             "input": summary.input_tokens,
             "output": summary.output_tokens,

@@ -149,6 +149,9 @@ def test_the_daily_report_end_to_end(account, records):
         assert invocations in body
         assert UNKNOWN_MODEL in body
     assert "UNPRICED USAGE" in text
+    long_calls = int(truth["long_context_invocations"].sum())
+    assert f"Long-context invocations: {long_calls:,} " in text
+    assert f"{long_calls:,} long-context" in html
 
     # AND the raw message is what SES asks for: 7-bit ASCII, no line over 998 characters
     raw = sent[0].raw_data.encode("utf-8")
@@ -184,6 +187,8 @@ def test_the_json_summary_beside_the_csv(account):
     document = json.loads(account.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
     assert document["total_cost_usd"] == response["total_cost_usd"]
     assert document["invocations"] == response["invocations"]
+    csv_rows = parse_csv(read_s3_csv(account, response))
+    assert document["long_context_invocations"] == sum(int(r["Long-context invocations"]) for r in csv_rows) > 0
     assert [u["model_id"] for u in document["unpriced"]] == [UNKNOWN_MODEL]
     assert document["footer"]["log_groups"] == [GROUP]
     assert document["footer"]["records_matched"] == response["records_matched"]

@@ -111,6 +111,7 @@ def test_summary_agrees_with_the_csv():
     assert summary.total_cost == Decimal("1.823457")
     assert summary.invocations == 2 + 3 + 4 + 6 + 1 + 1
     assert summary.failed_invocations == 3
+    assert summary.long_context_invocations == 4  # bob's Haiku row
     assert summary.input_tokens == 100 + 50 + 1000 + 999 + 10
     assert summary.unpriced_models == ["acme.unknown-model-v1:0", "amazon.nova-lite-v1:0"]
     assert summary.unpriced[0].input_tokens == 999
