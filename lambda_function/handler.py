@@ -195,6 +195,8 @@ def run_report(
         "records_matched": totals.records_matched,
         "total_cost_usd": f"{summary.total_cost:f}",
         "unpriced_models": summary.unpriced_models,
+        "invalid_rows": summary.invalid_rows,
+        "unreadable_records": summary.unreadable_records,
         "summary_uri": summary_uri,
         "email": email,
     }

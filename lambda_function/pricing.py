@@ -22,6 +22,7 @@ import pandas as pd
 from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
 
 PRICED = "priced"
+INVALID = "invalid"  # a pricing status: the logged counts themselves are unusable
 MILLION = Decimal(1_000_000)
 TOKEN_KINDS = (
     ("input_tokens", "input", "input"),
@@ -373,6 +374,14 @@ def images_generated(row: Any) -> int:
     return int(per_call * (row.invocations - row.failed_invocations))
 
 
+def invalid_reason(row: Any) -> str:
+    """Why a usage row cannot be priced as logged ('' when it can): bad sums, or records without counts."""
+    reasons = [row.invalid] if row.invalid else []
+    if row.unreadable_records:
+        reasons.append(f"{row.unreadable_records:,} record(s) of successful calls without readable token counts")
+    return "; ".join(reasons)
+
+
 def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | None, str]:
     """The exact charge for these token counts at this price, or None and why not."""
     total = Decimal(0)
@@ -417,11 +426,19 @@ def price_usage(
     image_counts: list[int] = []
     long_context: list[bool] = []
     token_columns = [column for column, _, _ in TOKEN_KINDS]
+    has_invalid = "invalid" in usage.columns
     for row in usage.itertuples(index=False):
         raw = row.model_id
         ref = refs.get(raw) or refs.setdefault(raw, normalise(raw))
         priced_ids.append(ref.model_id)
         long_context.append(False)
+        problem = invalid_reason(row) if has_invalid else ""
+        if problem:
+            # Counts that cannot be exact, or calls whose counts could not be read: no charge rather than a wrong one.
+            image_counts.append(0)
+            charges.append(None)
+            statuses.append(f"{INVALID}: {problem}")
+            continue
         if images is not None and images.knows(ref.model_id):
             # Image models are billed per image, by size, quality and steps; their token counts are not billed.
             count = images_generated(row)

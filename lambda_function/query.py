@@ -20,12 +20,17 @@ from collections.abc import Sequence
 # each record gets a band, the number of thresholds its input is above, and the band is a `by` field. The
 # thresholds come from the tier table (pricing/context_tiers.csv); see `usage_query`.
 # Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
+# Counts are parsed as any number, sign, fraction and exponent included, so that a malformed count in a large
+# record is seen as what it is (-5, 12.5, 1e30) and refused downstream, not read as its leading digits. A record
+# is readable when it has an input token count (as text: JSON `true` is not one) or an error code; the others
+# (a record cut short, a count that is not a number) are counted as unreadable, never priced as a $0 call.
+_NUMBER = r"-?[0-9][0-9.eE+-]*"
 MAX_QUERY_CHARS = 10_000  # StartQuery's limit on queryString
 _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
-| parse @message /"inputTokenCount"\s*:\s*(?<p_in>\d+)/
-| parse @message /"outputTokenCount"\s*:\s*(?<p_out>\d+)/
-| parse @message /"cacheReadInputTokenCount"\s*:\s*(?<p_cr>\d+)/
-| parse @message /"cacheWriteInputTokenCount"\s*:\s*(?<p_cw>\d+)/
+| parse @message /"inputTokenCount"\s*:\s*(?<p_in>{NUMBER})/
+| parse @message /"outputTokenCount"\s*:\s*(?<p_out>{NUMBER})/
+| parse @message /"cacheReadInputTokenCount"\s*:\s*(?<p_cr>{NUMBER})/
+| parse @message /"cacheWriteInputTokenCount"\s*:\s*(?<p_cw>{NUMBER})/
 | parse @message /"modelId"\s*:\s*"(?<p_model>[^"]+)"/
 | parse @message /"identity"\s*:\s*\{\s*"arn"\s*:\s*"(?<p_arn>[^"]+)"/
 | parse @message /"accountId"\s*:\s*"(?<p_acct>[^"]+)"/
@@ -40,6 +45,7 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(modelId, p_model) as model,
          coalesce(region, p_region) as src_region,
          coalesce(errorCode, p_err) as error,
+         coalesce(p_in, errorCode, p_err) as readable,
          coalesce(`input.inputBodyJson.imageGenerationConfig.width`, `input.inputBodyJson.width`, -1) as img_w,
          coalesce(`input.inputBodyJson.imageGenerationConfig.height`, `input.inputBodyJson.height`, -1) as img_h,
          coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
@@ -47,7 +53,7 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n
 {band}| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
-        count(*) as invocations, count(error) as failed_invocations,
+        count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records,
         min(@timestamp) as first_seen, max(@timestamp) as last_seen
   by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n{band_key}"""
 
@@ -73,7 +79,7 @@ def usage_query(thresholds: Sequence[int] = ()) -> str:
             f"| fields {' + '.join(_above(t) for t in ordered)} as ctx_band\n"
         )
         band_key = ", ctx_band"
-    query = _QUERY.replace("{band}", band).replace("{band_key}", band_key)
+    query = _QUERY.replace("{band}", band).replace("{band_key}", band_key).replace("{NUMBER}", _NUMBER)
     if len(query) > MAX_QUERY_CHARS:
         raise ValueError(f"the usage query would be {len(query)} characters, over StartQuery's {MAX_QUERY_CHARS}")
     return query
@@ -100,3 +106,4 @@ RESULT_FIELDS = {
     "ctx_band": "input_band",
 }
 COUNT_FIELD = "invocations"
+READABLE_FIELD = "readable_records"

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
-from .pricing import PRICED
+from .pricing import INVALID, PRICED
 from .usage import COUNTS
 
 CENT = Decimal("0.01")
@@ -29,6 +29,7 @@ CSV_COLUMNS = [
     "Pricing status",
     "Images generated",
     "Long-context invocations",
+    "Unreadable records",
 ]
 _ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
 _SOURCE_COLUMNS = {
@@ -46,6 +47,7 @@ _SOURCE_COLUMNS = {
     "pricing_status": "Pricing status",
     "images": "Images generated",
     "long_context_invocations": "Long-context invocations",
+    "unreadable_records": "Unreadable records",
 }
 _SUMMED = COUNTS + ["images", "long_context_invocations"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -104,6 +106,8 @@ class ReportSummary:
     cache_write_tokens: int
     rows: int
     long_context_invocations: int = 0  # billed at a model's long-context tier
+    unreadable_records: int = 0  # successful calls whose token counts could not be read (not priced)
+    invalid_rows: int = 0  # CSV rows whose logged counts are unusable (not priced)
     by_identity: list[Spend] = field(default_factory=list)
     by_model: list[Spend] = field(default_factory=list)
     by_region: list[Spend] = field(default_factory=list)
@@ -190,6 +194,12 @@ def _breakdown(rows: pd.DataFrame, key: str) -> list[Spend]:
     return sorted(spends, key=lambda s: (-s.cost, -s.invocations, s.name))
 
 
+def _count_invalid(rows: pd.DataFrame) -> int:
+    if rows.empty:
+        return 0
+    return int(rows["pricing_status"].str.contains(f"{INVALID}: ", regex=False).sum())
+
+
 def summarise(rows: pd.DataFrame) -> ReportSummary:
     """Totals and breakdowns, computed from the CSV rows so that the email always agrees with the CSV."""
     unpriced = []
@@ -217,6 +227,8 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
         cache_write_tokens=int(rows["cache_write_tokens"].sum()),
         rows=len(rows),
         long_context_invocations=int(rows["long_context_invocations"].sum()) if not rows.empty else 0,
+        unreadable_records=int(rows["unreadable_records"].sum()) if not rows.empty else 0,
+        invalid_rows=_count_invalid(rows),
         by_identity=_breakdown(rows, "identity_arn") if not rows.empty else [],
         by_model=_breakdown(rows, "model_id") if not rows.empty else [],
         by_region=_breakdown(rows, "region") if not rows.empty else [],
@@ -245,6 +257,8 @@ def summary_document(summary: ReportSummary, window: dict[str, str], footer: dic
         "invocations": summary.invocations,
         "failed_invocations": summary.failed_invocations,
         "long_context_invocations": summary.long_context_invocations,
+        "unreadable_records": summary.unreadable_records,
+        "invalid_rows": summary.invalid_rows,
         "tokens": {
             "input": summary.input_tokens,
             "output": summary.output_tokens,

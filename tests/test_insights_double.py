@@ -317,6 +317,7 @@ HAIKU_ROW = {
     "cache_write_tokens": "0",
     "invocations": "4",
     "failed_invocations": "1",
+    "readable_records": "4",  # 3 with an input token count + 1 with an error code
     "first_seen": "2025-12-17 01:09:56.000",
     "last_seen": "2025-12-17 01:12:56.000",  # + 180 s
 }
@@ -333,6 +334,7 @@ NOVA_ROW = {
     "cache_write_tokens": "0",
     "invocations": "1",
     "failed_invocations": "0",
+    "readable_records": "1",
     "first_seen": "2025-03-11 00:38:02.000",
     "last_seen": "2025-03-11 00:38:02.000",
 }

@@ -29,6 +29,7 @@ def priced_row(identity, model, day, charge, status=PRICED, i=0, o=0, cr=0, cw=0
         "cache_write_tokens": cw,
         "invocations": n,
         "failed_invocations": failed,
+        "unreadable_records": 0,
         "long_context": long,
         "priced_model_id": model,
         "images": 0,
