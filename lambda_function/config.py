@@ -14,25 +14,31 @@ from .errors import ConfigError
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PRICE_TABLE = PACKAGE_ROOT / "pricing" / "token_prices.csv"
 
+# All patterns are used with fullmatch: re.match with `$` also accepts a trailing newline.
 # A log group name per the CloudWatch Logs API, or a log-group ARN (for cross-account / other-region groups).
-_LOG_GROUP_NAME = re.compile(r"^[\.\-_/#A-Za-z0-9]{1,512}$")
+_LOG_GROUP_NAME = re.compile(r"[\.\-_/#A-Za-z0-9]{1,512}")
 _LOG_GROUP_ARN = re.compile(
-    r"^arn:aws[a-z-]*:logs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):log-group:(?P<name>[\.\-_/#A-Za-z0-9]{1,512})(:\*)?$"
+    r"arn:aws[a-z-]*:logs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):log-group:(?P<name>[\.\-_/#A-Za-z0-9]{1,512})(:\*)?"
 )
-_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]+")
+_REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")  # us-east-1, us-gov-west-1, eusc-de-east-1
 # Deliberately simple: one @, no spaces or commas, a dot in the domain. SES does the real verification.
-_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_DISPLAY_EMAIL = re.compile(r"^(?P<name>[^<>]*)<(?P<addr>[^<>]+)>$")
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_DISPLAY_EMAIL = re.compile(r"(?P<name>[^<>]*)<(?P<addr>[^<>]+)>")
 
 
 def is_email(value: str) -> bool:
-    return bool(_EMAIL.match(value))
+    # isprintable: the pattern's local part would take a NUL or an ESC; a CR/LF would open a mail header
+    return value.isprintable() and bool(_EMAIL.fullmatch(value))
 
 
 def email_address(value: str) -> str:
     """The bare address of `alice@example.com` or `Reports <reports@example.com>`; '' when it is neither."""
+    if not value.isprintable():  # a CR/LF in the display name would start a header of its own
+        return ""
     value = value.strip()
-    match = _DISPLAY_EMAIL.match(value)
+    match = _DISPLAY_EMAIL.fullmatch(value)
     addr = match.group("addr").strip() if match else value
     return addr if is_email(addr) else ""
 
@@ -52,11 +58,11 @@ class LogGroup:
 
 
 def parse_log_group(value: str) -> LogGroup | None:
-    match = _LOG_GROUP_ARN.match(value)
+    match = _LOG_GROUP_ARN.fullmatch(value)
     if match:
         arn = value[:-2] if value.endswith(":*") else value
         return LogGroup(arn, match["name"], match["region"], match["account"])
-    if _LOG_GROUP_NAME.match(value):
+    if _LOG_GROUP_NAME.fullmatch(value):
         return LogGroup(value, value)
     return None
 
@@ -89,8 +95,17 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in re.split(r"[,\s]+", value) if part.strip()]
 
 
+def _setting(environ: Mapping[str, str], name: str, default: str = "") -> str:
+    """The variable without surrounding spaces. A control character is refused rather than trimmed: these values
+    end up in mail headers, S3 keys and URLs, and one there is a paste error at best, an injection at worst."""
+    raw = environ.get(name, default)
+    if not raw.isprintable():
+        raise ConfigError(name, f"{raw!r} has a control character (or another non-printing one)")
+    return raw.strip()
+
+
 def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = environ.get(name, "").strip()
+    raw = _setting(environ, name)
     if not raw:
         return default
     try:
@@ -104,7 +119,7 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, 
 
 def load_config(environ: Mapping[str, str]) -> Config:
     """Build and validate the Config from environment variables; the first problem found is raised."""
-    raw_groups = _split(environ.get("LOG_GROUP_NAMES", ""))
+    raw_groups = _split(_setting(environ, "LOG_GROUP_NAMES"))
     if not raw_groups:
         raise ConfigError("LOG_GROUP_NAMES", "is not set; give one or more log group names or ARNs, comma-separated")
     log_groups = []
@@ -114,48 +129,52 @@ def load_config(environ: Mapping[str, str]) -> Config:
             raise ConfigError("LOG_GROUP_NAMES", f"{raw!r} is neither a log group name nor a log-group ARN")
         log_groups.append(group)
 
-    bucket = environ.get("REPORT_BUCKET", "").strip()
+    bucket = _setting(environ, "REPORT_BUCKET")
     if not bucket:
         raise ConfigError("REPORT_BUCKET", "is not set; name the S3 bucket that receives the CSV reports")
-    if not _BUCKET.match(bucket):
+    if not _BUCKET.fullmatch(bucket):
         raise ConfigError("REPORT_BUCKET", f"{bucket!r} is not a valid S3 bucket name")
 
-    prefix = environ.get("REPORT_PREFIX", "bedrock-usage").strip().strip("/")
-    if not prefix or ".." in prefix or not re.match(r"^[A-Za-z0-9!_.*'()/-]+$", prefix):
+    prefix = _setting(environ, "REPORT_PREFIX", "bedrock-usage").strip("/")
+    if not prefix or ".." in prefix or not _PREFIX.fullmatch(prefix):
         raise ConfigError("REPORT_PREFIX", f"{prefix!r} is not a usable S3 key prefix")
 
-    sender = environ.get("SENDER", "").strip()
+    sender = _setting(environ, "SENDER")
     if sender and not email_address(sender):
         raise ConfigError("SENDER", f"{sender!r} is not an e-mail address")
 
-    recipients = tuple(_split(environ.get("RECIPIENTS", "")))
+    recipients = tuple(_split(_setting(environ, "RECIPIENTS")))
     for recipient in recipients:
         if not is_email(recipient):
             raise ConfigError("RECIPIENTS", f"{recipient!r} is not an e-mail address")
 
-    tz_name = environ.get("REPORT_TIMEZONE", "UTC").strip() or "UTC"
+    tz_name = _setting(environ, "REPORT_TIMEZONE") or "UTC"
     try:
         timezone = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("REPORT_TIMEZONE", f"{tz_name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
 
-    region = (environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "").strip()
+    region = _setting(environ, "AWS_REGION") or _setting(environ, "AWS_DEFAULT_REGION")
     if not region:
         raise ConfigError("AWS_REGION", "is not set; Lambda sets it, on the command line export AWS_REGION")
+    if not _REGION.fullmatch(region):  # it becomes part of every endpoint's host name
+        raise ConfigError("AWS_REGION", f"{region!r} is not an AWS region name like eu-west-1")
 
-    price_table = Path(environ.get("PRICE_TABLE", "").strip() or DEFAULT_PRICE_TABLE)
+    price_table = Path(_setting(environ, "PRICE_TABLE") or DEFAULT_PRICE_TABLE)
     if not price_table.is_file():
         raise ConfigError("PRICE_TABLE", f"{str(price_table)!r} is not a readable file")
 
-    raw_discount = environ.get("PRICE_DISCOUNT_PERCENT", "").strip() or "0"
+    raw_discount = _setting(environ, "PRICE_DISCOUNT_PERCENT") or "0"
     try:
         discount = Decimal(raw_discount)
     except InvalidOperation:
         raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be a number of percent, got {raw_discount!r}") from None
+    if not discount.is_finite():  # Decimal reads NaN, sNaN and Infinity; comparing a NaN raises InvalidOperation
+        raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be a number of percent, got {raw_discount!r}")
     if not Decimal(0) <= discount < Decimal(100):
         raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be from 0 up to (not including) 100, got {raw_discount}")
 
-    overrides = environ.get("PRICE_OVERRIDES", "").strip()
+    overrides = _setting(environ, "PRICE_OVERRIDES")
     if overrides and not overrides.startswith("s3://") and not Path(overrides).is_file():
         raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} is neither a readable file nor an s3://bucket/key URI")
     if overrides.startswith("s3://") and "/" not in overrides.removeprefix("s3://").strip("/"):

@@ -50,7 +50,9 @@ _SOURCE_COLUMNS = {
     "unreadable_records": "Unreadable records",
 }
 _SUMMED = COUNTS + ["images", "long_context_invocations"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet app may read as the start of a formula, with the full-width forms (＝ ＋ － ＠) some of them
+# fold to ASCII. Leading whitespace of any kind (TAB, CR, LF, NBSP, ...) is caught in neutralise: apps trim it.
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def to_micro(amount: Decimal) -> Decimal:
@@ -64,7 +66,7 @@ def money(amount: Decimal) -> str:
 
 def neutralise(text: str) -> str:
     """Keep spreadsheet apps from running a cell as a formula (CSV injection)."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text.startswith(_FORMULA_START) or text[:1].isspace() else text
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lambda_function.config import load_config
+from lambda_function.config import email_address, is_email, load_config, parse_log_group
 from lambda_function.errors import ConfigError
 
 GOOD = {
@@ -68,3 +68,60 @@ def test_sender_and_recipients_are_needed_only_to_send():
         config.require_email_settings(("a@example.com",))
     with pytest.raises(ConfigError, match="RECIPIENTS"):
         load_config(GOOD).require_email_settings(())
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        # not numbers at all: NaN made the range check raise decimal.InvalidOperation
+        ({"PRICE_DISCOUNT_PERCENT": "NaN"}, "PRICE_DISCOUNT_PERCENT"),
+        ({"PRICE_DISCOUNT_PERCENT": "nan"}, "PRICE_DISCOUNT_PERCENT"),
+        ({"PRICE_DISCOUNT_PERCENT": "sNaN"}, "PRICE_DISCOUNT_PERCENT"),
+        ({"PRICE_DISCOUNT_PERCENT": "Infinity"}, "PRICE_DISCOUNT_PERCENT"),
+        ({"PRICE_DISCOUNT_PERCENT": "-Infinity"}, "PRICE_DISCOUNT_PERCENT"),
+        # a CR/LF in an address is a header injection waiting for a mail library that does not refuse it
+        ({"SENDER": "Reports <reports@example.com>\r\nBcc: x@evil.com"}, "SENDER"),
+        ({"SENDER": "Reports\r\nBcc: x@evil.com <reports@example.com>"}, "SENDER"),
+        ({"SENDER": "Reports \x1b[31m <reports@example.com>"}, "SENDER"),
+        ({"SENDER": "reports@example.com\n"}, "SENDER"),
+        ({"SENDER": "reports@example.com\x00"}, "SENDER"),
+        ({"RECIPIENTS": "a@example.com\n"}, "RECIPIENTS"),
+        ({"RECIPIENTS": "a@example.com\r\nb@example.com"}, "RECIPIENTS"),
+        ({"RECIPIENTS": "a@example.com,\tb@example.com"}, "RECIPIENTS"),
+        # the other settings go into S3 keys, URLs and log group names
+        ({"REPORT_BUCKET": "acme-bedrock-reports\n"}, "REPORT_BUCKET"),
+        ({"REPORT_PREFIX": "bedrock-usage\n/"}, "REPORT_PREFIX"),
+        ({"LOG_GROUP_NAMES": "/aws/bedrock/invocations\n"}, "LOG_GROUP_NAMES"),
+        ({"AWS_REGION": "us-east-1\nx"}, "AWS_REGION"),
+        ({"AWS_REGION": "us-east-1.evil.example"}, "AWS_REGION"),  # part of each endpoint's host name
+        ({"REPORT_TIMEZONE": "UTC\x00"}, "REPORT_TIMEZONE"),
+        ({"PRICE_OVERRIDES": "s3://bucket/key\r\nx"}, "PRICE_OVERRIDES"),
+        ({"QUERY_CONCURRENCY": "4\n"}, "QUERY_CONCURRENCY"),
+    ],
+)
+def test_non_numbers_and_control_characters_are_refused(change, variable):
+    with pytest.raises(ConfigError) as caught:
+        load_config({**GOOD, **change})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(variable)
+
+
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [
+        # re.match with $ also matches before a trailing newline
+        (is_email, "a@example.com\n"),
+        (email_address, "Reports <reports@example.com>\n"),
+        (email_address, "reports@example.com\n"),
+        (parse_log_group, "/aws/bedrock/invocations\n"),
+        (parse_log_group, "arn:aws:logs:eu-west-1:111122223333:log-group:/bedrock/eu:*\n"),
+    ],
+)
+def test_a_trailing_newline_does_not_pass_the_patterns(check, value):
+    assert not check(value)
+    assert check(value[:-1])  # the same value without it is fine
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "us-gov-west-1", "cn-northwest-1", "eusc-de-east-1"])
+def test_region_names(region):
+    assert load_config({**GOOD, "AWS_REGION": region}).default_region == region

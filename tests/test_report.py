@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pandas as pd
+import pytest
 
 from lambda_function.pricing import PRICED
 from lambda_function.report import CSV_COLUMNS, money, neutralise, render_csv, report_rows, summarise
@@ -151,3 +152,34 @@ def test_breakdowns_never_show_unpriced_usage_as_zero():
     assert cost_label(Spend("acme.unknown-model-v1:0", Decimal(0), 420, 420)) == "unpriced"
     assert cost_label(Spend("bob", Decimal("1.5"), 10, 6)) == "$1.50 + unpriced"
     assert cost_label(Spend("alice", Decimal("0.323457"), 5, 0)) == "$0.32"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1+1", "'\r=1+1"),
+        # any leading whitespace: spreadsheet apps may trim it and then see the formula
+        (" =1+1", "' =1+1"),
+        ("\n=1+1", "'\n=1+1"),
+        ("\x0b@SUM(A1)", "'\x0b@SUM(A1)"),
+        ("\u00a0+1", "'\u00a0+1"),
+        ("\u3000-1", "'\u3000-1"),
+        (" plain", "' plain"),
+        # full-width forms, which some spreadsheet apps read as their ASCII twins
+        ("\uff1dHYPERLINK(1)", "'\uff1dHYPERLINK(1)"),
+        ("\uff0b1", "'\uff0b1"),
+        ("\uff0d1", "'\uff0d1"),
+        ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
+        # unchanged
+        ("", ""),
+        ("arn:aws:iam::123456789012:user/alice", "arn:aws:iam::123456789012:user/alice"),
+        ("anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("us-east-1", "us-east-1"),
+        ("1.5", "1.5"),
+        ("a=b", "a=b"),
+    ],
+)
+def test_neutralise_table(text, expected):
+    assert neutralise(text) == expected
