@@ -1,7 +1,7 @@
-"""Command line: `python -m lambda_function [--date D | --start S --end E] [--no-email] [--out DIR]`.
+"""Command line: `python -m lambda_function [--date D | --start S --end E] [--no-email] [--out DIR] [--timeout S]`.
 
-Same fields as the Lambda event, same JSON on stdout; logs go to stderr. Uses the normal AWS credential chain
-and honours AWS_ENDPOINT_URL (e.g. a local moto server).
+Same fields as the Lambda event, same JSON on stdout, errors included (exit 2); logs go to stderr, and a traceback
+only with --debug. Uses the normal AWS credential chain and honours AWS_ENDPOINT_URL (e.g. a local moto server).
 """
 
 from __future__ import annotations
@@ -11,13 +11,18 @@ import json
 import logging
 import os
 import sys
+import time
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .config import load_config
 from .errors import ReportError
-from .handler import AwsClients, ReportRun, run_report
+from .handler import DEFAULT_TIMEOUT_SECONDS, AwsClients, ReportRun, run_report
 
 
 def build_event(args: argparse.Namespace) -> dict[str, Any]:
@@ -43,7 +48,24 @@ def write_outputs(run: ReportRun, out: Path) -> dict[str, str]:
     return {name: str(path) for name, path in paths.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _error(err: BaseException) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": type(err).__name__, "message": str(err)}
+    for name in ("field", "variable"):
+        if hasattr(err, name):
+            error[name] = getattr(err, name)
+    if isinstance(err, ClientError):
+        error["type"] = "ClientError"
+        error["code"] = err.response.get("Error", {}).get("Code", "")
+    return {"status": "error", "error": error}
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    session: Any = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     parser = argparse.ArgumentParser(prog="python -m lambda_function", description=__doc__.splitlines()[0])
     parser.add_argument("--date", help="one day in REPORT_TIMEZONE, e.g. 2026-11-20")
     parser.add_argument("--start", help="window start (ISO 8601 with offset, or a date), inclusive")
@@ -51,16 +73,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipients", help="comma-separated e-mail addresses (default: RECIPIENTS)")
     parser.add_argument("--no-email", action="store_true", help="write the CSV to S3 but send no email")
     parser.add_argument("--out", type=Path, help="also write the CSV, the .eml and the HTML body to this folder")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="seconds the run may take, as Lambda's timeout does (default: %(default)s)",
+    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error to stderr")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if args.timeout <= 0:
+        parser.error("--timeout must be a positive number of seconds")
 
     try:
         config = load_config(os.environ)
-        run = run_report(build_event(args), config, AwsClients(config.default_region), now=datetime.now(UTC))
-    except ReportError as err:
-        print(json.dumps({"status": "error", "error": {"type": type(err).__name__, "message": str(err)}}, indent=2))
+        aws = AwsClients(config.default_region, session=session)
+        run = run_report(
+            build_event(args), config, aws, now=datetime.now(UTC), clock=clock, sleep=sleep, timeout=args.timeout
+        )
+    except (ReportError, ClientError, BotoCoreError) as err:
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        print(json.dumps(_error(err), indent=2))
         return 2
+    except Exception as err:  # a defect of ours: still an answer in JSON, and the traceback on request
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        answer = _error(err)
+        answer["error"]["message"] += " (an internal error; run with --debug for the traceback)"
+        print(json.dumps(answer, indent=2))
+        return 1
     if args.out and run.response["status"] == "ok":
         run.response["local_files"] = write_outputs(run, args.out)
     print(json.dumps(run.response, indent=2))

@@ -1,32 +1,39 @@
-"""The AWS side of delivery: the CSV to S3, the message through SES. Clients are passed in."""
+"""The report store and its checks: where the CSV, its summary and the email marker live in S3, whether the bucket,
+the log groups and the price overrides are there before anything is paid for, and how long a link can live.
+Clients are passed in."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .mail import message_bytes
+from .aws import error_code
+from .config import LogGroup
+from .errors import ConfigError
 from .window import ReportWindow
 
 log = logging.getLogger(__name__)
 
 SES_MAX_RAW_MESSAGE = 10 * 1024 * 1024  # SES v1 SendRawEmail: 10 MB after encoding
-SES_MAX_RECIPIENTS = 50  # per message
 
 
 def _stamp(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def report_key(prefix: str, window: ReportWindow) -> str:
-    """Deterministic per window, so a re-run overwrites the same object instead of piling up copies."""
+def report_key(prefix: str, window: ReportWindow, *, partial: bool = False) -> str:
+    """Deterministic per window, so a re-run overwrites the same object instead of piling up copies. A partial
+    window (month to date) is named apart: it never shares a key, or an email marker, with a finished one."""
     day = window.local_start.date()
-    name = f"bedrock-usage_{_stamp(window.start)}_{_stamp(window.end)}.csv"
+    kind = "bedrock-usage-partial" if partial else "bedrock-usage"
+    name = f"{kind}_{_stamp(window.start)}_{_stamp(window.end)}.csv"
     return f"{prefix}/reports/{day:%Y}/{day:%m}/{day:%d}/{name}"
 
 
@@ -41,49 +48,9 @@ def put_report(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, 
     return f"s3://{bucket}/{key}"
 
 
-def send_email(ses: Any, message: EmailMessage, sender: str, recipients: tuple[str, ...]) -> list[str]:
-    """Send the raw MIME message in batches of at most 50 recipients (an SES limit per message), each batch
-    with its own To header so that no message names more than 50; returns the SES message ids."""
-    ids = []
-    for i in range(0, len(recipients), SES_MAX_RECIPIENTS):
-        batch = list(recipients[i : i + SES_MAX_RECIPIENTS])
-        del message["To"]
-        message["To"] = ", ".join(batch)
-        # No Destinations: SES then sends to the message's own To header, the batch. (Given both, moto counts
-        # the header and the list together against the 50-recipient limit.)
-        response = ses.send_raw_email(Source=sender, RawMessage={"Data": message_bytes(message)})
-        ids.append(response["MessageId"])
-        log.info("sent report email %s to %d recipient(s)", response["MessageId"], len(batch))
-    return ids
-
-
 def sent_marker_key(csv_key: str) -> str:
     """Where the 'this window's email went out' marker lives, beside the CSV."""
     return csv_key.removesuffix(".csv") + ".email-sent.json"
-
-
-def claim_email(s3: Any, bucket: str, key: str, body: bytes, *, force: bool) -> bool:
-    """Record that this window's email is being sent. Only the first run wins (S3 conditional write,
-    `If-None-Match: *`), so a retried or duplicated invocation does not send it twice; `force` always wins."""
-    params = {"Bucket": bucket, "Key": key, "Body": body, "ContentType": "application/json"}
-    if force:
-        s3.put_object(**params)
-        return True
-    try:
-        s3.put_object(**params, IfNoneMatch="*")
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
-            return False
-        raise
-    return True
-
-
-def release_email_claim(s3: Any, bucket: str, key: str) -> None:
-    """Sending failed: drop the marker so that Lambda's retry sends the email after all."""
-    try:
-        s3.delete_object(Bucket=bucket, Key=key)
-    except ClientError as err:
-        log.error("could not remove %s after a failed send; delete it to let a re-run send: %s", key, err)
 
 
 def put_summary(s3: Any, bucket: str, csv_key: str, summary: dict[str, Any]) -> str:
@@ -98,3 +65,84 @@ def presigned_link(s3: Any, bucket: str, key: str, expires_seconds: int) -> str:
     return str(
         s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_seconds)
     )
+
+
+def read_overrides(location: str, s3: Any) -> bytes | None:
+    """The negotiated-price rows (PRICE_OVERRIDES), from a local file or S3, read on every run: they may change."""
+    if not location:
+        return None
+    if not location.startswith("s3://"):
+        try:
+            return Path(location).read_bytes()
+        except OSError as err:
+            raise ConfigError("PRICE_OVERRIDES", f"{location!r} cannot be read: {err.strerror}") from None
+    bucket, key = location.removeprefix("s3://").split("/", 1)
+    try:
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as err:
+        code = error_code(err)
+        if code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403"):
+            raise ConfigError("PRICE_OVERRIDES", f"{location!r} cannot be read ({code})") from None
+        raise
+
+
+def check_bucket(s3: Any, bucket: str, prefix: str) -> None:
+    """REPORT_BUCKET exists and the function may list its report prefix (the role's s3:ListBucket is scoped to
+    it), checked before the queries are paid for."""
+    try:
+        s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/", MaxKeys=1)
+    except ClientError as err:
+        code = error_code(err)
+        if code in ("NoSuchBucket", "AccessDenied", "AllAccessDisabled", "404", "403"):
+            raise ConfigError("REPORT_BUCKET", f"{bucket!r} cannot be used ({code})") from None
+        raise
+
+
+def check_log_groups(groups: Sequence[LogGroup], logs_for: Callable[[str], Any], default_region: str) -> None:
+    """Each log group named by LOG_GROUP_NAMES exists (DescribeLogGroups), checked before the queries are paid for.
+    Log-group ARNs of other accounts cannot be described from here; StartQuery checks those."""
+    for group in groups:
+        region = group.region or default_region
+        try:
+            found = logs_for(region).describe_log_groups(logGroupNamePrefix=group.name, limit=1).get("logGroups", [])
+        except ClientError as err:
+            if error_code(err) in ("AccessDeniedException", "AccessDenied"):
+                log.warning("cannot check that the log groups exist (%s); StartQuery will", error_code(err))
+                return
+            raise
+        # Names sort ASCII-wise, so the exact name, when it exists, is the first with it as a prefix.
+        if found and found[0].get("logGroupName") == group.name:
+            continue
+        if group.is_arn:
+            log.info("log group %s is not in this account's %s; StartQuery checks it", group.identifier, region)
+            continue
+        raise ConfigError("LOG_GROUP_NAMES", f"{group.identifier!r} does not exist in {region}")
+
+
+@dataclass(frozen=True)
+class LinkLifetime:
+    """How long the presigned link works: the setting, capped by the signing credentials' own expiry."""
+
+    seconds: int
+    temporary_unknown_expiry: bool = False  # signed with temporary credentials whose expiry we cannot see
+
+    def describe(self) -> str:
+        hours = self.seconds // 3600
+        span = f"{hours} hours" if hours >= 2 else "1 hour" if hours == 1 else f"{max(1, self.seconds // 60)} minutes"
+        if self.temporary_unknown_expiry:
+            return f"valid up to {span}, or until the temporary credentials that signed it expire, if sooner"
+        return f"valid {span}"
+
+
+def link_lifetime(credentials: Any, requested_seconds: int, now: datetime) -> LinkLifetime:
+    """A presigned URL stops working when the credentials that signed it expire, whatever X-Amz-Expires says."""
+    if credentials is None:
+        return LinkLifetime(requested_seconds)
+    # botocore keeps the expiry of refreshable credentials (assumed roles, SSO, AWS_CREDENTIAL_EXPIRATION) here.
+    expiry = getattr(credentials, "_expiry_time", None)
+    if isinstance(expiry, datetime):
+        left = int((expiry - now.astimezone(UTC)).total_seconds())
+        return LinkLifetime(max(60, min(requested_seconds, left)))
+    frozen = credentials.get_frozen_credentials() if hasattr(credentials, "get_frozen_credentials") else credentials
+    # Lambda passes its role's session credentials in environment variables, without their expiry.
+    return LinkLifetime(requested_seconds, temporary_unknown_expiry=bool(getattr(frozen, "token", None)))

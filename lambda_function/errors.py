@@ -36,3 +36,21 @@ class QueryFailed(ReportError):
 
 class IncompleteResults(ReportError):
     """The usage could not be proven complete; we refuse to deliver an undercount."""
+
+
+class DeadlineExceeded(ReportError):
+    """The run's time (Lambda's remaining time, or the CLI's --timeout) ran out before an AWS call could be made."""
+
+
+class EmailNotSent(ReportError):
+    """SES refused a batch (the error proves it did not accept it): its recipients do not have the email; a re-run
+    sends to them."""
+
+
+class EmailDeliveryUncertain(ReportError):
+    """SES may or may not have accepted a batch (5xx, timeout, connection lost after sending). Never retried
+    automatically: the recipients are named, and `force` sends again."""
+
+
+class EmailInProgress(ReportError):
+    """Another run holds this window's email claim and may still be sending it."""

@@ -5,32 +5,31 @@ event -> window -> Logs Insights -> usage frame -> prices -> CSV + summary -> S3
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
-
+from .aws import ATTEMPT_SECONDS, AwsClients
 from .config import Config, load_config
 from .deliver import (
     SES_MAX_RAW_MESSAGE,
-    claim_email,
+    check_bucket,
+    check_log_groups,
+    link_lifetime,
     presigned_link,
     put_report,
     put_summary,
-    release_email_claim,
+    read_overrides,
     report_key,
-    send_email,
     sent_marker_key,
 )
 from .errors import IncompleteResults, InvalidRequest
@@ -38,6 +37,7 @@ from .history import compare_previous, month_to_date
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, message_bytes, render_email
 from .model_ids import ModelCatalog
+from .once import EmailStore, Marker, send_once
 from .pricing import (
     ContextTiers,
     ImagePriceTable,
@@ -50,38 +50,18 @@ from .pricing import (
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, usage_query
 from .report import render_csv, report_rows, summarise, summary_document
-from .request import ReportRequest, parse_request
+from .request import parse_request
 from .usage import usage_frame
+
+__all__ = ["AwsClients", "ReportRun", "lambda_handler", "run_report"]
 
 log = logging.getLogger(__name__)
 
-# Leave time after the queries for pricing, S3 and SES before Lambda's hard stop.
+# Lambda's longest timeout; also the CLI's default --timeout, and the run's time when Lambda gives no context.
+DEFAULT_TIMEOUT_SECONDS = 900.0
+# Leave time after the queries for pricing, S3 and SES before the run's end (a quarter of short runs' time).
 DELIVERY_MARGIN_SECONDS = 45.0
 QUERY_COST_PER_GB = Decimal("0.005")  # Logs Insights, per GB scanned (us-east-1)
-
-
-class AwsClients:
-    """boto3 clients made once per service and region, with standard retries for transient faults."""
-
-    _retry = BotoConfig(retries={"mode": "standard", "max_attempts": 8}, user_agent_extra="bedrock-usage-report")
-
-    def __init__(self, default_region: str, session: boto3.session.Session | None = None):
-        self._session = session or boto3.session.Session()
-        self._default_region = default_region
-        self._clients: dict[tuple[str, str], Any] = {}
-
-    def client(self, service: str, region: str | None = None) -> Any:
-        key = (service, region or self._default_region)
-        if key not in self._clients:
-            config = self._retry
-            if service == "s3":
-                # SigV4 presigned links (X-Amz-Expires up to 7 days); botocore may otherwise presign with SigV2.
-                config = config.merge(BotoConfig(signature_version="s3v4"))
-            self._clients[key] = self._session.client(service, region_name=key[1], config=config)
-        return self._clients[key]
-
-    def logs(self, region: str) -> Any:
-        return self.client("logs", region)
 
 
 @dataclass
@@ -104,16 +84,6 @@ def _pricing(
     return table, load_context_tiers(path.parent), load_image_prices(path.parent), ModelCatalog.load(path.parent)
 
 
-def _read_overrides(config: Config, aws: AwsClients) -> bytes | None:
-    """The negotiated-price rows, from a local file or S3 (read on every run: they may change between runs)."""
-    if not config.price_overrides:
-        return None
-    if config.price_overrides.startswith("s3://"):
-        bucket, key = config.price_overrides.removeprefix("s3://").split("/", 1)
-        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-    return Path(config.price_overrides).read_bytes()
-
-
 def run_report(
     event: Any,
     config: Config,
@@ -122,8 +92,18 @@ def run_report(
     now: datetime,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    deadline: float | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> ReportRun:
+    """One report. `timeout` is the time the run has (Lambda's remaining time, the CLI's --timeout): the queries
+    stop in time for delivery, and no AWS call starts so late that it could outlast it."""
+    began = clock()
+    end = began + timeout
+    query_deadline = end - min(DELIVERY_MARGIN_SECONDS, timeout / 4)
+    aws.bound(clock=clock, sleep=sleep, deadline=end - min(ATTEMPT_SECONDS, timeout / 10))
+
+    def wall_now() -> datetime:
+        return now + timedelta(seconds=clock() - began)
+
     # 1. What to report
     try:
         request = parse_request(event, tz=config.timezone, now=now, default_recipients=config.recipients)
@@ -134,16 +114,21 @@ def run_report(
         config.require_email_settings(request.recipients)
     window = request.window
     log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
-    # Price tables first: a malformed table or override fails the run before any query is paid for.
+    # Price tables and the places we read and write first: a bad setting fails before any query is paid for.
+    s3 = aws.client("s3")
     table, tiers, image_table, catalog = _pricing(
-        config.price_table, _read_overrides(config, aws), config.price_discount_percent
+        config.price_table, read_overrides(config.price_overrides, s3), config.price_discount_percent
     )
+    check_bucket(s3, config.report_bucket, config.report_prefix)
+    check_log_groups(config.log_groups, aws.logs, config.default_region)
 
     # 2. Usage, aggregated by Logs Insights and proven complete
-    start, end = window.epoch_range()
+    start, end_second = window.epoch_range()
     query = usage_query(tiers.thresholds)
-    specs = plan_queries(config.log_groups, config.default_region, start, end, query, config.query_row_limit)
-    runner = InsightsRunner(aws.logs, sleep=sleep, clock=clock, deadline=deadline, concurrency=config.query_concurrency)
+    specs = plan_queries(config.log_groups, config.default_region, start, end_second, query, config.query_row_limit)
+    runner = InsightsRunner(
+        aws.logs, sleep=sleep, clock=clock, deadline=query_deadline, concurrency=config.query_concurrency
+    )
     results, totals = runner.run_all(specs, COUNT_FIELD)
     totals.log_groups = [group.identifier for group in config.log_groups]
     usage = usage_frame(row for result in results for row in result.rows)
@@ -163,27 +148,43 @@ def run_report(
         )
 
     # 5. Deliver: the CSV and its JSON summary to S3 (same keys on a re-run), then the email, once per window
-    s3 = aws.client("s3")
-    key = report_key(config.report_prefix, window)
+    key = report_key(config.report_prefix, window, partial=request.partial)
     bounds = window.as_json()
     s3_uri = put_report(
         s3, config.report_bucket, key, csv_bytes, {"window-start": bounds["start"], "window-end": bounds["end"]}
     )
-    footer = _footer(totals, ", ".join(v for v in (table.version, tiers.version) if v))
+    skipped: list[str] = []  # earlier summaries that could not be read
+    previous = compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost, skipped)
+    to_date = month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost, skipped)
+    footer = _footer(totals, ", ".join(v for v in (table.version, tiers.version) if v), len(set(skipped)))
     summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, bounds, footer))
+    lifetime = link_lifetime(aws.credentials(), config.link_expiry_seconds, datetime.now(UTC))
     context = {
         "window": bounds,
         "summary": summary,
         "footer": footer,
         "s3_uri": s3_uri,
-        "link": presigned_link(s3, config.report_bucket, key, config.link_expiry_seconds),
-        "link_expiry_hours": config.link_expiry_seconds // 3600,
+        "link": presigned_link(s3, config.report_bucket, key, lifetime.seconds),
+        "link_validity": lifetime.describe(),
         "csv_name": key.rsplit("/", 1)[-1],
-        "previous": compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost),
-        "month_to_date": month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost),
+        "previous": previous,
+        "month_to_date": to_date,
     }
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
-    email = _send_once(aws, config, request, key, message) if request.send_email else {"sent": False}
+    email: dict[str, Any] = {"sent": False}
+    if request.send_email:
+        fresh = Marker(
+            "claimed",
+            run_id=str(uuid.uuid4()),
+            claimed_at=wall_now().isoformat(),
+            expires_at=(now + timedelta(seconds=timeout)).isoformat(),
+            window=bounds,
+            recipients=list(request.recipients),
+        )
+        store = EmailStore(s3, config.report_bucket, sent_marker_key(key))
+        email = send_once(
+            store, aws.client("ses"), message, sender=config.sender, fresh=fresh, now=wall_now, force=request.force
+        )
 
     response = {
         "status": "ok",
@@ -203,7 +204,7 @@ def run_report(
     return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals)
 
 
-def _footer(totals: QueryTotals, price_version: str) -> dict[str, Any]:
+def _footer(totals: QueryTotals, price_version: str, unreadable_summaries: int) -> dict[str, Any]:
     gigabytes = Decimal(totals.bytes_scanned) / Decimal(1024**3)
     return {
         "log_groups": totals.log_groups,
@@ -214,6 +215,7 @@ def _footer(totals: QueryTotals, price_version: str) -> dict[str, Any]:
         "window_splits": totals.splits,
         "query_cost": f"${(gigabytes * QUERY_COST_PER_GB):.4f}",
         "price_table_version": price_version,
+        "unreadable_summaries": unreadable_summaries,
     }
 
 
@@ -235,35 +237,12 @@ def _compose_email(
     return rendered, message
 
 
-def _send_once(
-    aws: AwsClients, config: Config, request: ReportRequest, key: str, message: EmailMessage
-) -> dict[str, Any]:
-    """Scheduler and Lambda's async retries can run a window twice: only the first run's email goes out."""
-    s3 = aws.client("s3")
-    marker = sent_marker_key(key)
-    claim = json.dumps({"window": request.window.as_json(), "recipients": list(request.recipients)}).encode()
-    if not claim_email(s3, config.report_bucket, marker, claim, force=request.force):
-        log.info(
-            "email for %s already sent (s3://%s/%s); not sending again",
-            request.window.label,
-            config.report_bucket,
-            marker,
-        )
-        return {"sent": False, "reason": 'already sent for this window; send with "force": true to send again'}
-    try:
-        ids = send_email(aws.client("ses"), message, config.sender, request.recipients)
-    except Exception:
-        release_email_claim(s3, config.report_bucket, marker)
-        raise
-    return {"sent": True, "message_id": ids[0], "message_ids": ids, "recipients": len(request.recipients)}
-
-
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Entry point for Lambda (scheduled or manual invocation)."""
     logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
     config = load_config(os.environ)
-    deadline = None
+    timeout = DEFAULT_TIMEOUT_SECONDS
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DELIVERY_MARGIN_SECONDS
-    run = run_report(event, config, AwsClients(config.default_region), now=datetime.now(UTC), deadline=deadline)
+        timeout = context.get_remaining_time_in_millis() / 1000
+    run = run_report(event, config, AwsClients(config.default_region), now=datetime.now(UTC), timeout=timeout)
     return run.response

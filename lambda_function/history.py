@@ -7,11 +7,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .aws import error_code
 from .deliver import report_key
 from .window import ReportWindow, day_window
 
@@ -41,36 +42,57 @@ def previous_window(window: ReportWindow) -> ReportWindow:
     return ReportWindow(window.start - length, window.start, window.tz)
 
 
-def _summary_total(s3: Any, bucket: str, prefix: str, window: ReportWindow) -> Decimal | None:
+def _summary_total(s3: Any, bucket: str, prefix: str, window: ReportWindow, skipped: list[str]) -> Decimal | None:
+    """An earlier report's total, or None when there is none. One that cannot be read (not JSON, a field missing
+    or not a number, an S3 error) is skipped with a warning and its key added to `skipped`: today's report goes
+    out with the comparison leaving it out, rather than not at all."""
     key = report_key(prefix, window).removesuffix(".csv") + ".json"
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "AccessDenied"):
+        if error_code(err) in ("NoSuchKey", "404", "AccessDenied"):
             return None
-        raise
-    document = json.loads(body)
-    if document.get("window", {}).get("start") != window.as_json()["start"]:
+        log.warning("skipping the earlier summary s3://%s/%s: %s", bucket, key, err)
+        skipped.append(key)
         return None
-    return Decimal(document["total_cost_usd"])
+    try:
+        document = json.loads(body)
+        if document["window"]["start"] != window.as_json()["start"]:
+            return None
+        total = Decimal(str(document["total_cost_usd"]))
+        if not total.is_finite():
+            raise InvalidOperation(f"total_cost_usd is {total}")
+    except (ValueError, KeyError, TypeError, InvalidOperation) as err:
+        log.warning("skipping the unreadable earlier summary s3://%s/%s: %r", bucket, key, err)
+        skipped.append(key)
+        return None
+    return total
 
 
-def compare_previous(s3: Any, bucket: str, prefix: str, window: ReportWindow, total: Decimal) -> PreviousPeriod | None:
+def compare_previous(
+    s3: Any, bucket: str, prefix: str, window: ReportWindow, total: Decimal, skipped: list[str] | None = None
+) -> PreviousPeriod | None:
     before = previous_window(window)
-    previous = _summary_total(s3, bucket, prefix, before)
+    previous = _summary_total(s3, bucket, prefix, before, [] if skipped is None else skipped)
     if previous is None:
         return None
     change = total - previous
-    percent = (change / previous * 100).quantize(Decimal("0.1")) if previous else None
+    try:
+        percent = (change / previous * 100).quantize(Decimal("0.1")) if previous else None
+    except InvalidOperation:  # a ratio beyond Decimal's precision: no percentage rather than an error
+        percent = None
     return PreviousPeriod(before.label, previous, change, percent)
 
 
-def month_to_date(s3: Any, bucket: str, prefix: str, window: ReportWindow, total: Decimal) -> MonthToDate | None:
+def month_to_date(
+    s3: Any, bucket: str, prefix: str, window: ReportWindow, total: Decimal, skipped: list[str] | None = None
+) -> MonthToDate | None:
     """For a daily report: the month's daily reports up to and including this one."""
     if not window.is_single_day:
         return None
     day = window.local_start.date()
     earlier = [day.replace(day=n) for n in range(1, day.day)]
-    found = [_summary_total(s3, bucket, prefix, day_window(d, window.tz)) for d in earlier]
+    sink = [] if skipped is None else skipped
+    found = [_summary_total(s3, bucket, prefix, day_window(d, window.tz), sink) for d in earlier]
     costs = [c for c in found if c is not None]
     return MonthToDate(total + sum(costs, Decimal(0)), len(costs) + 1, day.day)

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .config import LogGroup
-from .errors import IncompleteResults, QueryFailed
+from .errors import ConfigError, IncompleteResults, QueryFailed
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,10 @@ class InsightsRunner:
                 return str(client.start_query(**params)["queryId"])
             except ClientError as err:
                 code = err.response.get("Error", {}).get("Code", "")
+                if code == "ResourceNotFoundException":  # e.g. a log-group ARN of another account, mistyped
+                    raise ConfigError(
+                        "LOG_GROUP_NAMES", err.response.get("Error", {}).get("Message", str(err))
+                    ) from err
                 if code not in RETRYABLE_START_ERRORS or attempt == self._start_attempts:
                     raise
                 # Concurrent queries are capped per account (dashboards count too): back off with jitter.
@@ -163,10 +167,17 @@ class InsightsRunner:
         cancel = cancel or threading.Event()
         client = self._client_for_region(spec.region)
         query_id = self._start(client, spec, cancel)
+        try:
+            return self._wait(client, spec, query_id, cancel)
+        except BaseException:
+            # Whatever ended the wait (a failed poll, a deadline, a cancel), the query must not go on scanning.
+            _stop_quietly(client, query_id)
+            raise
+
+    def _wait(self, client: Any, spec: QuerySpec, query_id: str, cancel: threading.Event) -> QueryResult:
         interval = self._first_poll
         while True:
             if cancel.is_set():
-                _stop_quietly(client, query_id)
                 raise _Cancelled(f"{query_id} {spec.describe()}")
             response = client.get_query_results(queryId=query_id)
             status = response.get("status", "Unknown")
@@ -189,7 +200,6 @@ class InsightsRunner:
             if status in FINAL_FAILURES:
                 raise QueryFailed(f"Logs Insights query {query_id} {spec.describe()} ended {status}")
             if interval >= self._time_left():
-                _stop_quietly(client, query_id)
                 raise QueryFailed(
                     f"Logs Insights query {query_id} {spec.describe()} was still {status} at the deadline; "
                     "it was stopped. Report a shorter window or raise the function timeout."
@@ -261,5 +271,5 @@ def _row(fields: list[dict[str, str]]) -> dict[str, str]:
 def _stop_quietly(client: Any, query_id: str) -> None:
     try:
         client.stop_query(queryId=query_id)
-    except ClientError as err:  # already finished, or gone: nothing more to stop
-        log.warning("StopQuery %s: %s", query_id, err)
+    except Exception as err:  # already finished, gone, or no time left: the error being raised matters more
+        log.info("StopQuery %s: %s", query_id, err)

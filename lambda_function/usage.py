@@ -95,8 +95,10 @@ def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
                 record[name] = value if value else MISSING
         # Records the query counted as readable (an input token count or an error code); the others succeeded
         # but say nothing we could price (a record cut short, a count that is not a number).
-        readable = _count(row.get(READABLE_FIELD)) if READABLE_FIELD in row else record["invocations"]
-        record["unreadable_records"] = max(0, int(record["invocations"]) - readable) if isinstance(readable, int) else 0
+        invocations = record["invocations"]
+        assert isinstance(invocations, int)
+        readable = _count(row.get(READABLE_FIELD)) if READABLE_FIELD in row else invocations
+        record["unreadable_records"] = max(0, invocations - readable) if isinstance(readable, int) else 0
         record[INVALID] = "; ".join(problems)
         any_invalid = any_invalid or bool(problems)
         records.append(record)

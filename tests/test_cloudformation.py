@@ -136,6 +136,8 @@ def test_the_stack_deploys_to_moto(aws):
     statements = {s["Sid"]: s for s in document["Statement"] if "Sid" in s}
     assert sorted(statements["QueryInvocationLogs"]["Resource"]) == sorted(LOG_GROUPS + [g + ":*" for g in LOG_GROUPS])
     assert statements["Reports"]["Resource"] == f"arn:aws:s3:::{bucket}/bedrock-usage/*"
+    assert statements["Reports"]["Action"] == ["s3:PutObject", "s3:GetObject"]  # the marker is never deleted
+    assert statements["CheckLogGroups"]["Resource"] == f"arn:aws:logs:*:{ACCOUNT}:log-group:*"
     assert statements["SendAsSender"]["Resource"] == f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/example.com"
     star = [s["Sid"] for s in document["Statement"] if s.get("Resource") == "*"]
     assert star == ["QueryResults"]  # GetQueryResults/StopQuery have no resource-level permissions

@@ -56,3 +56,37 @@ def test_missing_history_is_said_not_invented(aws):
     assert compare_previous(s3, BUCKET, "bedrock-usage", today, Decimal("5")) is None
     mtd = month_to_date(s3, BUCKET, "bedrock-usage", today, Decimal("5"))
     assert (mtd.total_cost, mtd.days_reported, mtd.days_in_range) == (Decimal("5"), 1, 4)
+
+
+def put_raw(s3, window, body: bytes):
+    key = report_key("bedrock-usage", window).removesuffix(".csv") + ".json"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def test_unreadable_summaries_are_skipped_and_counted(aws):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    day = lambda n: day_window(date(2026, 11, n), UTC_TZ)  # noqa: E731
+    put_summary(s3, day(1), "10.000000")
+    put_raw(s3, day(2), b"{not json")  # cut off mid-write
+    put_raw(s3, day(3), json.dumps({"window": day(3).as_json()}).encode())  # no total
+    put_raw(s3, day(4), json.dumps({"window": day(4).as_json(), "total_cost_usd": "lots"}).encode())
+    put_raw(s3, day(5), json.dumps({"window": day(5).as_json(), "total_cost_usd": "NaN"}).encode())
+    put_raw(s3, day(6), b'["a list, not a summary"]')
+    put_summary(s3, day(7), "2.500000")
+    today = day(8)
+    skipped: list[str] = []
+    mtd = month_to_date(s3, BUCKET, "bedrock-usage", today, Decimal("1"), skipped)
+    # 10 + 2.5 + today's 1 = 13.5, from 3 of the 8 days; the five unreadable ones are named
+    assert (mtd.total_cost, mtd.days_reported, mtd.days_in_range) == (Decimal("13.5"), 3, 8)
+    assert [k.rsplit("/", 1)[-1][14:22] for k in skipped] == [
+        "20261102",
+        "20261103",
+        "20261104",
+        "20261105",
+        "20261106",
+    ]
+    # a previous day that cannot be read gives no comparison, not an error
+    skipped.clear()
+    assert compare_previous(s3, BUCKET, "bedrock-usage", day(3), Decimal("1"), skipped) is None
+    assert len(skipped) == 1

@@ -1,0 +1,187 @@
+"""boto3 clients whose retries we own: few attempts, each one started only while the run has time for it.
+
+botocore's own retries are off. Its standard mode would retry a throttled StartQuery 8 times with backoff of up to
+20 s each (past Lambda's hard stop), and it retries SendRawEmail after a 500 or a lost connection, when SES may
+already have sent the message. Here every call of every client goes through `RetryPolicy.call`:
+
+- transient errors (throttling, 5xx, a connection that never reached the service) are retried with jittered
+  backoff, at most `attempts` times, and never with a sleep that would end after the deadline;
+- operations that are not safe to repeat (`UNSAFE_AFTER_SEND`: SendRawEmail) are retried only after errors that
+  prove the service did not act on the request: throttling and refused connections, never a 5xx or a timeout;
+- no attempt starts after the deadline: the run ends with DeadlineExceeded instead of being killed mid-call.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from .errors import DeadlineExceeded
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 20
+# An attempt started before the deadline may take this long (connect + read) before it gives up.
+ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+    }
+)
+# Answers after which the service may have acted: retried only where repeating the call is harmless.
+AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError)
+# The request never reached the service: always safe to retry.
+UNSENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError)
+UNSAFE_AFTER_SEND = frozenset({"SendRawEmail", "SendEmail"})
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(err: ClientError) -> int:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def is_ambiguous(err: BaseException) -> bool:
+    """True when the service may have acted on the request although the caller got an error."""
+    if isinstance(err, AMBIGUOUS_ERRORS):
+        return True
+    return isinstance(err, ClientError) and http_status(err) >= 500 and error_code(err) not in THROTTLING_CODES
+
+
+class RetryPolicy:
+    """Attempts, backoff and the deadline for every AWS call of a run. Clock and sleep are injected."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
+        attempts: int = 4,
+        base_delay: float = 0.5,
+        max_delay: float = 8.0,
+    ):
+        self.clock = clock
+        self.sleep = sleep
+        self.deadline = deadline
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - self.clock()
+
+    def _retryable(self, operation: str, err: BaseException) -> bool:
+        if isinstance(err, UNSENT_ERRORS):
+            return True
+        if isinstance(err, ClientError) and error_code(err) in THROTTLING_CODES:
+            return True
+        return is_ambiguous(err) and operation not in UNSAFE_AFTER_SEND
+
+    def call(self, method: Callable[..., Any], operation: str, /, **params: Any) -> Any:
+        for attempt in range(1, self.attempts + 1):
+            if self.time_left() <= 0:
+                raise DeadlineExceeded(f"{operation} was not started: the run reached its deadline")
+            try:
+                return method(**params)
+            except (ClientError, *AMBIGUOUS_ERRORS, *UNSENT_ERRORS) as err:
+                if attempt == self.attempts or not self._retryable(operation, err):
+                    raise
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                if delay >= self.time_left():
+                    raise
+                log.warning(
+                    "%s failed (%s); attempt %d of %d in %.1fs", operation, err, attempt + 1, self.attempts, delay
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+class GuardedClient:
+    """A boto3 client whose API methods go through the run's RetryPolicy; everything else passes through."""
+
+    def __init__(self, client: Any, policy: RetryPolicy):
+        self._client = client
+        self._policy = policy
+        self._operations: dict[str, str] = client.meta.method_to_api_mapping
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        operation = self._operations.get(name)
+        if operation is None:
+            return attribute
+        policy = self._policy
+
+        def call(**params: Any) -> Any:
+            return policy.call(attribute, operation, **params)
+
+        return call
+
+    @property
+    def unguarded(self) -> Any:
+        return self._client
+
+
+class AwsClients:
+    """Clients made once per service and region, all bound by one RetryPolicy (see `bound`)."""
+
+    _config = BotoConfig(
+        retries={"total_max_attempts": 1},  # our RetryPolicy owns retries
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        user_agent_extra="bedrock-usage-report",
+    )
+
+    def __init__(self, default_region: str, session: boto3.session.Session | None = None):
+        self._session = session or boto3.session.Session()
+        self._default_region = default_region
+        self._clients: dict[tuple[str, str], GuardedClient] = {}
+        self.policy = RetryPolicy()
+
+    def bound(self, *, clock: Callable[[], float], sleep: Callable[[float], None], deadline: float | None) -> None:
+        """From now on every call starts only before `deadline` (on `clock`) and backs off with `sleep`."""
+        self.policy.clock, self.policy.sleep, self.policy.deadline = clock, sleep, deadline
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or self._default_region)
+        if key not in self._clients:
+            config = self._config
+            if service == "s3":
+                # SigV4 presigned links (X-Amz-Expires up to 7 days); botocore may otherwise presign with SigV2.
+                config = config.merge(BotoConfig(signature_version="s3v4"))
+            raw = self._session.client(service, region_name=key[1], config=config)
+            self._clients[key] = GuardedClient(raw, self.policy)
+        return self._clients[key]
+
+    def logs(self, region: str) -> Any:
+        return self.client("logs", region)
+
+    def credentials(self) -> Any:
+        """The credentials the clients sign with (None when there are none)."""
+        return self._session.get_credentials()

@@ -1,0 +1,274 @@
+"""The report email, once per window: a marker in S3 that claims the sending and records each batch SES accepted.
+
+Scheduler and Lambda's async retries can run a window twice, at the same time or later, and a run can die at any
+instant. The marker (JSON beside the CSV) says where the email stands:
+
+- `claimed` by run R until T: R is sending it, or died; `batches` lists those SES accepted, with message ids.
+- `released`: R stopped on an error that proves the rest was not sent; the next run carries on at once.
+- `uncertain`: SES may or may not have accepted a batch (5xx, timeout, connection lost after sending). It is
+  never re-sent automatically; the run fails naming those recipients, and `force` sends again.
+- `sent`: SES accepted every batch. Only then does a run answer "already sent".
+
+Claims are S3 conditional writes (If-None-Match to create, If-Match to change), so two runs never both own it.
+A claim whose run's time is over (T passed: Lambda has killed it) is taken over, and the new owner resumes with
+the recipients not yet recorded as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .aws import error_code, is_ambiguous
+from .errors import DeadlineExceeded, EmailDeliveryUncertain, EmailInProgress, EmailNotSent
+from .mail import message_bytes
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "bedrock-usage-report/email/2"
+SES_MAX_RECIPIENTS = 50  # per message
+_LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+@dataclass
+class Marker:
+    state: str  # claimed | released | uncertain | sent
+    run_id: str
+    claimed_at: str
+    expires_at: str  # when the claiming run is surely over (its Lambda timeout)
+    window: dict[str, str]
+    recipients: list[str]
+    batches: list[dict[str, Any]] = field(default_factory=list)  # {"recipients", "message_id", "sent_at"}
+    uncertain: list[dict[str, Any]] = field(default_factory=list)  # {"recipients", "error", "at"}
+    etag: str = ""  # of the object as last read or written: the If-Match of the next change
+
+    @property
+    def sent_to(self) -> list[str]:
+        return [address for batch in self.batches for address in batch["recipients"]]
+
+    @property
+    def uncertain_recipients(self) -> list[str]:
+        return [address for batch in self.uncertain for address in batch["recipients"]]
+
+    def document(self) -> bytes:
+        body = {"schema": SCHEMA, **asdict(self)}
+        del body["etag"]
+        return (json.dumps(body, indent=2) + "\n").encode()
+
+
+@dataclass
+class EmailStore:
+    """The marker object: read it, create it only if absent, change it only if unchanged since read."""
+
+    s3: Any
+    bucket: str
+    key: str
+
+    def read(self) -> Marker | None:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as err:
+            # AccessDenied: without s3:ListBucket a missing key reads as denied; creating it will tell.
+            if error_code(err) in ("NoSuchKey", "404", "AccessDenied"):
+                return None
+            raise
+        etag = response.get("ETag", "")
+        try:
+            document = json.loads(response["Body"].read())
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+            if document.get("schema") == SCHEMA:
+                datetime.fromisoformat(document["expires_at"])
+                fields = {name: document[name] for name in Marker.__dataclass_fields__ if name in document}
+                return Marker(**{**fields, "etag": etag})
+        except (ValueError, KeyError, TypeError) as err:
+            raise EmailDeliveryUncertain(
+                f"the email marker s3://{self.bucket}/{self.key} cannot be read ({err}): whether this window's "
+                'email went out is unknown. Check, then send with "force": true'
+            ) from None
+        # Written by an earlier version, which kept its marker only once the email had gone out.
+        return Marker("sent", "earlier-version", "", "", document.get("window", {}), [], etag=etag)
+
+    def create(self, marker: Marker) -> bool:
+        return self._put(marker, IfNoneMatch="*")
+
+    def overwrite(self, marker: Marker) -> None:
+        """Unconditionally: only `force` does this, over a marker that cannot even be read."""
+        self._put(marker)
+
+    def replace(self, marker: Marker) -> bool:
+        """Write `marker` over the version it was read as; False when another run changed it meanwhile."""
+        return self._put(marker, IfMatch=marker.etag)
+
+    def _put(self, marker: Marker, **condition: str) -> bool:
+        try:
+            response = self.s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=marker.document(), ContentType="application/json", **condition
+            )
+        except ClientError as err:
+            if error_code(err) in _LOST_RACE:
+                return False
+            raise
+        marker.etag = response.get("ETag", "")
+        return True
+
+
+def _batches(recipients: list[str]) -> list[list[str]]:
+    return [recipients[i : i + SES_MAX_RECIPIENTS] for i in range(0, len(recipients), SES_MAX_RECIPIENTS)]
+
+
+def _names(addresses: list[str], limit: int = 10) -> str:
+    shown = ", ".join(addresses[:limit])
+    return shown + (f" and {len(addresses) - limit} more" if len(addresses) > limit else "")
+
+
+def claim(store: EmailStore, fresh: Marker, *, now: datetime, force: bool) -> Marker | dict[str, Any]:
+    """The marker this run now owns, or the answer when there is nothing to send (already sent)."""
+    for _ in range(5):  # each lost race re-reads the marker
+        try:
+            current = store.read()
+        except EmailDeliveryUncertain:
+            if not force:
+                raise
+            store.overwrite(fresh)
+            return fresh
+        if current is not None and current.run_id == fresh.run_id:
+            return current  # our own earlier write landed although its answer was lost
+        if current is None:
+            if store.create(fresh):
+                return fresh
+            continue
+        if force:
+            fresh.etag = current.etag
+            if store.replace(fresh):
+                return fresh
+            continue
+        if current.state == "sent":
+            when = f" at {current.batches[-1]['sent_at']}" if current.batches else ""
+            return {
+                "sent": False,
+                "reason": f'already sent for this window{when}; send with "force": true to send again',
+                "message_ids": [b["message_id"] for b in current.batches],
+            }
+        if current.state == "uncertain":
+            raise EmailDeliveryUncertain(
+                f"an earlier run could not tell whether SES accepted the email for "
+                f"{_names(current.uncertain_recipients)}; they may or may not have it. Check, then send with "
+                '"force": true to send it again to every recipient'
+            )
+        if current.state == "claimed" and now < datetime.fromisoformat(current.expires_at):
+            raise EmailInProgress(
+                f"run {current.run_id} claimed this window's email at {current.claimed_at} and may still be "
+                f"sending it (its time ends at {current.expires_at}); a run after that sends what it did not"
+            )
+        # Released, or claimed by a run whose time is over: carry on where it stopped.
+        taken = Marker(
+            "claimed",
+            fresh.run_id,
+            fresh.claimed_at,
+            fresh.expires_at,
+            current.window,
+            current.recipients,
+            current.batches,
+            current.uncertain,
+            etag=current.etag,
+        )
+        if store.replace(taken):
+            log.warning("took over the email claim of run %s (%s)", current.run_id, current.state)
+            return taken
+    raise EmailInProgress("the email's claim kept changing hands while this run tried to take it; run again")
+
+
+def _send_batch(ses: Any, message: EmailMessage, sender: str, batch: list[str]) -> str:
+    # Each batch with its own To header, and no Destinations: SES then sends to the header's addresses, so that no
+    # message names more than 50. (Given both, moto counts the header and the list together against the limit.)
+    del message["To"]
+    message["To"] = ", ".join(batch)
+    response = ses.send_raw_email(Source=sender, RawMessage={"Data": message_bytes(message)})
+    return str(response["MessageId"])
+
+
+def send_once(
+    store: EmailStore,
+    ses: Any,
+    message: EmailMessage,
+    *,
+    sender: str,
+    fresh: Marker,
+    now: Callable[[], datetime],
+    force: bool,
+) -> dict[str, Any]:
+    """Send the email to the claim's recipients not yet sent to, recording each batch; see the module docstring."""
+    owned = claim(store, fresh, now=now(), force=force)
+    if isinstance(owned, dict):
+        return owned
+    marker = owned
+    done = set(marker.sent_to) | set(marker.uncertain_recipients)
+    pending = [address for address in marker.recipients if address not in done]
+    already = len(marker.sent_to)
+    if not pending and not marker.uncertain:
+        # Taken over from a run that sent every batch but died before saying so.
+        marker.state = "sent"
+        _record(store, marker, "the end of sending")
+        return {"sent": False, "reason": "already sent for this window (every batch was recorded as accepted)"}
+    ids: list[str] = []
+    for batch in _batches(pending):
+        try:
+            message_id = _send_batch(ses, message, sender, batch)
+        except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+            if is_ambiguous(err):
+                marker.uncertain.append({"recipients": batch, "error": str(err), "at": now().isoformat()})
+                marker.state = "uncertain"
+                _record(store, marker, "a batch whose fate is unknown")
+                continue  # the other batches are independent: send them
+            unsent = pending[pending.index(batch[0]) :]
+            marker.state = "released"
+            marker.expires_at = now().isoformat()
+            _record(store, marker, "the release of the claim")
+            raise EmailNotSent(
+                f"SES did not accept the email ({err}): {len(unsent)} recipient(s) do not have it "
+                f"({_names(unsent)}); a re-run sends to them and to no one else"
+            ) from err
+        log.info("sent report email %s to %d recipient(s)", message_id, len(batch))
+        marker.batches.append({"recipients": batch, "message_id": message_id, "sent_at": now().isoformat()})
+        ids.append(message_id)
+        if not _record(store, marker, f"batch {message_id}"):
+            raise EmailDeliveryUncertain(
+                f"SES accepted message {message_id} for {_names(batch)}, but the marker "
+                f"s3://{store.bucket}/{store.key} could not record it: a run after this one's time ends would send "
+                "it again. Check the marker before re-running"
+            )
+    if marker.uncertain:
+        raise EmailDeliveryUncertain(
+            f"SES may or may not have accepted the email for {_names(marker.uncertain_recipients)} "
+            f"({marker.uncertain[-1]['error']}); it is not sent again automatically. Check, then send with "
+            '"force": true to send it again to every recipient'
+        )
+    marker.state = "sent"
+    _record(store, marker, "the end of sending")
+    return {
+        "sent": True,
+        "message_id": ids[0] if ids else "",
+        "message_ids": ids,
+        "recipients": len(pending),
+        "already_sent_to": already,
+    }
+
+
+def _record(store: EmailStore, marker: Marker, what: str) -> bool:
+    """Write the marker's new state; False (logged) when S3 refuses. Losing the If-Match race means another run
+    took over a claim this run still held: that is a bug in the timing and is raised."""
+    try:
+        if store.replace(marker):
+            return True
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        log.error("could not record %s in s3://%s/%s: %s", what, store.bucket, store.key, err)
+        return False
+    raise EmailInProgress(f"another run took over this window's email while this one was sending ({what})")
