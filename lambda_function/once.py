@@ -263,12 +263,22 @@ def send_once(
 
 
 def _record(store: EmailStore, marker: Marker, what: str) -> bool:
-    """Write the marker's new state; False (logged) when S3 refuses. Losing the If-Match race means another run
-    took over a claim this run still held: that is a bug in the timing and is raised."""
+    """Write the marker's new state; False (logged) when S3 refuses it."""
     try:
         if store.replace(marker):
             return True
+        # The If-Match failed: either our own write landed and only its answer was lost (the retry then finds the
+        # ETag changed by ourselves), or another run took the claim over, which is a bug in the timing.
+        current = store.read()
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
         log.error("could not record %s in s3://%s/%s: %s", what, store.bucket, store.key, err)
         return False
+    if current is not None and (current.run_id, current.state, current.batches, current.uncertain) == (
+        marker.run_id,
+        marker.state,
+        marker.batches,
+        marker.uncertain,
+    ):
+        marker.etag = current.etag
+        return True
     raise EmailInProgress(f"another run took over this window's email while this one was sending ({what})")

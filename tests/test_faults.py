@@ -143,6 +143,30 @@ def test_a_run_killed_between_its_claim_and_ses_leaves_the_email_to_the_next_run
     assert len(account.sent_emails()) == 1
 
 
+def test_a_marker_write_whose_answer_is_lost_is_still_ours(account, monkeypatch):
+    # GIVEN S3 stores each marker update but its answer is lost once (the retry then meets a changed ETag)
+    monkeypatch.setenv("RECIPIENTS", ",".join(MANY))
+    faults = Faults()
+    on_marker = lambda request: ".email-sent.json" in request.url  # noqa: E731
+    faults.add("PutObject", Faults.answer_lost(500), when=on_marker, skip=1)  # the first batch's record
+    # WHEN the report runs, THEN it recognises its own write and sends every batch once
+    response = run(EVENT, session=faults.session()).response
+    assert response["email"]["sent"] is True and len(response["email"]["message_ids"]) == 3
+    assert recipients_of(account) == sorted(MANY)
+
+
+def test_a_run_killed_just_after_ses_accepted_is_the_one_case_of_a_duplicate(account):
+    # GIVEN the run dies in the instant after SES accepted the message, before the marker recorded it
+    faults = Faults()
+    faults.add("SendRawEmail", Faults.kill_after_send())
+    with pytest.raises(ProcessKilled):
+        run(EVENT, session=faults.session())
+    assert len(account.sent_emails()) == 1
+    # WHEN the claim has expired, THEN the next run cannot know and sends it again (README: at-least-once there)
+    assert run(EVENT, now=NOW + LAMBDA_TIMEOUT + timedelta(seconds=1)).response["email"]["sent"] is True
+    assert len(account.sent_emails()) == 2
+
+
 def test_ses_refusing_while_the_marker_cannot_be_deleted_does_not_lose_the_email(account):
     # GIVEN SES refuses the message and S3 denies every DeleteObject
     faults = Faults()
