@@ -330,3 +330,26 @@ def test_the_shipped_tiers_price_sonnet_4_and_4_5_above_200k():
 def test_a_malformed_tier_row_names_the_line(line, message):
     with pytest.raises(ValueError, match=message):
         parse_tiers(TIER_HEADER + "\n" + line + "\n")
+
+
+SONNET_35_V2 = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+SHIPPED_CASES = [
+    # Claude 3.5 Sonnet v2 in us-east-1 the day before Public Extended Access, at launch prices:
+    #   1,000,000 x 3 = 3; 100,000 x 15 = 1.5; 200,000 x 0.30 = 0.06; 40,000 x 3.75 = 0.15  -> 4.71
+    (usage(SONNET_35_V2, day=date(2025, 11, 30), i=1_000_000, o=100_000, cr=200_000, cw=40_000), Decimal("4.71")),
+    # ... and on 2025-12-01, twice that (FACTS §3: 6 / 30 / 0.60 / 7.50): 6 + 3 + 0.12 + 0.30 = 9.42
+    (usage(SONNET_35_V2, day=date(2025, 12, 1), i=1_000_000, o=100_000, cr=200_000, cw=40_000), Decimal("9.42")),
+    # Nova Pro with cache writes, published at $0: 100,000 x 0.80 = 0.08; 10,000 x 3.20 = 0.032;
+    #   400,000 x 0.20 = 0.08; 300,000 x 0 = 0  -> 0.192 (it was unpriced for want of a cache-write price)
+    (usage("amazon.nova-pro-v1:0", i=100_000, o=10_000, cr=400_000, cw=300_000), Decimal("0.192")),
+    # Nova Pro called in ap-northeast-1 costs that region's price: 100,000 x 0.96 + 10,000 x 3.84 = 0.096 + 0.0384
+    (usage("amazon.nova-pro-v1:0", "ap-northeast-1", i=100_000, o=10_000), Decimal("0.1344")),
+]
+
+
+@pytest.mark.parametrize(("row", "expected"), SHIPPED_CASES)
+def test_hand_worked_charges_from_the_shipped_table(row, expected):
+    shipped = load_price_table(PRICING_DIR / "token_prices.csv")
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), shipped, CATALOG.normalise)
+    assert priced.loc[0, "pricing_status"] == PRICED
+    assert priced.loc[0, "charge"] == expected

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -340,7 +340,9 @@ def test_merge_notes_which_charges_it_kept_from_the_curated_row():
 
 def test_merge_of_a_table_with_itself_changes_nothing():
     table = parse_table((PRICING / "token_prices.csv").read_text())
-    merged = merge(table, table, today=REFRESHED)
+    # The API answers one price per key, never a history: fold in the latest row of each key.
+    latest = {row.key: row for row in sorted(table, key=lambda row: row.effective)}
+    merged = merge(table, list(latest.values()), today=REFRESHED)
     assert (merged.added, merged.changed, merged.removed) == ([], [], [])
     assert format_table(merged.rows) == format_table(table)
 
@@ -473,15 +475,22 @@ FACTS_REFERENCE = [
     ("anthropic.claude-opus-4-20250514-v1:0", "in_region", "15", "75", "1.50", "18.75"),
     ("anthropic.claude-opus-4-1-20250805-v1:0", "in_region", "15", "75", "1.50", "18.75"),
     ("anthropic.claude-opus-4-5-20251101-v1:0", "global", "5", "25", "0.50", "6.25"),
-    ("amazon.nova-micro-v1:0", "in_region", "0.035", "0.14", "0.00875", None),
-    ("amazon.nova-lite-v1:0", "in_region", "0.06", "0.24", "0.015", None),
-    ("amazon.nova-pro-v1:0", "in_region", "0.80", "3.20", "0.20", None),
+    # Nova: cache writes are published at $0 (FACTS §3)
+    ("amazon.nova-micro-v1:0", "in_region", "0.035", "0.14", "0.00875", "0"),
+    ("amazon.nova-lite-v1:0", "in_region", "0.06", "0.24", "0.015", "0"),
+    ("amazon.nova-pro-v1:0", "in_region", "0.80", "3.20", "0.20", "0"),
     ("amazon.titan-embed-text-v2:0", "in_region", "0.02", None, None, None),
     ("cohere.embed-english-v3", "in_region", "0.10", None, None, None),
     ("cohere.embed-multilingual-v3", "in_region", "0.10", None, None, None),
     # FACTS' "Claude 3.5 Sonnet" 3/15 also holds for v1, which (AWS pricing page) has no prompt caching
     ("anthropic.claude-3-5-sonnet-20240620-v1:0", "in_region", "3", "15", None, None),
 ]
+
+
+# Claude 3.5 Sonnet v1/v2 entered Public Extended Access on 2025-12-01 at twice the price (FACTS §3): the launch
+# prices above are those of the day before.
+EXTENDED_ACCESS = date(2025, 12, 1)
+LAUNCH_PRICED = {"anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic.claude-3-5-sonnet-20240620-v1:0"}
 
 
 def current(model_id, region, scope, day=date(2026, 11, 23)):
@@ -518,7 +527,8 @@ def test_token_table_loads_in_the_product():
 
 @pytest.mark.parametrize(("model_id", "scope", *"ioRw"), FACTS_REFERENCE)
 def test_facts_reference_prices_are_present_exactly(model_id, scope, i, o, R, w):
-    price = current(model_id, "us-east-1", scope)
+    day = EXTENDED_ACCESS - timedelta(days=1) if model_id in LAUNCH_PRICED else date(2026, 11, 23)
+    price = current(model_id, "us-east-1", scope, day)
     assert price.prices == tuple(None if x is None else D(x) for x in (i, o, R, w))
 
 
@@ -622,3 +632,25 @@ def test_usagetype_prefixes_name_regions():
     assert REGIONS_BY_PREFIX["USE1"] == "us-east-1"
     assert REGIONS_BY_PREFIX["APS3"] == "ap-south-1"  # the billing prefix is not derived from the region name
     assert len(set(REGIONS_BY_PREFIX.values())) == len(REGIONS_BY_PREFIX)
+
+
+@pytest.mark.parametrize("model_id", sorted(LAUNCH_PRICED))
+def test_claude_3_5_sonnet_costs_twice_as_much_from_extended_access(model_id):
+    # FACTS §3: $6 / $30 per 1M tokens from 2025-12-01 (v2 cache read $0.60, write $7.50), in every region it had
+    cached = model_id.endswith("v2:0")
+    regions = {r.region for r in TOKEN_ROWS if r.model_id == model_id}
+    assert len(regions) >= 12
+    for region in regions:
+        for scope in ("in_region", "geo"):
+            before = current(model_id, region, scope, EXTENDED_ACCESS - timedelta(days=1))
+            after = current(model_id, region, scope, EXTENDED_ACCESS)
+            assert after.effective == EXTENDED_ACCESS
+            assert after.prices == (D("6"), D("30"), D("0.6") if cached else None, D("7.5") if cached else None)
+            assert after.input == 2 * before.input and after.output == 2 * before.output
+
+
+def test_nova_cache_writes_are_priced_at_zero_and_premier_reads_at_a_quarter():
+    nova_text = {r.model_id for r in TOKEN_ROWS if r.model_id.startswith("amazon.nova") and "embed" not in r.model_id}
+    assert all(r.cache_write == 0 for r in TOKEN_ROWS if r.model_id in nova_text)
+    premier = current("amazon.nova-premier-v1:0", "us-east-1", "in_region")
+    assert premier.cache_read == D("0.625") == premier.input / 4
