@@ -24,12 +24,16 @@ from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
 PRICED = "priced"
 INVALID = "invalid"  # a pricing status: the logged counts themselves are unusable
 MILLION = Decimal(1_000_000)
+# (usage column, TokenPrice attribute, how a missing price is named). `cache_write_tokens` here are the 5-minute
+# writes: the logged count covers both TTLs, and token_charge takes the 1-hour ones out of it first.
 TOKEN_KINDS = (
     ("input_tokens", "input", "input"),
     ("output_tokens", "output", "output"),
     ("cache_read_tokens", "cache_read", "cache-read"),
     ("cache_write_tokens", "cache_write", "cache-write"),
+    ("cache_write_1h_tokens", "cache_write_1h", "1-hour cache-write"),
 )
+TTL_NOT_LOGGED = "priced; cache TTL not logged"  # writes priced as 5-minute ones: the body with the TTL split is absent
 
 
 TABLE_HEADER = (
@@ -41,8 +45,11 @@ TABLE_HEADER = (
     "output_per_mtok",
     "cache_read_per_mtok",
     "cache_write_per_mtok",
+    "cache_write_1h_per_mtok",
     "source",
 )
+# Override files written before the 1-hour column existed are still read (no 1-hour price in them).
+LEGACY_TABLE_HEADER = tuple(name for name in TABLE_HEADER if name != "cache_write_1h_per_mtok")
 SCOPES = ("in_region", "geo", "global")
 
 
@@ -59,6 +66,7 @@ class TokenPrice:
     cache_read: Decimal | None
     cache_write: Decimal | None
     source: str
+    cache_write_1h: Decimal | None = None  # 1-hour cache writes (FACTS §3: 2x input for Anthropic models)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -82,16 +90,21 @@ def _price(text: str, where: str) -> Decimal | None:
     return value
 
 
-def _csv_rows(text: str, where: str, header: tuple[str, ...]) -> Iterator[tuple[str, list[str]]]:
-    """(`file:line`, stripped cells) for each row of a strict CSV table: exact header, exact column count."""
+def _csv_rows(
+    text: str, where: str, header: tuple[str, ...], *older: tuple[str, ...]
+) -> Iterator[tuple[str, list[str]]]:
+    """(`file:line`, stripped cells) for each row of a strict CSV table: exact header (or one of the `older`
+    ones, whose rows come back with the missing columns empty), exact column count."""
     reader = csv.reader(io.StringIO(text))
-    if tuple(next(reader, [])) != header:
+    found = tuple(next(reader, []))
+    if found != header and found not in older:
         raise ValueError(f"{where}: header must be {','.join(header)}")
     for line, cells in enumerate(reader, start=2):
         at = f"{where}:{line}"
-        if len(cells) != len(header):
-            raise ValueError(f"{at}: {len(cells)} columns, expected {len(header)}")
-        yield at, [cell.strip() for cell in cells]
+        if len(cells) != len(found):
+            raise ValueError(f"{at}: {len(cells)} columns, expected {len(found)}")
+        by_name = dict(zip(found, (cell.strip() for cell in cells), strict=True))
+        yield at, [by_name.get(name, "") for name in header]
 
 
 def _day(text: str, at: str) -> date:
@@ -104,15 +117,15 @@ def _day(text: str, at: str) -> date:
 def parse_table(text: str, where: str = "token_prices.csv") -> list[TokenPrice]:
     """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
     rows = []
-    for at, cells in _csv_rows(text, where, TABLE_HEADER):
+    for at, cells in _csv_rows(text, where, TABLE_HEADER, LEGACY_TABLE_HEADER):
         model_id, region, scope, effective, *prices, source = cells
         if not model_id or not region:
             raise ValueError(f"{at}: model_id and region are required")
         if scope not in SCOPES:
             raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
         day = _day(effective, at)
-        i, o, cache_read, cache_write = (_price(p, at) for p in prices)
-        rows.append(TokenPrice(model_id, region, scope, day, i, o, cache_read, cache_write, source))
+        i, o, cache_read, cache_write, cache_write_1h = (_price(p, at) for p in prices)
+        rows.append(TokenPrice(model_id, region, scope, day, i, o, cache_read, cache_write, source, cache_write_1h))
     return rows
 
 
@@ -142,7 +155,8 @@ class PriceTable:
 
 
 def scaled(price: TokenPrice, factors: tuple[Decimal, Decimal, Decimal, Decimal], note: str) -> TokenPrice:
-    """`price` with its input, output, cache-read and cache-write units multiplied by `factors`."""
+    """`price` with its input, output, cache-read and cache-write units multiplied by `factors` (the cache-write
+    factor applies to writes of either TTL)."""
     units = [None if unit is None else unit * factor for unit, factor in zip(price.prices, factors, strict=True)]
     return replace(
         price,
@@ -150,6 +164,7 @@ def scaled(price: TokenPrice, factors: tuple[Decimal, Decimal, Decimal, Decimal]
         output=units[1],
         cache_read=units[2],
         cache_write=units[3],
+        cache_write_1h=None if price.cache_write_1h is None else price.cache_write_1h * factors[3],
         source=f"{price.source}; {note}",
     )
 
@@ -379,14 +394,22 @@ def invalid_reason(row: Any) -> str:
     reasons = [row.invalid] if row.invalid else []
     if row.unreadable_records:
         reasons.append(f"{row.unreadable_records:,} record(s) of successful calls without readable token counts")
+    if row.cache_write_1h_tokens > row.cache_write_tokens:
+        reasons.append(
+            f"{row.cache_write_1h_tokens:,} 1-hour cache-write tokens in the bodies, but {row.cache_write_tokens:,} "
+            "cache-write tokens logged in all"
+        )
     return "; ".join(reasons)
 
 
 def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | None, str]:
-    """The exact charge for these token counts at this price, or None and why not."""
+    """The exact charge for these token counts at this price, or None and why not. `cache_write_tokens` is the
+    logged count of both TTLs; `cache_write_1h_tokens` the 1-hour part of it (from the response body)."""
     total = Decimal(0)
+    one_hour = tokens.get("cache_write_1h_tokens", 0)
+    counts = {**tokens, "cache_write_tokens": tokens.get("cache_write_tokens", 0) - one_hour}
     for column, attribute, label in TOKEN_KINDS:
-        count = tokens.get(column, 0)
+        count = counts.get(column, 0)
         if not count:
             continue
         unit = getattr(price, attribute)
@@ -466,6 +489,8 @@ def price_usage(
         if tier is not None:
             price = scaled(price, tier.factors, f"above {tier.above:,} input tokens")
         charge, status = token_charge(price, {c: int(getattr(row, c)) for c in token_columns})
+        if status == PRICED and price.cache_write_1h is not None and row.cache_write_ttl_unknown_tokens:
+            status = TTL_NOT_LOGGED  # some writes' TTL is not in the log: priced as 5-minute writes, and said so
         charges.append(charge)
         statuses.append(status)
     priced = usage.copy()

@@ -19,6 +19,11 @@ from collections.abc import Sequence
 # a threshold (FACTS §3: 200K tokens for Sonnet 4/4.5; other models use other thresholds). A sum cannot tell, so
 # each record gets a band, the number of thresholds its input is above, and the band is a `by` field. The
 # thresholds come from the tier table (pricing/context_tiers.csv); see `usage_query`.
+# 1-hour cache writes cost more than 5-minute ones (FACTS §3) but the top-level count has no TTL split; the logged
+# response body has it: Converse `usage.cacheDetails[] {"ttl": "1h", "inputTokens": N}` (either key order) and
+# Anthropic InvokeModel `usage.cache_creation.ephemeral_1h_input_tokens`. Writes in records whose body has neither
+# shape (text logging off, body offloaded to S3) are summed apart: their TTL is unknown. `strlen` of the matched
+# key (12 or 14 characters, 0 when absent) over 20, rounded up, is 1 or 0: Logs Insights has no conditional.
 # Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
 # Counts are parsed as any number, sign, fraction and exponent included, so that a malformed count in a large
 # record is seen as what it is (-5, 12.5, 1e30) and refused downstream, not read as its leading digits. A record
@@ -31,6 +36,10 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
 | parse @message /"outputTokenCount"\s*:\s*(?<p_out>{NUMBER})/
 | parse @message /"cacheReadInputTokenCount"\s*:\s*(?<p_cr>{NUMBER})/
 | parse @message /"cacheWriteInputTokenCount"\s*:\s*(?<p_cw>{NUMBER})/
+| parse @message /"ttl"\s*:\s*"1h"\s*,\s*"inputTokens"\s*:\s*(?<p_c1a>{NUMBER})/
+| parse @message /"inputTokens"\s*:\s*(?<p_c1b>{NUMBER})\s*,\s*"ttl"\s*:\s*"1h"/
+| parse @message /"ephemeral_1h_input_tokens"\s*:\s*(?<p_e1h>{NUMBER})/
+| parse @message /"(?<p_ttl_split>cacheDetails|cache_creation)"/
 | parse @message /"modelId"\s*:\s*"(?<p_model>[^"]+)"/
 | parse @message /"identity"\s*:\s*\{\s*"arn"\s*:\s*"(?<p_arn>[^"]+)"/
 | parse @message /"accountId"\s*:\s*"(?<p_acct>[^"]+)"/
@@ -40,6 +49,8 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`output.outputTokenCount`, p_out, 0) as out_tok,
          coalesce(`input.cacheReadInputTokenCount`, p_cr, 0) as cr_tok,
          coalesce(`input.cacheWriteInputTokenCount`, p_cw, 0) as cw_tok,
+         coalesce(p_c1a, p_c1b, p_e1h, 0) as cw1h_tok,
+         strlen(coalesce(p_ttl_split, "")) as ttl_split_len,
          coalesce(accountId, p_acct) as account,
          coalesce(`identity.arn`, p_arn) as identity,
          coalesce(modelId, p_model) as model,
@@ -51,8 +62,10 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
          coalesce(`input.inputBodyJson.steps`, -1) as img_steps,
          coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n
+| fields cw_tok * (1 - ceil(ttl_split_len / 20)) as cw_ttl_unknown
 {band}| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
+        sum(cw1h_tok) as cache_write_1h_tokens, sum(cw_ttl_unknown) as cache_write_ttl_unknown_tokens,
         count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records,
         min(@timestamp) as first_seen, max(@timestamp) as last_seen
   by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n{band_key}"""
@@ -96,6 +109,8 @@ RESULT_FIELDS = {
     "output_tokens": "output_tokens",
     "cache_read_tokens": "cache_read_tokens",
     "cache_write_tokens": "cache_write_tokens",
+    "cache_write_1h_tokens": "cache_write_1h_tokens",
+    "cache_write_ttl_unknown_tokens": "cache_write_ttl_unknown_tokens",
     "invocations": "invocations",
     "failed_invocations": "failed_invocations",
     "img_w": "image_width",

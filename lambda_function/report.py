@@ -30,6 +30,7 @@ CSV_COLUMNS = [
     "Images generated",
     "Long-context invocations",
     "Unreadable records",
+    "Cache write 1h input tokens",
 ]
 _ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
 _SOURCE_COLUMNS = {
@@ -48,6 +49,7 @@ _SOURCE_COLUMNS = {
     "images": "Images generated",
     "long_context_invocations": "Long-context invocations",
     "unreadable_records": "Unreadable records",
+    "cache_write_1h_tokens": "Cache write 1h input tokens",
 }
 _SUMMED = COUNTS + ["images", "long_context_invocations"]
 # What a spreadsheet app may read as the start of a formula, with the full-width forms (＝ ＋ － ＠) some of them
@@ -107,6 +109,7 @@ class ReportSummary:
     cache_read_tokens: int
     cache_write_tokens: int
     rows: int
+    cache_write_1h_tokens: int = 0  # the 1-hour part of cache_write_tokens
     long_context_invocations: int = 0  # billed at a model's long-context tier
     unreadable_records: int = 0  # successful calls whose token counts could not be read (not priced)
     invalid_rows: int = 0  # CSV rows whose logged counts are unusable (not priced)
@@ -227,6 +230,7 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
         output_tokens=int(rows["output_tokens"].sum()),
         cache_read_tokens=int(rows["cache_read_tokens"].sum()),
         cache_write_tokens=int(rows["cache_write_tokens"].sum()),
+        cache_write_1h_tokens=int(rows["cache_write_1h_tokens"].sum()) if not rows.empty else 0,
         rows=len(rows),
         long_context_invocations=int(rows["long_context_invocations"].sum()) if not rows.empty else 0,
         unreadable_records=int(rows["unreadable_records"].sum()) if not rows.empty else 0,
@@ -266,6 +270,7 @@ def summary_document(summary: ReportSummary, window: dict[str, str], footer: dic
             "output": summary.output_tokens,
             "cache_read": summary.cache_read_tokens,
             "cache_write": summary.cache_write_tokens,
+            "cache_write_1h": summary.cache_write_1h_tokens,
         },
         "rows": summary.rows,
         "by_identity": _spend_json(summary.by_identity),

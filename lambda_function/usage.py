@@ -20,6 +20,8 @@ COUNTS = [
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",  # the 1-hour part of cache_write_tokens, from the logged response body
+    "cache_write_ttl_unknown_tokens",  # the part of cache_write_tokens whose record's body says no TTL
     "invocations",
     "failed_invocations",
     "unreadable_records",  # matched the invocation-log filter, succeeded, but no token count could be read

@@ -197,7 +197,7 @@ def _record(
             "outputBodyJson": {
                 "output": {"message": {"role": "assistant", "content": [{"text": "Here is the answer."}]}},
                 "stopReason": "end_turn",
-                "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out},
+                "usage": _usage(rng, tokens_in, tokens_out, cache_read, cache_write),
             },
             "outputTokenCount": tokens_out,
         }
@@ -205,6 +205,26 @@ def _record(
         # embeddings: no output tokens
         record["output"] = {"outputContentType": "application/json", "outputBodyJson": {"embedding": [0.1, 0.2]}}
     return record
+
+
+def _usage(rng: random.Random, tokens_in: int, tokens_out: int, cache_read: int, cache_write: int) -> dict[str, Any]:
+    """Converse's usage block; cache writes with their TTL split (`cacheDetails`), part of them for an hour."""
+    usage: dict[str, Any] = {"inputTokens": tokens_in, "outputTokens": tokens_out}
+    if cache_read:
+        usage["cacheReadInputTokens"] = cache_read
+    if cache_write:
+        usage["cacheWriteInputTokens"] = cache_write
+        one_hour = rng.choice((0, 0, cache_write // 3, cache_write))
+        details = [{"ttl": "5m", "inputTokens": cache_write - one_hour}, {"ttl": "1h", "inputTokens": one_hour}]
+        usage["cacheDetails"] = [d for d in details if d["inputTokens"]]
+    return usage
+
+
+def one_hour_cache_writes(record: Mapping[str, Any]) -> int:
+    """The 1-hour cache writes a record's logged body states (Converse cacheDetails or Anthropic cache_creation)."""
+    usage = record.get("output", {}).get("outputBodyJson", {}).get("usage", {})
+    details = sum(d.get("inputTokens", 0) for d in usage.get("cacheDetails", []) if d.get("ttl") == "1h")
+    return details or usage.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
 
 
 def iter_records(
@@ -273,6 +293,7 @@ def expected_totals(
                 "output_tokens": r.get("output", {}).get("outputTokenCount", 0),
                 "cache_read_tokens": inp.get("cacheReadInputTokenCount", 0),
                 "cache_write_tokens": inp.get("cacheWriteInputTokenCount", 0),
+                "cache_write_1h_tokens": one_hour_cache_writes(r),
                 "invocations": 1,
                 "failed_invocations": int("errorCode" in r),
                 "long_context_invocations": int(all_in > thresholds.get(r["modelId"], all_in)),

@@ -374,8 +374,9 @@ def merge(curated: Sequence[PriceRow], fetched: Sequence[PriceRow], today: date)
             output=_either(new.output, current.output),
             cache_read=_either(new.cache_read, current.cache_read),
             cache_write=_either(new.cache_write, current.cache_write),
+            cache_write_1h=_either(new.cache_write_1h, current.cache_write_1h),
         )
-        if merged.prices == current.prices:
+        if (merged.prices, merged.cache_write_1h) == (current.prices, current.cache_write_1h):
             result.unchanged += 1
             continue
         if any(getattr(current, name) is not None for name in kept_columns):
@@ -420,7 +421,15 @@ def format_table(rows: Iterable[PriceRow]) -> str:
     writer.writerow(HEADER)
     for row in sort_rows(rows):
         writer.writerow(
-            [row.model_id, row.region, row.scope, row.effective.isoformat(), *map(plain, row.prices), row.source]
+            [
+                row.model_id,
+                row.region,
+                row.scope,
+                row.effective.isoformat(),
+                *map(plain, row.prices),
+                plain(row.cache_write_1h),
+                row.source,
+            ]
         )
     return out.getvalue()
 

@@ -101,12 +101,14 @@ def test_the_daily_report_end_to_end(account, records):
         assert int(row["Number of output tokens"]) == t.output_tokens
         assert int(row["Cache read input tokens"]) == t.cache_read_tokens
         assert int(row["Cache write input tokens"]) == t.cache_write_tokens
+        assert int(row["Cache write 1h input tokens"]) == t.cache_write_1h_tokens
         assert int(row["Invocations"]) == t.invocations
         assert int(row["Failed invocations"]) == t.failed_invocations
         assert int(row["Long-context invocations"]) == t.long_context_invocations
     assert response["invocations"] == len(records) == response["records_matched"]
     assert response["failed_invocations"] == sum(1 for r in records if "errorCode" in r) > 0
     assert truth["long_context_invocations"].sum() > 0
+    assert truth["cache_write_1h_tokens"].sum() > 0  # the generator writes some caches for an hour
 
     # AND the unknown model keeps its tokens with no charge, and is named
     unknown = [r for r in rows if r["Model Id"] == UNKNOWN_MODEL]

@@ -315,6 +315,8 @@ HAIKU_ROW = {
     "output_tokens": "267",  # 89 x 3
     "cache_read_tokens": "0",
     "cache_write_tokens": "0",
+    "cache_write_1h_tokens": "0",
+    "cache_write_ttl_unknown_tokens": "0",
     "invocations": "4",
     "failed_invocations": "1",
     "readable_records": "4",  # 3 with an input token count + 1 with an error code
@@ -332,6 +334,8 @@ NOVA_ROW = {
     "output_tokens": "38",
     "cache_read_tokens": "0",
     "cache_write_tokens": "0",
+    "cache_write_1h_tokens": "0",
+    "cache_write_ttl_unknown_tokens": "0",
     "invocations": "1",
     "failed_invocations": "0",
     "readable_records": "1",

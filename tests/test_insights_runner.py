@@ -274,3 +274,62 @@ def test_image_settings_are_aggregated_by_the_query(aws):
         for r in frame.itertuples()
     }
     assert got == {(1024, 1024, "premium", 2): (2, 0), (512, 512, "standard", 1): (1, 0), (-1, -1, "-", -1): (1, 1)}
+
+
+def test_one_hour_cache_writes_are_read_from_the_logged_bodies(aws):
+    sonnet = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+    def cached(second, user, write, usage=None):
+        rec = record(second, user, model=sonnet, i=100, o=10)
+        rec["input"]["cacheWriteInputTokenCount"] = write
+        if usage is not None:
+            rec["output"]["outputBodyJson"] = {"usage": usage}
+        return rec
+
+    put(
+        aws.client("logs"),
+        "/bedrock/ttl",
+        [
+            # Converse: cacheDetails, in both key orders; 3,000 of 5,000 written for an hour
+            cached(
+                1,
+                "conv",
+                5_000,
+                {
+                    "inputTokens": 100,
+                    "cacheDetails": [{"ttl": "5m", "inputTokens": 2_000}, {"ttl": "1h", "inputTokens": 3_000}],
+                },
+            ),
+            cached(2, "conv", 700, {"cacheDetails": [{"inputTokens": 700, "ttl": "1h"}]}),
+            # Anthropic InvokeModel: cache_creation; 400 of 1,000 for an hour
+            cached(
+                3,
+                "invoke",
+                1_000,
+                {
+                    "input_tokens": 100,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 400},
+                },
+            ),
+            # no body: the TTL of these 900 writes is not in the log
+            cached(4, "nobody", 900),
+            # a body with only 5-minute writes: known, none of them 1-hour
+            cached(5, "fivemin", 250, {"cacheDetails": [{"ttl": "5m", "inputTokens": 250}]}),
+        ],
+    )
+    frame, _ = run(["/bedrock/ttl"])
+    got = {
+        r.identity_arn.rsplit("/", 1)[-1]: (
+            r.cache_write_tokens,
+            r.cache_write_1h_tokens,
+            r.cache_write_ttl_unknown_tokens,
+        )
+        for r in frame.itertuples()
+    }
+    # conv: 5,000 + 700 written, 3,000 + 700 of them for an hour, all with a known TTL
+    assert got == {
+        "conv": (5_700, 3_700, 0),
+        "invoke": (1_000, 400, 0),
+        "nobody": (900, 0, 900),
+        "fivemin": (250, 0, 0),
+    }

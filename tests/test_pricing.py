@@ -44,7 +44,20 @@ def table(tmp_path_factory):
 CATALOG = ModelCatalog.load(PRICING_DIR)
 
 
-def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, cw=0, n=1, failed=0, band=0):
+def usage(
+    model_id,
+    region="us-east-1",
+    day=date(2026, 11, 20),
+    i=0,
+    o=0,
+    cr=0,
+    cw=0,
+    n=1,
+    failed=0,
+    band=0,
+    cw1h=0,
+    ttl_unknown=0,
+):
     return {
         "usage_date": day,
         "account_id": "123456789012",
@@ -55,6 +68,9 @@ def usage(model_id, region="us-east-1", day=date(2026, 11, 20), i=0, o=0, cr=0, 
         "output_tokens": o,
         "cache_read_tokens": cr,
         "cache_write_tokens": cw,
+        "cache_write_1h_tokens": cw1h,
+        "cache_write_ttl_unknown_tokens": ttl_unknown,
+        "unreadable_records": 0,
         "invocations": n,
         "failed_invocations": failed,
         "input_band": band,
@@ -353,3 +369,47 @@ def test_hand_worked_charges_from_the_shipped_table(row, expected):
     priced = price_usage(pd.DataFrame([row], columns=COLUMNS), shipped, CATALOG.normalise)
     assert priced.loc[0, "pricing_status"] == PRICED
     assert priced.loc[0, "charge"] == expected
+
+
+@pytest.mark.parametrize(
+    ("row", "expected", "status"),
+    [
+        # Sonnet 4.5 global, 1M cache writes of which 400,000 for an hour:
+        #   600,000 x 3.75 = 2.25 (5-minute) + 400,000 x 6.00 = 2.40 (1-hour: 2 x input)  -> 4.65
+        (usage("global." + SONNET_45, cw=1_000_000, cw1h=400_000), Decimal("4.65"), PRICED),
+        # all 1M for an hour: 1,000,000 x 6 = 6.00
+        (usage("global." + SONNET_45, cw=1_000_000, cw1h=1_000_000), Decimal("6"), PRICED),
+        # through us. (geo, 1.1x): 1,000,000 x 6.60 = 6.60
+        (usage("us." + SONNET_45, cw=1_000_000, cw1h=1_000_000), Decimal("6.6"), PRICED),
+        # the TTL of 300,000 writes is not in the log: priced as 5-minute writes (1M x 3.75), and said so
+        (
+            usage("global." + SONNET_45, cw=1_000_000, ttl_unknown=300_000),
+            Decimal("3.75"),
+            "priced; cache TTL not logged",
+        ),
+    ],
+)
+def test_one_hour_cache_writes_cost_twice_the_input_price(row, expected, status):
+    shipped = load_price_table(PRICING_DIR / "token_prices.csv")
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), shipped, CATALOG.normalise)
+    assert (priced.loc[0, "charge"], priced.loc[0, "pricing_status"]) == (expected, status)
+
+
+def test_a_model_without_a_1h_price_is_unpriced_for_its_1h_writes(table):
+    # the module's small table has no 1-hour column at all: a 1-hour write there cannot be priced
+    priced = price_usage(
+        pd.DataFrame([usage("global." + SONNET_45, cw=10, cw1h=10)], columns=COLUMNS), table, CATALOG.normalise
+    )
+    assert priced.loc[0, "charge"] is None
+    assert priced.loc[0, "pricing_status"].startswith("unpriced: no 1-hour cache-write price")
+
+
+def test_more_one_hour_writes_than_writes_is_invalid():
+    # the bodies say 500 one-hour writes, the records' own count says 300 writes in all: not a number to price
+    row = {**usage("global." + SONNET_45, cw=300, cw1h=500), "invalid": ""}
+    frame = pd.DataFrame([row], columns=[*COLUMNS, "invalid"])
+    priced = price_usage(frame, load_price_table(PRICING_DIR / "token_prices.csv"), CATALOG.normalise)
+    assert priced.loc[0, "charge"] is None
+    assert priced.loc[0, "pricing_status"] == (
+        "invalid: 500 1-hour cache-write tokens in the bodies, but 300 cache-write tokens logged in all"
+    )

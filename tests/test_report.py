@@ -31,6 +31,8 @@ def priced_row(identity, model, day, charge, status=PRICED, i=0, o=0, cr=0, cw=0
         "invocations": n,
         "failed_invocations": failed,
         "unreadable_records": 0,
+        "cache_write_1h_tokens": 0,
+        "cache_write_ttl_unknown_tokens": 0,
         "long_context": long,
         "priced_model_id": model,
         "images": 0,
