@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh bench email-preview pricing-docs package deploy invoke download checkov
+.PHONY: install demo test lint format typecheck clean pricing-refresh pricing-crosscheck bench email-preview pricing-docs package deploy invoke download checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(STAMP)
 ## Rebuild pricing/token_prices.csv from the AWS Price List API (needs AWS credentials; prints what changed).
 pricing-refresh: $(STAMP)
 	$(BIN)/python -m pricing.refresh
+
+## Price every Bedrock text/embedding entry of LiteLLM's price file through the CLI and list the differences:
+## make pricing-crosscheck LITELLM=/tmp/litellm.json (see pricing/README.md for how to get the file).
+pricing-crosscheck: $(STAMP)
+	$(BIN)/python -m pricing.crosscheck $(LITELLM)
 
 ## Benchmarks: how queries, rows and the handler's time grow with events and groups (figures in README).
 bench: $(STAMP)

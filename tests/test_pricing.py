@@ -360,6 +360,11 @@ SHIPPED_CASES = [
     (usage("amazon.nova-pro-v1:0", i=100_000, o=10_000, cr=400_000, cw=300_000), Decimal("0.192")),
     # Nova Pro called in ap-northeast-1 costs that region's price: 100,000 x 0.96 + 10,000 x 3.84 = 0.096 + 0.0384
     (usage("amazon.nova-pro-v1:0", "ap-northeast-1", i=100_000, o=10_000), Decimal("0.1344")),
+    # global. Sonnet 4.5 called from sa-east-1 (no regional row there): the global price, as from anywhere:
+    #   1,000,000 x 3 = 3; 100,000 x 15 = 1.5  -> 4.5
+    (usage("global." + SONNET_45, "sa-east-1", i=1_000_000, o=100_000), Decimal("4.5")),
+    # Kimi K3.1, released after the first snapshot: us. profile from us-east-2, 1,000,000 x 4.40 + 100,000 x 22
+    (usage("us.moonshotai.kimi-k3.1", "us-east-2", i=1_000_000, o=100_000), Decimal("6.6")),
 ]
 
 
