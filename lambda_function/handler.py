@@ -51,6 +51,7 @@ from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, usage_query
 from .report import render_csv, report_rows, summarise, summary_document
 from .request import parse_request
+from .service_options import ServiceOptions, load_service_options
 from .usage import usage_frame
 
 __all__ = ["AwsClients", "ReportRun", "lambda_handler", "run_report"]
@@ -75,13 +76,31 @@ class ReportRun:
     totals: QueryTotals = field(default_factory=QueryTotals)
 
 
+@dataclass(frozen=True)
+class PriceTables:
+    tokens: PriceTable
+    context_tiers: ContextTiers
+    images: ImagePriceTable
+    options: ServiceOptions
+    catalog: ModelCatalog
+
+    @property
+    def version(self) -> str:
+        """What the footer names: each table that priced the report, with its content hash."""
+        versions = (self.tokens.version, self.context_tiers.version, self.options.version)
+        return ", ".join(v for v in versions if v)
+
+
 @lru_cache(maxsize=4)
-def _pricing(
-    path: Path, overrides: bytes | None, discount: Decimal
-) -> tuple[PriceTable, ContextTiers, ImagePriceTable, ModelCatalog]:
+def _pricing(path: Path, overrides: bytes | None, discount: Decimal) -> PriceTables:
     # Loaded once per Lambda container (per distinct overrides); the tables are read-only.
-    table = load_price_table(path, overrides=overrides, discount_percent=discount)
-    return table, load_context_tiers(path.parent), load_image_prices(path.parent), ModelCatalog.load(path.parent)
+    return PriceTables(
+        load_price_table(path, overrides=overrides, discount_percent=discount),
+        load_context_tiers(path.parent),
+        load_image_prices(path.parent),
+        load_service_options(path.parent),
+        ModelCatalog.load(path.parent),
+    )
 
 
 def run_report(
@@ -116,15 +135,13 @@ def run_report(
     log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
     # Price tables and the places we read and write first: a bad setting fails before any query is paid for.
     s3 = aws.client("s3")
-    table, tiers, image_table, catalog = _pricing(
-        config.price_table, read_overrides(config.price_overrides, s3), config.price_discount_percent
-    )
+    prices = _pricing(config.price_table, read_overrides(config.price_overrides, s3), config.price_discount_percent)
     check_bucket(s3, config.report_bucket, config.report_prefix)
     check_log_groups(config.log_groups, aws.logs, config.default_region)
 
     # 2. Usage, aggregated by Logs Insights and proven complete
     start, end_second = window.epoch_range()
-    query = usage_query(tiers.thresholds)
+    query = usage_query(prices.context_tiers.thresholds)
     specs = plan_queries(config.log_groups, config.default_region, start, end_second, query, config.query_row_limit)
     runner = InsightsRunner(
         aws.logs, sleep=sleep, clock=clock, deadline=query_deadline, concurrency=config.query_concurrency
@@ -134,8 +151,10 @@ def run_report(
     usage = usage_frame(row for result in results for row in result.rows)
 
     # 3. Prices
-    profiles, failures = resolve_profiles(usage["model_id"], catalog, lambda region: aws.client("bedrock", region))
-    priced = price_usage(usage, table, normaliser(catalog, profiles, failures), image_table, tiers)
+    bedrock = lambda region: aws.client("bedrock", region)  # noqa: E731
+    profiles, failures = resolve_profiles(usage["model_id"], prices.catalog, bedrock)
+    normalise = normaliser(prices.catalog, profiles, failures)
+    priced = price_usage(usage, prices.tokens, normalise, prices.images, prices.context_tiers, prices.options)
 
     # 4. The report
     rows = report_rows(priced)
@@ -156,7 +175,7 @@ def run_report(
     skipped: list[str] = []  # earlier summaries that could not be read
     previous = compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost, skipped)
     to_date = month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost, skipped)
-    footer = _footer(totals, ", ".join(v for v in (table.version, tiers.version) if v), len(set(skipped)))
+    footer = _footer(totals, prices.version, len(set(skipped)))
     summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, bounds, footer))
     lifetime = link_lifetime(aws.credentials(), config.link_expiry_seconds, datetime.now(UTC))
     context = {

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
+from .service_options import ServiceOptions, chosen, why_unpriced
 
 PRICED = "priced"
 INVALID = "invalid"  # a pricing status: the logged counts themselves are unusable
@@ -419,6 +420,21 @@ def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | N
     return total, PRICED
 
 
+def _with_options(
+    price: TokenPrice, row: Any, model_id: str, options: ServiceOptions | None
+) -> tuple[TokenPrice | None, str]:
+    """`price` for the row's latency mode and service tier, or None and why it cannot be had."""
+    why = why_unpriced(row.latency, row.service_tier)
+    if why:
+        return None, why
+    for option in chosen(row.latency, row.service_tier):
+        found = options.lookup(model_id, option, row.usage_date) if options is not None else None
+        if found is None:
+            return None, ServiceOptions.missing(model_id, option)
+        price = scaled(price, found.factors, option)
+    return price, ""
+
+
 def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:
     if ref.kind == PROVISIONED:
         return "unpriced: provisioned throughput is billed per hour, not per token"
@@ -436,6 +452,7 @@ def price_usage(
     normalise: Callable[[str], ModelRef],
     images: ImagePriceTable | None = None,
     tiers: ContextTiers | None = None,
+    options: ServiceOptions | None = None,
 ) -> pd.DataFrame:
     """Add `priced_model_id`, `images`, `charge` (Decimal or None), `pricing_status` and `long_context` to each
     usage row.
@@ -450,6 +467,7 @@ def price_usage(
     long_context: list[bool] = []
     token_columns = [column for column, _, _ in TOKEN_KINDS]
     has_invalid = "invalid" in usage.columns
+    has_options = "service_tier" in usage.columns and "latency" in usage.columns
     for row in usage.itertuples(index=False):
         raw = row.model_id
         ref = refs.get(raw) or refs.setdefault(raw, normalise(raw))
@@ -488,6 +506,12 @@ def price_usage(
         long_context[-1] = tier is not None
         if tier is not None:
             price = scaled(price, tier.factors, f"above {tier.above:,} input tokens")
+        option_price, why = _with_options(price, row, ref.model_id, options) if has_options else (price, "")
+        if option_price is None:
+            charges.append(None)
+            statuses.append(why)
+            continue
+        price = option_price
         charge, status = token_charge(price, {c: int(getattr(row, c)) for c in token_columns})
         if status == PRICED and price.cache_write_1h is not None and row.cache_write_ttl_unknown_tokens:
             status = TTL_NOT_LOGGED  # some writes' TTL is not in the log: priced as 5-minute writes, and said so

@@ -24,6 +24,9 @@ from collections.abc import Sequence
 # Anthropic InvokeModel `usage.cache_creation.ephemeral_1h_input_tokens`. Writes in records whose body has neither
 # shape (text logging off, body offloaded to S3) are summed apart: their TTL is unknown. `strlen` of the matched
 # key (12 or 14 characters, 0 when absent) over 20, rounded up, is 1 or 0: Logs Insights has no conditional.
+# Latency-optimized inference (`performanceConfig.latency`, top-level in the record and in the request) and the
+# service tier (`serviceTier.type` in Converse requests and responses) have prices of their own: both are group
+# keys, with defaults ("standard", "default") so that no record lacks them.
 # Names made by `parse` must differ from stats aliases (a Logs Insights rule), hence the p_ prefix.
 # Counts are parsed as any number, sign, fraction and exponent included, so that a malformed count in a large
 # record is seen as what it is (-5, 12.5, 1e30) and refused downstream, not read as its leading digits. A record
@@ -40,6 +43,8 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
 | parse @message /"inputTokens"\s*:\s*(?<p_c1b>{NUMBER})\s*,\s*"ttl"\s*:\s*"1h"/
 | parse @message /"ephemeral_1h_input_tokens"\s*:\s*(?<p_e1h>{NUMBER})/
 | parse @message /"(?<p_ttl_split>cacheDetails|cache_creation)"/
+| parse @message /"serviceTier"\s*:\s*\{\s*"type"\s*:\s*"(?<p_tier>priority|default|flex|reserved)"/
+| parse @message /"latency"\s*:\s*"(?<p_latency>optimized|standard)"/
 | parse @message /"modelId"\s*:\s*"(?<p_model>[^"]+)"/
 | parse @message /"identity"\s*:\s*\{\s*"arn"\s*:\s*"(?<p_arn>[^"]+)"/
 | parse @message /"accountId"\s*:\s*"(?<p_acct>[^"]+)"/
@@ -50,6 +55,8 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.cacheReadInputTokenCount`, p_cr, 0) as cr_tok,
          coalesce(`input.cacheWriteInputTokenCount`, p_cw, 0) as cw_tok,
          coalesce(p_c1a, p_c1b, p_e1h, 0) as cw1h_tok,
+         coalesce(p_tier, "default") as svc_tier,
+         coalesce(`performanceConfig.latency`, p_latency, "standard") as perf,
          strlen(coalesce(p_ttl_split, "")) as ttl_split_len,
          coalesce(accountId, p_acct) as account,
          coalesce(`identity.arn`, p_arn) as identity,
@@ -68,7 +75,7 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
         sum(cw1h_tok) as cache_write_1h_tokens, sum(cw_ttl_unknown) as cache_write_ttl_unknown_tokens,
         count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records,
         min(@timestamp) as first_seen, max(@timestamp) as last_seen
-  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n{band_key}"""
+  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, svc_tier, perf{band_key}"""
 
 
 def _above(threshold: int) -> str:
@@ -119,6 +126,8 @@ RESULT_FIELDS = {
     "img_steps": "image_steps",
     "img_n": "images_per_call",
     "ctx_band": "input_band",
+    "svc_tier": "service_tier",
+    "perf": "latency",
 }
 COUNT_FIELD = "invocations"
 READABLE_FIELD = "readable_records"

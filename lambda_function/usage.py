@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 import pandas as pd
 
 from .query import READABLE_FIELD, RESULT_FIELDS
+from .service_options import DEFAULT_TIER, STANDARD_LATENCY
 
 KEYS = ["usage_date", "account_id", "identity_arn", "model_id", "region"]
 COUNTS = [
@@ -30,7 +31,9 @@ COUNTS = [
 IMAGE_KEYS = ["image_width", "image_height", "image_quality", "image_steps", "images_per_call"]
 # How many of the tier table's input thresholds the requests were above (0: none; see query.usage_query).
 TIER_KEYS = ["input_band"]
-COLUMNS = KEYS + IMAGE_KEYS + TIER_KEYS + COUNTS
+# Per-request options with prices of their own (service_options.py): the service tier and the latency mode.
+OPTION_KEYS = ["service_tier", "latency"]
+COLUMNS = KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + COUNTS
 INVALID = "invalid"  # why a group's counts are not usable ("" when they are)
 MAX_EXACT = 2**53  # Logs Insights sums in double precision: every integer below this is exact, not all above
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
@@ -93,6 +96,10 @@ def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
                 record[name] = _setting(value)
             elif name == "input_band":
                 record[name] = max(0, _setting(value))  # no thresholds: no band field, 0
+            elif name == "service_tier":
+                record[name] = value.lower() if value else DEFAULT_TIER
+            elif name == "latency":
+                record[name] = value.lower() if value else STANDARD_LATENCY
             else:
                 record[name] = value if value else MISSING
         # Records the query counted as readable (an input token count or an error code); the others succeeded
@@ -109,7 +116,7 @@ def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
         columns = {name: pd.Series(dtype="int64" if name in ints else "object") for name in COLUMNS}
         return pd.DataFrame({**columns, INVALID: pd.Series(dtype="object")})
     frame = pd.DataFrame.from_records(records, columns=[*COLUMNS, INVALID])
-    grouped = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS, as_index=False, sort=True)
+    grouped = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS, as_index=False, sort=True)
     summed = grouped[COUNTS].sum()
     # Reasons joined per group, only when there are any (the common case skips a Python-level aggregation).
     summed[INVALID] = grouped[INVALID].agg(_reasons)[INVALID] if any_invalid else ""

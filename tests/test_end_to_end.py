@@ -196,7 +196,8 @@ def test_the_json_summary_beside_the_csv(account):
     assert document["footer"]["records_matched"] == response["records_matched"]
     # the prices' version names both tables that priced the report
     assert re.fullmatch(
-        r"token_prices\.csv@[0-9a-f]{12}, context_tiers\.csv@[0-9a-f]{12}", document["footer"]["price_table_version"]
+        r"token_prices\.csv@[0-9a-f]{12}, context_tiers\.csv@[0-9a-f]{12}, service_options\.csv@[0-9a-f]{12}",
+        document["footer"]["price_table_version"],
     )
     assert sum(Decimal(m["cost_usd"]) for m in document["by_model"]) == Decimal(response["total_cost_usd"])
 

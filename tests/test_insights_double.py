@@ -302,8 +302,18 @@ def product_records() -> list[tuple[int, str]]:
 # The product's query, banded at the shipped tier table's thresholds (100K, 200K, 272K input tokens).
 USAGE_QUERY = usage_query((100_000, 200_000, 272_000))
 
-# text-model records carry the query's "no image settings" sentinels, and band 0 (input up to 100K tokens)
-NO_IMAGE = {"img_w": "-1", "img_h": "-1", "img_q": "-", "img_steps": "-1", "img_n": "-1", "ctx_band": "0"}
+# text-model records carry the query's "no image settings" sentinels, the default tier and latency, and band 0
+# (input up to 100K tokens)
+NO_IMAGE = {
+    "img_w": "-1",
+    "img_h": "-1",
+    "img_q": "-",
+    "img_steps": "-1",
+    "img_n": "-1",
+    "svc_tier": "default",
+    "perf": "standard",
+    "ctx_band": "0",
+}
 HAIKU_ROW = {
     **NO_IMAGE,
     "day": "2025-12-17 00:00:00.000",

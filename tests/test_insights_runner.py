@@ -333,3 +333,34 @@ def test_one_hour_cache_writes_are_read_from_the_logged_bodies(aws):
         "nobody": (900, 0, 900),
         "fivemin": (250, 0, 0),
     }
+
+
+def test_latency_mode_and_service_tier_are_group_keys(aws):
+    def call(second, user, latency=None, tier=None, body_fields=1):
+        rec = record(second, user, body_fields=body_fields)
+        if latency:
+            rec["performanceConfig"] = {"latency": latency}
+        if tier:
+            rec["input"]["inputBodyJson"]["serviceTier"] = {"type": tier}
+        return rec
+
+    put(
+        aws.client("logs"),
+        "/bedrock/options",
+        [
+            call(1, "a"),
+            call(2, "a", latency="optimized"),
+            call(3, "a", latency="optimized", body_fields=400),  # past the 200-field limit: read by parse
+            call(4, "a", tier="priority"),
+            call(5, "a", tier="flex", body_fields=400),
+            call(6, "a", latency="standard", tier="default"),
+        ],
+    )
+    frame, _ = run(["/bedrock/options"])
+    got = {(r.latency, r.service_tier): r.invocations for r in frame.itertuples()}
+    assert got == {
+        ("standard", "default"): 2,
+        ("optimized", "default"): 2,
+        ("standard", "priority"): 1,
+        ("standard", "flex"): 1,
+    }

@@ -18,6 +18,7 @@ from lambda_function.pricing import (
     price_usage,
 )
 from lambda_function.profiles import normaliser
+from lambda_function.service_options import load_service_options
 from lambda_function.usage import COLUMNS
 
 PRICING_DIR = Path(__file__).resolve().parent.parent / "pricing"
@@ -57,6 +58,8 @@ def usage(
     band=0,
     cw1h=0,
     ttl_unknown=0,
+    tier="default",
+    latency="standard",
 ):
     return {
         "usage_date": day,
@@ -74,6 +77,8 @@ def usage(
         "invocations": n,
         "failed_invocations": failed,
         "input_band": band,
+        "service_tier": tier,
+        "latency": latency,
     }
 
 
@@ -418,3 +423,36 @@ def test_more_one_hour_writes_than_writes_is_invalid():
     assert priced.loc[0, "pricing_status"] == (
         "invalid: 500 1-hour cache-write tokens in the bodies, but 300 cache-write tokens logged in all"
     )
+
+
+@pytest.mark.parametrize(
+    ("row", "expected", "status"),
+    [
+        # latency-optimized Sonnet 4.5 through us. (geo): 1.2 x the geo price (3.30 -> 3.96, 16.50 -> 19.80):
+        #   1,000,000 x 3.96 = 3.96; 100,000 x 19.80 = 1.98  -> 5.94
+        (usage("us." + SONNET_45, i=1_000_000, o=100_000, latency="optimized"), Decimal("5.94"), PRICED),
+        # the same call at standard latency: 3.30 + 1.65 = 4.95
+        (usage("us." + SONNET_45, i=1_000_000, o=100_000), Decimal("4.95"), PRICED),
+        # a tier the table has no price for: unpriced, named, never priced as standard
+        (
+            usage("us." + SONNET_45, i=1_000, tier="priority"),
+            None,
+            f"unpriced: no price for the priority tier of {SONNET_45} in service_options.csv",
+        ),
+        (
+            usage("amazon.nova-lite-v1:0", i=1_000, latency="optimized"),
+            None,
+            "unpriced: no price for latency-optimized inference of amazon.nova-lite-v1:0 in service_options.csv",
+        ),
+        (
+            usage("amazon.nova-lite-v1:0", i=1_000, tier="reserved"),
+            None,
+            "unpriced: reserved-tier calls are paid for as reserved capacity, not per token",
+        ),
+    ],
+)
+def test_latency_optimized_and_service_tiers(row, expected, status):
+    shipped = load_price_table(PRICING_DIR / "token_prices.csv")
+    options = load_service_options(PRICING_DIR)
+    priced = price_usage(pd.DataFrame([row], columns=COLUMNS), shipped, CATALOG.normalise, options=options)
+    assert (priced.loc[0, "charge"], priced.loc[0, "pricing_status"]) == (expected, status)
