@@ -26,6 +26,8 @@ from .handler import DEFAULT_TIMEOUT_SECONDS, AwsClients, ReportRun, run_report
 
 
 def build_event(args: argparse.Namespace) -> dict[str, Any]:
+    if args.refresh_prices:
+        return {"refresh_prices": True}
     event: dict[str, Any] = {}
     for name in ("start", "end", "date"):
         if getattr(args, name) is not None:
@@ -72,6 +74,9 @@ def main(
     parser.add_argument("--end", help="window end (ISO 8601 with offset, or a date), exclusive")
     parser.add_argument("--recipients", help="comma-separated e-mail addresses (default: RECIPIENTS)")
     parser.add_argument("--no-email", action="store_true", help="write the CSV to S3 but send no email")
+    parser.add_argument(
+        "--refresh-prices", action="store_true", help="refresh the price table from the AWS Price List (no report)"
+    )
     parser.add_argument("--out", type=Path, help="also write the CSV, the .eml and the HTML body to this folder")
     parser.add_argument(
         "--timeout",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,3 +147,72 @@ def link_lifetime(credentials: Any, requested_seconds: int, now: datetime) -> Li
     frozen = credentials.get_frozen_credentials() if hasattr(credentials, "get_frozen_credentials") else credentials
     # Lambda passes its role's session credentials in environment variables, without their expiry.
     return LinkLifetime(requested_seconds, temporary_unknown_expiry=bool(getattr(frozen, "token", None)))
+
+
+@dataclass(frozen=True)
+class RefreshedTable:
+    """A token price table the weekly refresh wrote: its S3 key, content and the day it was made."""
+
+    key: str
+    content: bytes
+    day: str  # YYYY-MM-DD
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+class PriceStore:
+    """Where the refreshed price tables live in the report bucket: `<prefix>/prices/token_prices.<day>.csv`,
+    each tagged with the hash of the bundled table it was built from, and the operator's extra Price List name
+    mappings, `<prefix>/prices/price_list_names.csv` (optional)."""
+
+    _TABLE = re.compile(r"token_prices\.(\d{4}-\d{2}-\d{2})\.csv$")
+
+    def __init__(self, s3: Any, bucket: str, prefix: str):
+        self.s3, self.bucket, self.prefix = s3, bucket, f"{prefix}/prices/"
+
+    def table_key(self, day: str) -> str:
+        return f"{self.prefix}token_prices.{day}.csv"
+
+    def newest(self, bundled_sha: str) -> RefreshedTable | None:
+        """The newest refreshed table built from this bundled table, or None (a new deploy ships a new bundled
+        table: tables built from an older one are not used until the next refresh)."""
+        keys = []
+        params = {"Bucket": self.bucket, "Prefix": f"{self.prefix}token_prices."}
+        while True:
+            page = self.s3.list_objects_v2(**params)
+            keys += [o["Key"] for o in page.get("Contents", []) if self._TABLE.search(o["Key"])]
+            if not page.get("IsTruncated"):
+                break
+            params["ContinuationToken"] = page["NextContinuationToken"]
+        for key in sorted(keys, reverse=True):
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            if response.get("Metadata", {}).get("bundled-sha256") != bundled_sha:
+                continue
+            match = self._TABLE.search(key)
+            assert match is not None
+            return RefreshedTable(key, bytes(response["Body"].read()), match.group(1))
+        return None
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as err:
+            if error_code(err) in ("NoSuchKey", "404", "AccessDenied"):
+                return None
+            raise
+
+    def put(self, day: str, content: bytes, bundled_sha: str) -> str:
+        key = self.table_key(day)
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=content,
+            ContentType="text/csv; charset=utf-8",
+            Metadata={"bundled-sha256": bundled_sha},
+        )
+        return f"s3://{self.bucket}/{key}"
+
+    def extra_names(self) -> bytes | None:
+        return self.read(f"{self.prefix}price_list_names.csv")

@@ -18,10 +18,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from .aws import ATTEMPT_SECONDS, AwsClients
 from .config import Config, load_config
 from .deliver import (
     SES_MAX_RAW_MESSAGE,
+    PriceStore,
+    RefreshedTable,
     check_bucket,
     check_log_groups,
     link_lifetime,
@@ -32,12 +36,13 @@ from .deliver import (
     report_key,
     sent_marker_key,
 )
-from .errors import IncompleteResults, InvalidRequest
-from .history import compare_previous, month_to_date
+from .errors import DeadlineExceeded, IncompleteResults, InvalidRequest
+from .history import compare_previous, month_to_date, previous_footer
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, message_bytes, render_email
 from .model_ids import ModelCatalog
 from .once import EmailStore, Marker, send_once
+from .price_refresh import bundled_sha, refresh_prices
 from .pricing import (
     ContextTiers,
     ImagePriceTable,
@@ -45,12 +50,13 @@ from .pricing import (
     load_context_tiers,
     load_image_prices,
     load_price_table,
+    price_changes,
     price_usage,
 )
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, usage_query
 from .report import render_csv, report_rows, summarise, summary_document
-from .request import parse_request
+from .request import is_price_refresh, parse_request
 from .service_options import ServiceOptions, load_service_options
 from .usage import usage_frame
 
@@ -92,10 +98,12 @@ class PriceTables:
 
 
 @lru_cache(maxsize=4)
-def _pricing(path: Path, overrides: bytes | None, discount: Decimal) -> PriceTables:
-    # Loaded once per Lambda container (per distinct overrides); the tables are read-only.
+def _pricing(
+    path: Path, overrides: bytes | None, discount: Decimal, refreshed: bytes | None = None, name: str = ""
+) -> PriceTables:
+    # Loaded once per Lambda container (per distinct overrides and refreshed table); the tables are read-only.
     return PriceTables(
-        load_price_table(path, overrides=overrides, discount_percent=discount),
+        load_price_table(path, content=refreshed, name=name, overrides=overrides, discount_percent=discount),
         load_context_tiers(path.parent),
         load_image_prices(path.parent),
         load_service_options(path.parent),
@@ -123,8 +131,10 @@ def run_report(
     def wall_now() -> datetime:
         return now + timedelta(seconds=clock() - began)
 
-    # 1. What to report
+    # 1. What to report (or the weekly refresh of the price table: its own schedule, no report)
     try:
+        if is_price_refresh(event):
+            return ReportRun(refresh_prices(config, aws, now.date()))
         request = parse_request(event, tz=config.timezone, now=now, default_recipients=config.recipients)
     except InvalidRequest as err:
         log.warning("refused request: %s", err)
@@ -133,11 +143,20 @@ def run_report(
         config.require_email_settings(request.recipients)
     window = request.window
     log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
-    # Price tables and the places we read and write first: a bad setting fails before any query is paid for.
+    # The places we read and write, and the price tables, first: a bad setting fails before any query is paid for.
     s3 = aws.client("s3")
-    prices = _pricing(config.price_table, read_overrides(config.price_overrides, s3), config.price_discount_percent)
     check_bucket(s3, config.report_bucket, config.report_prefix)
     check_log_groups(config.log_groups, aws.logs, config.default_region)
+    price_store = PriceStore(s3, config.report_bucket, config.report_prefix)
+    refreshed = _newest_refreshed(price_store, config)
+    overrides = read_overrides(config.price_overrides, s3)
+    prices = _pricing(
+        config.price_table,
+        overrides,
+        config.price_discount_percent,
+        refreshed.content if refreshed else None,
+        refreshed.name if refreshed else "",
+    )
 
     # 2. Usage, aggregated by Logs Insights and proven complete
     start, end_second = window.epoch_range()
@@ -176,6 +195,9 @@ def run_report(
     previous = compare_previous(s3, config.report_bucket, config.report_prefix, window, summary.total_cost, skipped)
     to_date = month_to_date(s3, config.report_bucket, config.report_prefix, window, summary.total_cost, skipped)
     footer = _footer(totals, prices.version, len(set(skipped)))
+    footer["price_table_key"] = refreshed.key if refreshed else BUNDLED
+    changes = _price_changes(s3, config, price_store, window, footer["price_table_key"], prices, overrides)
+    footer["price_changes"] = changes
     summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, bounds, footer))
     lifetime = link_lifetime(aws.credentials(), config.link_expiry_seconds, datetime.now(UTC))
     context = {
@@ -188,6 +210,7 @@ def run_report(
         "csv_name": key.rsplit("/", 1)[-1],
         "previous": previous,
         "month_to_date": to_date,
+        "price_changes": changes,
     }
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email: dict[str, Any] = {"sent": False}
@@ -221,6 +244,49 @@ def run_report(
         "email": email,
     }
     return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals)
+
+
+BUNDLED = "bundled"  # the footer's price_table_key when the report was priced with the table in the package
+
+
+def _newest_refreshed(store: PriceStore, config: Config) -> RefreshedTable | None:
+    """The newest table the weekly refresh built from this package's table; None (the bundled one) when there is
+    none or it cannot be read: a refresh problem never stops a report."""
+    try:
+        return store.newest(bundled_sha(config.price_table))
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        log.warning("cannot read the refreshed price tables (%s); pricing with the bundled table", err)
+        return None
+
+
+def _price_changes(
+    s3: Any,
+    config: Config,
+    store: PriceStore,
+    window: Any,
+    table_key: str,
+    prices: PriceTables,
+    overrides: bytes | None,
+) -> dict[str, Any] | None:
+    """Models newly priced or repriced since the previous report's table, on this report's first day."""
+    before = previous_footer(s3, config.report_bucket, config.report_prefix, window) or {}
+    previous_key = before.get("price_table_key")
+    if not previous_key or previous_key == table_key:
+        return None
+    content = config.price_table.read_bytes() if previous_key == BUNDLED else store.read(previous_key)
+    if content is None:
+        return None
+    try:
+        previous = load_price_table(
+            config.price_table, content=content, overrides=overrides, discount_percent=config.price_discount_percent
+        )
+    except ValueError as err:
+        log.warning("cannot compare with the previous price table %s: %s", previous_key, err)
+        return None
+    newly, repriced = price_changes(previous, prices.tokens, window.local_start.date())
+    if not newly and not repriced:
+        return None
+    return {"since": str(before.get("price_table_version", previous_key)), "newly_priced": newly, "repriced": repriced}
 
 
 def _footer(totals: QueryTotals, price_version: str, unreadable_summaries: int) -> dict[str, Any]:

@@ -42,6 +42,18 @@ def previous_window(window: ReportWindow) -> ReportWindow:
     return ReportWindow(window.start - length, window.start, window.tz)
 
 
+def previous_footer(s3: Any, bucket: str, prefix: str, window: ReportWindow) -> dict[str, Any] | None:
+    """The footer of the report of the period before (which price table priced it), or None."""
+    key = report_key(prefix, previous_window(window)).removesuffix(".csv") + ".json"
+    try:
+        document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        footer = document["footer"]
+        return footer if isinstance(footer, dict) else None
+    except (ClientError, ValueError, KeyError, TypeError) as err:
+        log.info("no readable footer in s3://%s/%s: %s", bucket, key, err)
+        return None
+
+
 def _summary_total(s3: Any, bucket: str, prefix: str, window: ReportWindow, skipped: list[str]) -> Decimal | None:
     """An earlier report's total, or None when there is none. One that cannot be read (not JSON, a field missing
     or not a number, an S3 error) is skipped with a warning and its key added to `skipped`: today's report goes

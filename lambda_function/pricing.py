@@ -154,6 +154,9 @@ class PriceTable:
     def knows(self, model_id: str) -> bool:
         return model_id in self._models
 
+    def price_keys(self) -> list[tuple[str, str, str]]:
+        return list(self._by_key)
+
 
 def scaled(price: TokenPrice, factors: tuple[Decimal, Decimal, Decimal, Decimal], note: str) -> TokenPrice:
     """`price` with its input, output, cache-read and cache-write units multiplied by `factors` (the cache-write
@@ -247,6 +250,8 @@ def load_context_tiers(pricing_dir: Path) -> ContextTiers:
 def load_price_table(
     path: Path,
     *,
+    content: bytes | None = None,
+    name: str = "",
     overrides: bytes | None = None,
     overrides_name: str = "overrides",
     discount_percent: Decimal = Decimal(0),
@@ -256,11 +261,12 @@ def load_price_table(
     An override row replaces the list price for its (model, region, scope) from its effective date and is
     taken as the net price: the discount does not apply to it.
     """
-    content = path.read_bytes()
-    prices = parse_table(content.decode("utf-8"), str(path))
+    content = path.read_bytes() if content is None else content
+    name = name or path.name
+    prices = parse_table(content.decode("utf-8"), name)
     if discount_percent:
         prices = [discounted(p, discount_percent) for p in prices]
-    version = f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+    version = f"{name}@{hashlib.sha256(content).hexdigest()[:12]}"
     if discount_percent:
         version += f" less {discount_percent}%"
     if overrides is not None:
@@ -433,6 +439,23 @@ def _with_options(
             return None, ServiceOptions.missing(model_id, option)
         price = scaled(price, found.factors, option)
     return price, ""
+
+
+def price_changes(previous: PriceTable, current: PriceTable, day: date) -> tuple[list[str], list[str]]:
+    """Models priced on `day` by `current` and not by `previous` (newly priced), and models with any price in
+    force on `day` that differs between them (repriced)."""
+    newly, repriced = set(), set()
+    for key in current.price_keys():
+        now = current.lookup(*key, day)
+        if now is None:
+            continue
+        before = previous.lookup(*key, day)
+        if before is None:
+            if not previous.knows(key[0]):
+                newly.add(key[0])
+        elif (before.prices, before.cache_write_1h) != (now.prices, now.cache_write_1h):
+            repriced.add(key[0])
+    return sorted(newly), sorted(repriced - newly)
 
 
 def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:

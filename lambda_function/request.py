@@ -167,6 +167,15 @@ def _recipients(event: Mapping[str, Any], default: tuple[str, ...]) -> tuple[str
     return cleaned
 
 
+def is_price_refresh(event: Any) -> bool:
+    """True for the weekly price-refresh event `{"refresh_prices": true}` (its own schedule); it takes no other key."""
+    if not isinstance(event, Mapping) or "refresh_prices" not in event:
+        return False
+    if event.get("refresh_prices") is not True or len(event) != 1:
+        raise InvalidRequest("refresh_prices", 'the price refresh is asked for alone, as {"refresh_prices": true}')
+    return True
+
+
 def parse_request(event: Any, *, tz: ZoneInfo, now: datetime, default_recipients: tuple[str, ...]) -> ReportRequest:
     """Validate the event. Unknown keys are refused rather than ignored: a typo must not send a wrong report."""
     if event is None:
@@ -197,4 +206,4 @@ def parse_request(event: Any, *, tz: ZoneInfo, now: datetime, default_recipients
     )
 
 
-__all__ = ["ALLOWED_KEYS", "ReportRequest", "parse_request"]
+__all__ = ["ALLOWED_KEYS", "ReportRequest", "is_price_refresh", "parse_request"]

@@ -341,6 +341,7 @@ class Merge:
     removed: list[tuple[PriceRow, PriceRow]] = field(default_factory=list)  # (replaced row, its replacement)
     unchanged: int = 0
     kept: int = 0  # curated keys the API said nothing about
+    unmapped: list[str] = field(default_factory=list)  # Price List names no row of price_list_names.csv maps
 
 
 def merge(curated: Sequence[PriceRow], fetched: Sequence[PriceRow], today: date) -> Merge:
@@ -435,8 +436,13 @@ def format_table(rows: Iterable[PriceRow]) -> str:
 
 
 def read_names(path: Path) -> dict[tuple[str, str], str]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return {(row["offer"].strip(), row["name"].strip()): row["model_id"].strip() for row in csv.DictReader(handle)}
+    return parse_names(path.read_text(encoding="utf-8"))
+
+
+def parse_names(text: str) -> dict[tuple[str, str], str]:
+    """`price_list_names.csv` rows: (offer, display name) -> model id."""
+    rows = csv.DictReader(io.StringIO(text))
+    return {(row["offer"].strip(), row["name"].strip()): row["model_id"].strip() for row in rows}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -445,12 +451,16 @@ def read_names(path: Path) -> dict[tuple[str, str], str]:
 
 def fetch_products(client, offer: str, regions: Sequence[str] = ()) -> Iterator[str]:
     """Every PriceList item (a JSON string) of one offer, paginated, optionally one region at a time."""
-    paginator = client.get_paginator("get_products")
     scopes: Sequence[str | None] = regions or [None]
     for region in scopes:
         filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}] if region else []
-        for page in paginator.paginate(ServiceCode=offer, Filters=filters, FormatVersion="aws_v1"):
+        params = {"ServiceCode": offer, "Filters": filters, "FormatVersion": "aws_v1"}
+        while True:  # NextToken by hand: the function's clients retry each call, a paginator's would not
+            page = client.get_products(**params)
             yield from page.get("PriceList", [])
+            if not page.get("NextToken"):
+                break
+            params["NextToken"] = page["NextToken"]
 
 
 def recorded_products(directory: Path, offer: str) -> Iterator[str]:
@@ -520,6 +530,7 @@ def refresh(
     known = {row.model_id for row in curated} | set(names.values()) | set(aliases.values())
     assembly = assemble(records, names, aliases, known, source=today.isoformat())
     merged = merge(curated, assembly.rows, today)
+    merged.unmapped = sorted({name for _, name in assembly.unmapped})
     return merged, report(merged, skipped, assembly, read)
 
 

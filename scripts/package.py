@@ -28,8 +28,13 @@ def stage(build: Path, platform: str, python_version: str) -> None:
     shutil.copytree(ROOT / "lambda_function", build / "lambda_function", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "templates", build / "templates")
     (build / "pricing").mkdir()
-    for table in sorted((ROOT / "pricing").glob("*.csv")):
-        shutil.copy2(table, build / "pricing" / table.name)
+    # the tables, and the refresh code the function runs weekly (lambda_function.price_refresh)
+    for item in [
+        *sorted((ROOT / "pricing").glob("*.csv")),
+        ROOT / "pricing" / "__init__.py",
+        ROOT / "pricing" / "refresh.py",
+    ]:
+        shutil.copy2(item, build / "pricing" / item.name)
     subprocess.run(
         [
             sys.executable,

@@ -129,6 +129,17 @@ class Faults:
         return action
 
     @staticmethod
+    def answer(respond: Callable[[AWSPreparedRequest], dict[str, Any]]) -> Action:
+        """AWS answers 200 with the JSON `respond` makes of the request (for JSON-protocol services, e.g. the
+        Price List, which moto does not implement)."""
+
+        def action(request: AWSPreparedRequest, service: str) -> AWSResponse:
+            body = json.dumps(respond(request)).encode()
+            return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, _Body(body))
+
+        return action
+
+    @staticmethod
     def answer_lost(status: int = 500, code: str = "InternalFailure") -> Action:
         """The service gets the request and acts on it; its answer is lost and the caller sees `status`."""
 

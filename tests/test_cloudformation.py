@@ -140,7 +140,9 @@ def test_the_stack_deploys_to_moto(aws):
     assert statements["CheckLogGroups"]["Resource"] == f"arn:aws:logs:*:{ACCOUNT}:log-group:*"
     assert statements["SendAsSender"]["Resource"] == f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/example.com"
     star = [s["Sid"] for s in document["Statement"] if s.get("Resource") == "*"]
-    assert star == ["QueryResults"]  # GetQueryResults/StopQuery have no resource-level permissions
+    # GetQueryResults/StopQuery and the Price List's GetProducts have no resource-level permissions
+    assert star == ["PriceList", "QueryResults"]
+    assert statements["PriceList"]["Action"] == "pricing:GetProducts"
 
 
 def test_what_moto_does_not_deploy_is_in_the_template():
@@ -159,6 +161,11 @@ def test_what_moto_does_not_deploy_is_in_the_template():
     assert json.loads(schedule["Target"]["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
     assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 3
     assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    # the weekly price refresh is the same function with its own event, and fails into the same dead-letter queue
+    refresh = resources["PriceRefreshSchedule"]["Properties"]
+    assert json.loads(refresh["Target"]["Input"]) == {"refresh_prices": True}
+    assert refresh["Target"]["Arn"] == schedule["Target"]["Arn"]
+    assert refresh["Target"]["DeadLetterConfig"] == schedule["Target"]["DeadLetterConfig"]
     assert resources["DeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
     alarms = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert {a["Properties"]["MetricName"] for a in alarms} == {"Errors", "ApproximateNumberOfMessagesVisible"}

@@ -1,0 +1,71 @@
+"""The weekly price refresh the function runs itself (event `{"refresh_prices": true}`, its own schedule).
+
+It reads both Bedrock offers of the AWS Price List, folds them into the newest refreshed table (or the bundled
+one) with `pricing.refresh`, and writes the result to the report bucket under a dated key. Every report then
+prices with the newest refreshed table built from the bundled one it ships with, so a model AWS starts selling
+is priced without a new package, once its Price List name maps to a model id (the bundled
+`price_list_names.csv`, plus rows an operator puts in `<prefix>/prices/price_list_names.csv`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pricing.refresh import (
+    DEFAULT_ALIASES,
+    DEFAULT_NAMES,
+    DEFAULT_USAGETYPE_REGIONS,
+    OFFERS,
+    PRICING_API_REGION,
+    fetch_products,
+    format_table,
+    parse_names,
+    read_names,
+    refresh,
+)
+
+from .aws import AwsClients
+from .config import Config
+from .deliver import PriceStore
+from .errors import ReportError
+from .model_ids import read_pairs
+from .pricing import parse_table
+
+log = logging.getLogger(__name__)
+
+
+def bundled_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refresh_prices(config: Config, aws: AwsClients, today: date) -> dict[str, Any]:
+    bundled = config.price_table
+    sha = bundled_sha(bundled)
+    store = PriceStore(aws.client("s3"), config.report_bucket, config.report_prefix)
+    base = store.newest(sha)
+    curated = parse_table(base.content.decode("utf-8"), base.key) if base else parse_table(bundled.read_text())
+    names = read_names(DEFAULT_NAMES)
+    extra = store.extra_names()
+    if extra:
+        names.update(parse_names(extra.decode("utf-8")))
+    aliases = read_pairs(DEFAULT_ALIASES, "alias", "model_id")
+    regions_by_prefix = read_pairs(DEFAULT_USAGETYPE_REGIONS, "prefix", "region")
+    client = aws.client("pricing", PRICING_API_REGION)
+    products = {offer: list(fetch_products(client, offer)) for offer in OFFERS}
+    if not any(products.values()):
+        raise ReportError("the Price List returned no Bedrock products; the price table was left as it was")
+    merged, text = refresh(products, curated, names, aliases, regions_by_prefix, today)
+    log.info("price refresh:\n%s", text)
+    uri = store.put(today.isoformat(), format_table(merged.rows).encode("utf-8"), sha)
+    return {
+        "status": "ok",
+        "price_table": uri,
+        "based_on": f"s3://{config.report_bucket}/{base.key}" if base else "bundled",
+        "added_rows": len(merged.added),
+        "changed_rows": len(merged.changed),
+        "unmapped_names": merged.unmapped,
+    }

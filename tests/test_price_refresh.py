@@ -1,0 +1,167 @@
+"""Prices that refresh themselves: the function's weekly run reads the AWS Price List into the report bucket, and
+every report after it prices with that table — a model AWS started selling after the package was built included."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lambda_function.errors import ReportError
+from local_aws.generate import put_records
+
+from .faults import Faults
+from .support import BUCKET, DAY, GROUP, NOW, START, configure, csv_rows, emails, run, summary_document, text_body
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "price_list"
+NEW_MODEL = "acme.brand-new-v1:0"  # in no bundled table: only the refreshed one can price it
+
+
+def product(sku: str, usagetype: str, usd: str) -> str:
+    """A marketplace-offer item as the Price List sends it: a JSON string, model only in `servicename`."""
+    return json.dumps(
+        {
+            "product": {
+                "attributes": {
+                    "servicecode": "AmazonBedrockFoundationModels",
+                    "servicename": "Brand New (Amazon Bedrock Edition)",
+                    "usagetype": usagetype,
+                    "operation": "Usage",
+                    "regionCode": "us-east-1",
+                },
+                "sku": sku,
+            },
+            "serviceCode": "AmazonBedrockFoundationModels",
+            "terms": {
+                "OnDemand": {
+                    f"{sku}.T": {
+                        "priceDimensions": {f"{sku}.T.D": {"unit": "1M tokens", "pricePerUnit": {"USD": usd}}},
+                        "sku": sku,
+                        "effectiveDate": "2026-11-01T00:00:00Z",
+                    }
+                }
+            },
+        }
+    )
+
+
+def price_list(extra: list[str]):
+    """GetProducts answered from the recorded pages, one page per offer, plus `extra` marketplace items."""
+
+    def respond(request):
+        offer = json.loads(request.body)["ServiceCode"]
+        items = []
+        for path in sorted(FIXTURES.glob(f"{offer}.*.json")):
+            items += json.loads(path.read_text())["PriceList"]
+        if offer == "AmazonBedrockFoundationModels":
+            items += extra
+        return {"FormatVersion": "aws_v1", "PriceList": items}
+
+    return respond
+
+
+def call(day_start, n, model_id, i, o):
+    return {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": (day_start + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "accountId": "123456789012",
+        "identity": {"arn": "arn:aws:iam::123456789012:user/early-adopter"},
+        "region": "us-east-1",
+        "requestId": f"r-{day_start:%d}-{n}",
+        "operation": "Converse",
+        "modelId": model_id,
+        "input": {"inputTokenCount": i},
+        "output": {"outputTokenCount": o},
+    }
+
+
+@pytest.fixture
+def account(aws, monkeypatch):
+    configure(aws, monkeypatch)
+    before = START - timedelta(days=1)
+    put_records(
+        aws.client("logs"),
+        GROUP,
+        [call(before, 1, NEW_MODEL, 1_000_000, 100_000), call(START, 1, NEW_MODEL, 1_000_000, 100_000)],
+    )
+    # the operator maps the new Price List name to its model id, in the bucket: no new package
+    names = "offer,name,model_id,evidence\nAmazonBedrockFoundationModels,Brand New (Amazon Bedrock Edition),acme.brand-new-v1:0,operator\n"
+    aws.client("s3").put_object(Bucket=BUCKET, Key="bedrock-usage/prices/price_list_names.csv", Body=names.encode())
+    return aws
+
+
+def refresh(faults: Faults):
+    return run({"refresh_prices": True}, session=faults.session()).response
+
+
+def test_a_model_only_the_refreshed_table_knows_is_priced_and_announced(account):
+    # GIVEN yesterday's report, priced with the bundled table: the new model is unpriced
+    before = run({"date": (DAY - timedelta(days=1)).isoformat()}, now=NOW - timedelta(days=1)).response
+    assert before["unpriced_models"] == [NEW_MODEL]
+
+    # WHEN the weekly refresh runs against the Price List, which now sells the model at $2 / $8 per 1M tokens
+    faults = Faults()
+    items = [
+        product("NEWIN", "USE1-MP:USE1_InputTokenCount-Units", "2.0"),
+        product("NEWOUT", "USE1-MP:USE1_OutputTokenCount-Units", "8.0"),
+    ]
+    faults.add("GetProducts", Faults.answer(price_list(items)), times=-1)
+    answer = refresh(faults)
+    assert answer["status"] == "ok" and answer["based_on"] == "bundled"
+    assert answer["price_table"] == f"s3://{BUCKET}/bedrock-usage/prices/token_prices.{NOW.date().isoformat()}.csv"
+    assert answer["added_rows"] >= 2  # the new model's in_region and geo rows at least
+
+    # THEN today's report prices it: 1,000,000 x 2 + 100,000 x 8 per 1M = 2.00 + 0.80 = 2.80
+    response = run({"date": DAY.isoformat()}).response
+    (row,) = [r for r in csv_rows(account, response) if r["Model Id"] == NEW_MODEL]
+    assert (row["Charges incurred"], row["Pricing status"]) == ("2.800000", "priced")
+    # AND the footer names the refreshed table by its date, and the email says what changed since yesterday
+    footer = summary_document(account, response)["footer"]
+    assert footer["price_table_version"].startswith(f"token_prices.{NOW.date().isoformat()}.csv@")
+    assert footer["price_changes"]["newly_priced"] == [NEW_MODEL]
+    body = text_body(emails(account)[-1])
+    assert "PRICES CHANGED since the previous report" in body and f"Newly priced: {NEW_MODEL}" in body
+
+
+def test_a_failed_refresh_changes_nothing(account):
+    faults = Faults()
+    faults.add("GetProducts", Faults.error(400, "AccessDeniedException", "not authorized"), times=-1)
+    with pytest.raises(Exception, match="AccessDenied"):
+        refresh(faults)
+    assert not [
+        k
+        for k in (o["Key"] for o in account.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"])
+        if "token_prices." in k
+    ]
+    # the report goes on with the bundled table
+    assert run({"date": DAY.isoformat()}).response["unpriced_models"] == [NEW_MODEL]
+
+
+def test_an_empty_price_list_writes_no_table(account):
+    faults = Faults()
+    faults.add("GetProducts", Faults.answer(lambda request: {"FormatVersion": "aws_v1", "PriceList": []}), times=-1)
+    with pytest.raises(ReportError, match="no Bedrock products"):
+        refresh(faults)
+
+
+def test_a_table_refreshed_from_an_older_package_is_not_used(account):
+    # GIVEN a refreshed table whose metadata names another bundled table (the package was updated since)
+    stale = (Path(__file__).resolve().parent.parent / "pricing" / "token_prices.csv").read_text()
+    stale += f"{NEW_MODEL},us-east-1,in_region,2024-01-01,1,1,,,,stale\n"
+    account.client("s3").put_object(
+        Bucket=BUCKET,
+        Key="bedrock-usage/prices/token_prices.2026-01-01.csv",
+        Body=stale.encode(),
+        Metadata={"bundled-sha256": "0" * 64},
+    )
+    # THEN the report prices with the bundled table
+    response = run({"date": DAY.isoformat()}).response
+    assert response["unpriced_models"] == [NEW_MODEL]
+
+
+def test_the_refresh_event_takes_no_other_key(account):
+    answer = run({"refresh_prices": True, "date": DAY.isoformat()}).response
+    assert answer["status"] == "error" and answer["error"]["field"] == "refresh_prices"
