@@ -40,7 +40,7 @@ OFFERS = (BEDROCK, FOUNDATION_MODELS)
 # The Price List API is served from us-east-1 (also eu-central-1 and ap-south-1, with the same data).
 PRICING_API_REGION = "us-east-1"
 
-CHARGES = ("input", "output", "cache_read", "cache_write")
+CHARGES = ("input", "output", "cache_read", "cache_write")  # PriceRow.prices; plus "cache_write_1h", its own column
 REGIONAL, GLOBAL = "regional", "global"
 # A "regional" price (the non-Global SKU) is what a base id called in-region and a geo profile (us., eu., ...)
 # both pay, priced from the source region; the Global SKU is what a global. profile pays (FACTS §3).
@@ -157,10 +157,15 @@ def _foundation_model_charge(usagetype: str) -> tuple[str, str] | str:
     tail = re.sub(r"^[A-Z]{2,4}\d[_-]", "", tail)
     tail = re.sub(r"-units$", "", tail, flags=re.IGNORECASE)
     squashed = _squash(tail)
-    if "1h" in squashed:
-        return "1-hour cache write (the log has one cache-write count, priced at the 5-minute rate)"
     routing = GLOBAL if "global" in squashed else REGIONAL
-    charge = _FM_CHARGES.get(squashed.replace("global", ""))
+    one_hour = "1h" in squashed  # "..._CacheWriteInputTokenCount_1h-Units": the 1-hour cache-write price
+    charge = _FM_CHARGES.get(squashed.replace("global", "").replace("1h", ""))
+    if one_hour:
+        return (
+            (routing, "cache_write_1h")
+            if charge == "cache_write"
+            else "1-hour price of a charge other than a cache write"
+        )
     return (routing, charge) if charge else "not a token charge"
 
 
@@ -176,12 +181,14 @@ def _native_charge(attributes: Mapping[str, str]) -> tuple[str, str] | str:
     if "crossregion" in usagetype and "crossregionglobal" not in usagetype:
         return "cross-region usagetype of unknown scope"
     routing = GLOBAL if "crossregionglobal" in usagetype else REGIONAL
+    # The usagetype decides a cache charge: real cache-read items carry no featuretype, and an item whose
+    # inferenceType says "Input tokens" but whose usagetype says cache read must not overwrite the input price.
+    if "cacheread" in usagetype:
+        return routing, "cache_read"
+    if "cachewrite" in usagetype:
+        return routing, "cache_write_1h" if "1h" in usagetype else "cache_write"
     charge = _NATIVE_FEATURE_CHARGES.get(" ".join(attributes.get("featuretype", "").lower().split()))
     charge = charge or _NATIVE_CHARGES.get(" ".join(attributes.get("inferenceType", "").lower().split()))
-    if not charge and "cacheread" in usagetype:
-        charge = "cache_read"
-    elif not charge and "cachewrite" in usagetype:
-        charge = "cache_write"
     return (routing, charge) if charge else "not a token charge"
 
 
@@ -324,6 +331,7 @@ def assemble(
                     prices.get("cache_read"),
                     prices.get("cache_write"),
                     f"aws-price-list {offer_names} {source}",
+                    prices.get("cache_write_1h"),
                 )
             )
     return result

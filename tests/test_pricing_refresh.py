@@ -111,6 +111,14 @@ BEDROCK_PRICES = {
     "B16GPTOSSIN": ("gpt-oss-120b", "us-west-2", "regional", "input", "0.15"),
     "B17GPTOSSOUT": ("gpt-oss-120b", "us-west-2", "regional", "output", "0.6"),
     "B18FUTUREIN": ("Some Future Model", "us-east-1", "regional", "input", "1"),
+    # the real cache-read shape: no featuretype; inferenceType "Prompt cache read input tokens", usagetype
+    # "...-cache-read-input-token-count" (FACTS §3); $0.0002 per 1K x 1,000 = $0.20 (0.25 x Nova Pro's 0.80)
+    "B22NOVAPROCR": ("Nova Pro", "us-east-1", "regional", "cache_read", "0.2"),
+    # labelled "Input tokens", but the usagetype says cache read: the usagetype decides, so it never
+    # overwrites the input price
+    "B23NOVAPROCRX": ("Nova Pro", "us-east-1", "regional", "cache_read", "0.2"),
+    # the Price List's "Nova 2.0 Lite" (price_list_names.csv maps it): $0.00033 per 1K = $0.33 per 1M
+    "B24NOVA20LITEIN": ("Nova 2.0 Lite", "us-east-1", "regional", "input", "0.33"),
 }
 MARKETPLACE_PRICES = {
     # unit "1M tokens": $3.30 per 1M as published
@@ -122,6 +130,8 @@ MARKETPLACE_PRICES = {
     "F06S45GOUT": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "us-east-1", "global", "output", "15"),
     "F07S45GCR": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "us-east-1", "global", "cache_read", "0.3"),
     "F08S45GCW": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "us-east-1", "global", "cache_write", "3.75"),
+    # the 1-hour cache-write SKU has its own column now: $6.60 (2 x the regional input price 3.30)
+    "F11S45CW1H": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "us-east-1", "regional", "cache_write_1h", "6.6"),
     # unit "Units" in this offer is per 1M tokens: $1.10 stays $1.10
     "F12H45IN": ("Claude Haiku 4.5 (Amazon Bedrock Edition)", "eu-north-1", "regional", "input", "1.1"),
     "F13H45OUT": ("Claude Haiku 4.5 (Amazon Bedrock Edition)", "eu-north-1", "regional", "output", "5.5"),
@@ -145,7 +155,6 @@ SKIPPED = {
     "B21LLAMATOKENS": "unknown unit 'Tokens'",
     "F09S45BATCH": "batch tier",
     "F10S45LAT": "latency-optimized",
-    "F11S45CW1H": "1-hour cache write (the log has one cache-write count, priced at the 5-minute rate)",
     "F20CLAUDE21": "context-window listing",
     "F21RERANK": "not a token charge",
 }
@@ -242,6 +251,15 @@ def test_assemble_groups_charges_into_rows_per_scope():
     assert rows[("anthropic.claude-opus-4-7", "us-west-2", "global")].prices == (D("5"), D("25"), None, None)
     assert rows[(sonnet, "us-east-1", "global")].source == "aws-price-list AmazonBedrockFoundationModels 2026-11-23"
     assert rows[(sonnet, "us-east-1", "global")].effective == date(2026, 11, 1)
+    # the 1-hour cache write has its own column (regional SKU only here)
+    assert [rows[(sonnet, "us-east-1", scope)].cache_write_1h for scope in ("in_region", "geo", "global")] == [
+        D("6.6"),
+        D("6.6"),
+        None,
+    ]
+    # Nova Pro: both cache-read items give the cache-read price; the one labelled "Input tokens" is not an input price
+    nova_pro = rows[("amazon.nova-pro-v1:0", "us-east-1", "in_region")]
+    assert (nova_pro.input, nova_pro.cache_read) == (None, D("0.2"))
 
 
 def test_assemble_reports_unmapped_names_and_leaves_out_conflicting_prices():
@@ -363,7 +381,7 @@ def test_main_dry_run_reports_and_writes_nothing(tmp_path):
     assert code == 0
     assert table.read_text() == before
     text = out.getvalue()
-    assert "AmazonBedrock: 21 products read" in text
+    assert "AmazonBedrock: 24 products read" in text
     assert "AmazonBedrockFoundationModels: 24 products read" in text
     assert "unmapped AmazonBedrock name 'Some Future Model'" in text
     assert "changed 2 rows" in text and "removed 1 rows" in text
@@ -414,7 +432,7 @@ def test_fetch_products_follows_pages_with_the_documented_request():
         stub.add_response("get_products", page(BEDROCK, 2), {**request, "NextToken": "page-2-token"})
         items = list(fetch_products(client, BEDROCK))
         stub.assert_no_pending_responses()
-    assert len(items) == len(BEDROCK_ITEMS) == 21
+    assert len(items) == len(BEDROCK_ITEMS) == 24
 
 
 def test_fetch_products_filters_by_region_code():
