@@ -212,6 +212,10 @@ class ContextTiers:
         # The usage query bands each request by how many of these it is above (query.usage_query).
         self.thresholds: tuple[int, ...] = tuple(sorted({tier.above for tier in tiers}))
 
+    def latest(self) -> dict[str, tuple[Decimal, Decimal, Decimal, Decimal]]:
+        """model -> the factors of its newest tier (for the refresh tool's comparison)."""
+        return {model: tiers[-1].factors for model, tiers in self._by_model.items()}
+
     def applies(self, model_id: str, day: date, band: int) -> ContextTier | None:
         """The tier of `model_id` in force on `day` if requests of `band` are above its threshold, else None
         (standard prices: below the threshold, or the model has no tier)."""

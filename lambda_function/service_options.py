@@ -69,6 +69,10 @@ class ServiceOptions:
         for row in sorted(rows, key=lambda r: r.effective):
             self._rows.setdefault((row.model_id, row.option), []).append(row)
 
+    def latest(self) -> dict[tuple[str, str], tuple[Decimal, Decimal, Decimal, Decimal]]:
+        """(model, option) -> the factors of its newest row (for the refresh tool's comparison)."""
+        return {key: rows[-1].factors for key, rows in self._rows.items()}
+
     def lookup(self, model_id: str, option: str, day: date) -> OptionPrice | None:
         in_force = [row for row in self._rows.get((model_id, option), []) if row.effective <= day]
         return in_force[-1] if in_force else None

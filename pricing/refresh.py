@@ -57,14 +57,20 @@ OPAQUE_UNITS = {(FOUNDATION_MODELS, "units"): 1_000_000}
 # Tiers and variants the price table has no column for: skipped, and counted in the report.
 _EXCLUDED_MARKERS = (
     ("batch", "batch tier"),
-    ("flex", "flex tier"),
-    ("priority", "priority tier"),
     ("reserved", "reserved tier"),
     ("provisioned", "provisioned throughput"),
-    ("latencyoptimized", "latency-optimized"),
-    ("longcontext", "long-context tier"),
     ("mantle", "bedrock-mantle endpoint"),
     ("customization", "model customization"),
+)
+# Options priced on top of a model's standard token prices (the curated service_options.csv and
+# context_tiers.csv hold them as factors): read, turned into factors on the standard price of the same model,
+# region, scope and charge, and compared with the curated rows in the report. Marker in the usagetype (or the
+# native offer's inferenceType and model name) -> option.
+_OPTION_MARKERS = (
+    (re.compile(r"[_ -]?(LCtx|Long[ -]?Context)", re.IGNORECASE), "long-context"),
+    (re.compile(r"[_ -]?Latency[ -]?Optimized", re.IGNORECASE), "latency-optimized"),
+    (re.compile(r"[_ -]?Priority", re.IGNORECASE), "priority"),
+    (re.compile(r"[_ -]?Flex\b", re.IGNORECASE), "flex"),
 )
 # AmazonBedrockFoundationModels usagetype (after the region prefix, without "Global" and "-Units",
 # lower case, separators removed) -> kind of charge. Both spellings are published: CamelCase
@@ -110,6 +116,7 @@ class PriceRecord:
     effective: date
     sku: str
     usagetype: str
+    option: str = ""  # "" for the standard price, else one of _OPTION_MARKERS' options
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,20 @@ def parse_product(text: str, offer: str, regions_by_prefix: Mapping[str, str]) -
     attributes = {k: str(v) for k, v in (product.get("product", {}).get("attributes") or {}).items()}
     sku = str(product.get("product", {}).get("sku", ""))
     usagetype = attributes.get("usagetype", "")
+    option = ""
+    for pattern, name_of_option in _OPTION_MARKERS:
+        texts = [attributes.get(k, "") for k in ("usagetype", "inferenceType", "model")]
+        if any(pattern.search(text) for text in texts):
+            option = name_of_option
+            # read the rest as the standard item it is an option of
+            for k in ("usagetype", "inferenceType", "model"):
+                if k in attributes:
+                    attributes[k] = pattern.sub("", attributes[k]).strip()
+            for k in ("service_tier", "serviceTier"):
+                if attributes.get(k, "").lower() == option:
+                    del attributes[k]
+            break
+    usagetype = attributes.get("usagetype", "")
     if offer == FOUNDATION_MODELS:
         name = attributes.get("servicename", "")
         excluded = _excluded(usagetype)
@@ -255,11 +276,24 @@ def parse_product(text: str, offer: str, regions_by_prefix: Mapping[str, str]) -
         return Skipped(offer, sku, usagetype, priced)
     per_mtok, effective = priced
     routing, charge = kind
-    return PriceRecord(offer, name, region, routing, charge, per_mtok, effective, sku, usagetype)
+    return PriceRecord(offer, name, region, routing, charge, per_mtok, effective, sku, usagetype, option)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # From records to rows
+
+
+@dataclass(frozen=True)
+class OptionFactor:
+    """An option's price as a factor on the standard price of the same model, region, routing and charge."""
+
+    model_id: str
+    option: str
+    charge: str
+    region: str
+    routing: str
+    factor: Decimal
+    sku: str
 
 
 @dataclass
@@ -267,6 +301,7 @@ class Assembly:
     rows: list[PriceRow] = field(default_factory=list)
     unmapped: Counter[tuple[str, str]] = field(default_factory=Counter)  # (offer, name) -> products
     conflicts: list[str] = field(default_factory=list)
+    factors: list[OptionFactor] = field(default_factory=list)
 
 
 def resolve_name(
@@ -297,10 +332,14 @@ def assemble(
         lambda: defaultdict(set)
     )
     offers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    options: list[tuple[str, PriceRecord]] = []
     for record in records:
         model_id = resolve_name(record.offer, record.name, names, aliases, known)
         if model_id is None:
             result.unmapped[(record.offer, record.name)] += 1
+            continue
+        if record.option:
+            options.append((model_id, record))
             continue
         group = (model_id, record.region, record.routing)
         grouped[group][record.charge].add((record.per_mtok, record.effective, record.sku))
@@ -333,6 +372,19 @@ def assemble(
                     f"aws-price-list {offer_names} {source}",
                     prices.get("cache_write_1h"),
                 )
+            )
+    # Each option price over the standard price of its model, region, routing and charge (when that is known).
+    standard = {
+        (model_id, region, routing, charge): {price for price, _, _ in seen}
+        for (model_id, region, routing), charges in grouped.items()
+        for charge, seen in charges.items()
+    }
+    for model_id, record in options:
+        base = standard.get((model_id, record.region, record.routing, record.charge), set())
+        if len(base) == 1 and (only := next(iter(base))) > 0:
+            factor = (record.per_mtok / only).quantize(Decimal("0.0001")).normalize()
+            result.factors.append(
+                OptionFactor(model_id, record.option, record.charge, record.region, record.routing, factor, record.sku)
             )
     return result
 
@@ -487,7 +539,35 @@ def _describe(row: PriceRow) -> str:
     return f"{row.model_id} {row.region} {row.scope} from {row.effective.isoformat()}: {prices}"
 
 
-def report(merged: Merge, skipped: Counter[tuple[str, str]], assembly: Assembly, read: Counter[str]) -> str:
+_CHARGE_INDEX = {"input": 0, "output": 1, "cache_read": 2, "cache_write": 3, "cache_write_1h": 3}
+
+
+def _factor_lines(factors: Sequence[OptionFactor], curated: Mapping[tuple[str, str], Sequence[Decimal]]) -> list[str]:
+    """One line per (model, option, charge): the factor(s) the Price List implies, and the curated one."""
+    seen: dict[tuple[str, str, str], set[Decimal]] = defaultdict(set)
+    for f in factors:
+        seen[(f.model_id, f.option, f.charge)].add(f.factor)
+    lines = []
+    for (model_id, option, charge), values in sorted(seen.items()):
+        implied = "/".join(f"x{v}" for v in sorted(values))
+        table = "context_tiers.csv" if option == "long-context" else "service_options.csv"
+        ours = curated.get((model_id, option))
+        if ours is None:
+            verdict = f"no row in {table}"
+        else:
+            mine = Decimal(ours[_CHARGE_INDEX[charge]]).normalize()
+            verdict = f"{table} has x{mine}: " + ("agrees" if values == {mine} else "DIFFERS")
+        lines.append(f"  {model_id} {option} {charge} {implied} ({verdict})")
+    return lines
+
+
+def report(
+    merged: Merge,
+    skipped: Counter[tuple[str, str]],
+    assembly: Assembly,
+    read: Counter[str],
+    curated_factors: Mapping[tuple[str, str], Sequence[Decimal]] | None = None,
+) -> str:
     lines = []
     for offer in OFFERS:
         if offer in read:
@@ -505,6 +585,9 @@ def report(merged: Merge, skipped: Counter[tuple[str, str]], assembly: Assembly,
     lines.append(f"removed {len(merged.removed)} rows (replaced by an API price of the same date)")
     lines.extend(f"  - {_describe(old)}  ->  {_describe(new)}" for old, new in merged.removed)
     lines.append(f"unchanged {merged.unchanged} rows; kept {merged.kept} curated keys the API did not price")
+    if assembly.factors:
+        lines.append("option prices as factors on the standard price (the factor tables are curated: update them)")
+        lines.extend(_factor_lines(assembly.factors, curated_factors or {}))
     return "\n".join(lines)
 
 
@@ -516,6 +599,7 @@ def refresh(
     regions_by_prefix: Mapping[str, str],
     today: date,
     regions: set[str] | None = None,
+    curated_factors: Mapping[tuple[str, str], Sequence[Decimal]] | None = None,
 ) -> tuple[Merge, str]:
     """The whole refresh as a pure function: products per offer + curated rows -> merged table and report.
 
@@ -539,7 +623,18 @@ def refresh(
     assembly = assemble(records, names, aliases, known, source=today.isoformat())
     merged = merge(curated, assembly.rows, today)
     merged.unmapped = sorted({name for _, name in assembly.unmapped})
-    return merged, report(merged, skipped, assembly, read)
+    return merged, report(merged, skipped, assembly, read, curated_factors)
+
+
+def curated_factors(pricing_dir: Path) -> dict[tuple[str, str], tuple[Decimal, ...]]:
+    """(model, option) -> factors of the curated option tables, long-context tiers as option "long-context"."""
+    from lambda_function.pricing import load_context_tiers
+    from lambda_function.service_options import load_service_options
+
+    factors: dict[tuple[str, str], tuple[Decimal, ...]] = dict(load_service_options(pricing_dir).latest())
+    for model_id, tier in load_context_tiers(pricing_dir).latest().items():
+        factors[(model_id, "long-context")] = tier
+    return factors
 
 
 def main(argv: Sequence[str] | None = None, client=None, today: date | None = None, out=None) -> int:
@@ -572,7 +667,9 @@ def main(argv: Sequence[str] | None = None, client=None, today: date | None = No
 
             client = boto3.client("pricing", region_name=PRICING_API_REGION)
         products = {offer: list(fetch_products(client, offer, args.region)) for offer in offers}
-    merged, text = refresh(products, curated, names, aliases, regions_by_prefix, today, set(args.region))
+    merged, text = refresh(
+        products, curated, names, aliases, regions_by_prefix, today, set(args.region), curated_factors(PRICING_DIR)
+    )
     print(text, file=out)
     if not any(products.values()):
         print("the Price List returned no products: table left as it was", file=out)

@@ -22,7 +22,9 @@ from pricing.refresh import (
     FOUNDATION_MODELS,
     PriceRecord,
     Skipped,
+    _factor_lines,
     assemble,
+    curated_factors,
     fetch_products,
     format_table,
     main,
@@ -148,20 +150,57 @@ MARKETPLACE_PRICES = {
 }
 SKIPPED = {
     "B04NOVALITEBATCH": "batch tier",
-    "B05NOVALITEFLEX": "flex tier",
-    "B06NOVAPROLAT": "latency-optimized",
     "B19CANVAS": "not a token charge",
     "B20CUSTOM": "model customization",
     "B21LLAMATOKENS": "unknown unit 'Tokens'",
     "F09S45BATCH": "batch tier",
-    "F10S45LAT": "latency-optimized",
     "F20CLAUDE21": "context-window listing",
     "F21RERANK": "not a token charge",
 }
 
 
+# Option prices: read as the standard item they are an option of, marked with the option
+# sku -> (name, charge, option, USD per 1M tokens)
+OPTION_PRICES = {
+    # "-flex" in the usagetype and "flex" in inferenceType and service_tier: $0.00003 per 1K = $0.03 per 1M
+    "B05NOVALITEFLEX": ("Nova Lite", "input", "flex", "0.03"),
+    # the model name "Nova Pro Latency Optimized" is Nova Pro's latency-optimized price: $0.001 per 1K = $1
+    "B06NOVAPROLAT": ("Nova Pro", "input", "latency-optimized", "1"),
+    # "_LatencyOptimized" in the usagetype: $3.96 per 1M
+    "F10S45LAT": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "input", "latency-optimized", "3.96"),
+}
+
+
 def test_every_recorded_product_is_covered_by_a_case():
-    assert set(BEDROCK_ITEMS) | set(MARKETPLACE_ITEMS) == set(BEDROCK_PRICES) | set(MARKETPLACE_PRICES) | set(SKIPPED)
+    priced = set(BEDROCK_PRICES) | set(MARKETPLACE_PRICES) | set(OPTION_PRICES)
+    assert set(BEDROCK_ITEMS) | set(MARKETPLACE_ITEMS) == priced | set(SKIPPED)
+
+
+@pytest.mark.parametrize(("sku", "expected"), sorted(OPTION_PRICES.items()))
+def test_parse_an_option_price(sku, expected):
+    offer, items = (BEDROCK, BEDROCK_ITEMS) if sku.startswith("B") else (FOUNDATION_MODELS, MARKETPLACE_ITEMS)
+    record = parse_product(items[sku], offer, REGIONS_BY_PREFIX)
+    assert isinstance(record, PriceRecord)
+    assert (record.name, record.charge, record.option, record.per_mtok) == (*expected[:3], D(expected[3]))
+
+
+def test_option_prices_become_factors_compared_with_the_curated_tables():
+    assembly = fetched_rows()
+    got = {(f.model_id, f.option, f.charge): f.factor for f in assembly.factors}
+    # 3.96 / 3.30 = 1.2 (Sonnet 4.5, us-east-1, regional); 0.03 / 0.06 = 0.5 (Nova Lite flex);
+    # Nova Pro's latency-optimized price has no standard input price beside it in these pages: no factor
+    assert got == {
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "latency-optimized", "input"): D("1.2"),
+        ("amazon.nova-lite-v1:0", "flex", "input"): D("0.5"),
+    }
+    # the option SKUs never become standard rows
+    rows = {row.key: row for row in assembly.rows}
+    assert rows[("amazon.nova-lite-v1:0", "us-east-1", "in_region")].input == D("0.06")
+    lines = _factor_lines(assembly.factors, curated_factors(PRICING))
+    assert lines == [
+        "  amazon.nova-lite-v1:0 flex input x0.5 (no row in service_options.csv)",
+        "  anthropic.claude-sonnet-4-5-20250929-v1:0 latency-optimized input x1.2 (service_options.csv has x1.2: agrees)",
+    ]
 
 
 @pytest.mark.parametrize(
