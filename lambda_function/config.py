@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
+COST_METRICS = ("UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PRICE_TABLE = PACKAGE_ROOT / "pricing" / "token_prices.csv"
 
@@ -81,7 +82,12 @@ class Config:
     query_row_limit: int = 10_000
     price_discount_percent: Decimal = Decimal(0)
     price_overrides: str = ""
-    link_expiry_seconds: int = 7 * 24 * 3600  # a local path or s3://bucket/key of rows in token_prices.csv's columns
+    link_expiry_seconds: int = 7 * 24 * 3600
+    reconcile_lag_days: int = 2  # reconcile the day this many days before the report's (0: no reconciliation)
+    reconcile_metric: str = "UnblendedCost"
+    reconcile_alert_percent: Decimal = Decimal(
+        5
+    )  # a local path or s3://bucket/key of rows in token_prices.csv's columns
 
     def require_email_settings(self, recipients: tuple[str, ...]) -> None:
         """Sending needs a sender and at least one recipient; checked only when a run sends."""
@@ -180,6 +186,17 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if overrides.startswith("s3://") and "/" not in overrides.removeprefix("s3://").strip("/"):
         raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} names no object; use s3://bucket/key")
 
+    metric = _setting(environ, "RECONCILE_COST_METRIC") or "UnblendedCost"
+    if metric not in COST_METRICS:
+        raise ConfigError("RECONCILE_COST_METRIC", f"{metric!r} is not one of {', '.join(COST_METRICS)}")
+    raw_alert = _setting(environ, "RECONCILE_ALERT_PERCENT") or "5"
+    try:
+        alert = Decimal(raw_alert)
+    except InvalidOperation:
+        alert = Decimal("NaN")
+    if not alert.is_finite() or alert < 0:
+        raise ConfigError("RECONCILE_ALERT_PERCENT", f"must be a number of percent, got {raw_alert!r}")
+
     return Config(
         log_groups=tuple(log_groups),
         report_bucket=bucket,
@@ -194,4 +211,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         price_overrides=overrides,
         # SigV4 presigned URLs live at most 7 days (and no longer than the signing credentials).
         link_expiry_seconds=_int_setting(environ, "LINK_EXPIRY_HOURS", 168, 1, 168) * 3600,
+        reconcile_lag_days=_int_setting(environ, "RECONCILE_LAG_DAYS", 2, 0, 60),
+        reconcile_metric=metric,
+        reconcile_alert_percent=alert,
     )

@@ -56,7 +56,7 @@ def sent_marker_key(csv_key: str) -> str:
 
 def put_summary(s3: Any, bucket: str, csv_key: str, summary: dict[str, Any]) -> str:
     """The machine-readable summary beside the CSV (same name, .json)."""
-    key = csv_key.removesuffix(".csv") + ".json"
+    key = summary_key(csv_key)
     body = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return f"s3://{bucket}/{key}"
@@ -216,3 +216,20 @@ class PriceStore:
 
     def extra_names(self) -> bytes | None:
         return self.read(f"{self.prefix}price_list_names.csv")
+
+
+def summary_key(csv_key: str) -> str:
+    return csv_key.removesuffix(".csv") + ".json"
+
+
+def read_summary(s3: Any, bucket: str, csv_key: str) -> dict[str, Any] | None:
+    """The JSON summary beside a CSV, or None when there is none (or it cannot be read)."""
+    try:
+        document = json.loads(s3.get_object(Bucket=bucket, Key=summary_key(csv_key))["Body"].read())
+    except ClientError as err:
+        if error_code(err) in ("NoSuchKey", "404", "AccessDenied"):
+            return None
+        raise
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None

@@ -5,6 +5,7 @@ event -> window -> Logs Insights -> usage frame -> prices -> CSV + summary -> S3
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -20,7 +21,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import ATTEMPT_SECONDS, AwsClients
+from pricing.refresh import DEFAULT_NAMES, DEFAULT_USAGETYPE_REGIONS, parse_names, read_names
+
+from . import reconcile
+from .aws import ATTEMPT_SECONDS, AwsClients, error_code
 from .config import Config, load_config
 from .deliver import (
     SES_MAX_RAW_MESSAGE,
@@ -33,6 +37,7 @@ from .deliver import (
     put_report,
     put_summary,
     read_overrides,
+    read_summary,
     report_key,
     sent_marker_key,
 )
@@ -40,7 +45,7 @@ from .errors import DeadlineExceeded, IncompleteResults, InvalidRequest
 from .history import compare_previous, month_to_date, previous_footer
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, message_bytes, render_email
-from .model_ids import ModelCatalog
+from .model_ids import ModelCatalog, read_pairs
 from .once import EmailStore, Marker, send_once
 from .price_refresh import bundled_sha, refresh_prices
 from .pricing import (
@@ -59,6 +64,7 @@ from .report import render_csv, report_rows, summarise, summary_document
 from .request import is_price_refresh, parse_request
 from .service_options import ServiceOptions, load_service_options
 from .usage import usage_frame
+from .window import ReportWindow, day_window
 
 __all__ = ["AwsClients", "ReportRun", "lambda_handler", "run_report"]
 
@@ -66,6 +72,7 @@ log = logging.getLogger(__name__)
 
 # Lambda's longest timeout; also the CLI's default --timeout, and the run's time when Lambda gives no context.
 DEFAULT_TIMEOUT_SECONDS = 900.0
+COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's one endpoint
 # Leave time after the queries for pricing, S3 and SES before the run's end (a quarter of short runs' time).
 DELIVERY_MARGIN_SECONDS = 45.0
 QUERY_COST_PER_GB = Decimal("0.005")  # Logs Insights, per GB scanned (us-east-1)
@@ -212,6 +219,8 @@ def run_report(
         "month_to_date": to_date,
         "price_changes": changes,
     }
+    reconciliation = _reconcile(s3, aws, config, window, prices.catalog)
+    context["reconciliation"] = reconciliation
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email: dict[str, Any] = {"sent": False}
     if request.send_email:
@@ -241,6 +250,7 @@ def run_report(
         "invalid_rows": summary.invalid_rows,
         "unreadable_records": summary.unreadable_records,
         "summary_uri": summary_uri,
+        "reconciliation": reconciliation,
         "email": email,
     }
     return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals)
@@ -287,6 +297,56 @@ def _price_changes(
     if not newly and not repriced:
         return None
     return {"since": str(before.get("price_table_version", previous_key)), "newly_priced": newly, "repriced": repriced}
+
+
+def _reconcile(s3: Any, aws: AwsClients, config: Config, window: ReportWindow, catalog: ModelCatalog) -> dict | None:
+    """The settled day RECONCILE_LAG_DAYS before a daily report's, against Cost Explorer; written into that day's
+    JSON summary. Never fatal: whatever fails is `unavailable` with the reason."""
+    if not config.reconcile_lag_days or not window.is_single_day:
+        return None
+    day = window.local_start.date() - timedelta(days=config.reconcile_lag_days)
+    settled = day_window(day, window.tz)
+    csv_key = report_key(config.report_prefix, settled)
+    estimate = read_summary(s3, config.report_bucket, csv_key)
+    if estimate is None or "total_cost_usd" not in estimate:
+        return reconcile.unavailable(f"no report for {day.isoformat()} to compare with", day)
+    try:
+        ce = aws.client("ce", COST_EXPLORER_REGION)
+        lines, accounts = reconcile.billed_day(ce, day, config.reconcile_metric)
+        price_list_names = read_names(DEFAULT_NAMES)
+        extra = PriceStore(s3, config.report_bucket, config.report_prefix).extra_names()
+        if extra:  # the operator's own rows, as the price refresh reads them
+            price_list_names.update(parse_names(extra.decode("utf-8")))
+        names = reconcile.UsageTypeNames(price_list_names, read_pairs(DEFAULT_USAGETYPE_REGIONS, "prefix", "region"))
+        result = reconcile.compare(
+            day,
+            estimate,
+            lines,
+            accounts,
+            names,
+            lambda name: catalog.normalise(name).model_id or name,
+            config.reconcile_alert_percent,
+        )
+        estimated_mtd = month_to_date(
+            s3, config.report_bucket, config.report_prefix, settled, Decimal(estimate["total_cost_usd"])
+        )
+        assert estimated_mtd is not None
+        result["month_to_date"] = reconcile.month_to_date(
+            reconcile.billed_month_to_date(ce, day, config.reconcile_metric),
+            estimated_mtd.total_cost,
+            estimated_mtd.days_reported,
+            estimated_mtd.days_in_range,
+        )
+        result["metric"] = config.reconcile_metric
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
+        log.warning("reconciliation of %s unavailable: %s", day, why)
+        result = reconcile.unavailable(why, day)
+    estimate["reconciliation"] = result
+    put_summary(s3, config.report_bucket, csv_key, estimate)
+    if result["status"] == "ok":
+        print(json.dumps(reconcile.emf_metric(result)))  # the drift metric (CloudWatch Embedded Metric Format)
+    return result
 
 
 def _footer(totals: QueryTotals, price_version: str, unreadable_summaries: int) -> dict[str, Any]:

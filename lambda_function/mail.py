@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -39,6 +40,8 @@ def template_environment() -> Environment:
     env.filters["cost"] = cost_label
     env.filters["signed_money"] = lambda amount: ("+" if amount > 0 else "-" if amount < 0 else "") + money(abs(amount))
     env.filters["count"] = lambda n: f"{int(n):,}"
+    # the JSON's exact decimal strings, shown to the cent: -$4.00, not $-4.00
+    env.filters["usd"] = lambda text: ("-" if Decimal(text) < 0 else "") + money(abs(Decimal(text)))
     env.filters["identity"] = friendly_identity
     return env
 

@@ -12,12 +12,16 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from lambda_function import lambda_handler
+from lambda_function.model_ids import ModelCatalog
+from pricing.refresh import DEFAULT_NAMES, parse_names, read_names
 
+from .cost_explorer import LineItem
 from .embedded import EmbeddedAws, embedded_aws
 from .generate import generate_records, permission_check_line, put_records
 
@@ -88,6 +92,52 @@ def read_back(aws: EmbeddedAws, response: dict[str, Any], out: Path) -> dict[str
     return {name: str(path) for name, path in paths.items()}
 
 
+def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any]) -> None:
+    """Cost Explorer's view of the settled day: what its report estimated, per model, billed under the services and
+    usage types AWS uses (the Price List names), plus the gaps a reconciliation must find: a region billed with
+    no invocation logs, a batch job, and one model billed above our price."""
+    names = read_names(DEFAULT_NAMES)
+    # Cohere Embed's marketplace name is not in the bundled names: the operator's row in the bucket maps it
+    extra = (
+        "offer,name,model_id,evidence\n"
+        "AmazonBedrockFoundationModels,Cohere Embed English (Amazon Bedrock Edition),cohere.embed-english-v3,demo\n"
+    )
+    aws.client("s3").put_object(Bucket=BUCKET, Key="bedrock-usage/prices/price_list_names.csv", Body=extra.encode())
+    names.update(parse_names(extra))
+    catalog = ModelCatalog.load(DEFAULT_NAMES.parent)
+    marketplace = {model: name for (offer, name), model in names.items() if offer == "AmazonBedrockFoundationModels"}
+    native = {model: name for (offer, name), model in names.items() if offer == "AmazonBedrock"}
+    account = "123456789012"
+    for spend in summary["by_model"]:
+        model = catalog.normalise(spend["name"]).model_id
+        cost = Decimal(spend["cost_usd"])
+        if model == "amazon.nova-pro-v1:0":
+            cost *= Decimal("1.5")  # billed above our price: the reconciliation names the model
+        if model in marketplace:
+            service, usage = marketplace[model], "USE1-MP:USE1_{}TokenCount-Units"
+        elif model in native:
+            service, usage = "Amazon Bedrock", "USE1-" + native[model].replace(" ", "") + "-{}-tokens"
+        else:
+            continue  # unpriced models: nothing estimated to compare
+        input_part = (cost * Decimal("0.7")).quantize(Decimal("0.000001"))
+        for kind, usd in (("Input", input_part), ("Output", cost - input_part)):
+            label = kind if "{}TokenCount" in usage else kind.lower()
+            aws.cost_explorer.add(LineItem(day, service, usage.format(label), "us-east-1", account, f"{usd:f}"))
+    aws.cost_explorer.add(
+        # a region whose invocation logging is off
+        LineItem(
+            day,
+            "Claude Haiku 4.5 (Amazon Bedrock Edition)",
+            "EUW2-MP:EUW2_InputTokenCount-Units",
+            "eu-west-2",
+            account,
+            "3.20",
+        ),
+        # a batch job: billed, never in the invocation logs
+        LineItem(day, "Amazon Bedrock", "USE1-NovaLite-batch-input-tokens", "us-east-1", account, "4.10"),
+    )
+
+
 def run_demo(out: Path, *, records: int, timezone: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     with embedded_aws() as aws:
@@ -101,6 +151,18 @@ def run_demo(out: Path, *, records: int, timezone: str, now: datetime | None = N
         seed_account(aws, day_records)
 
         os.environ.update(report_environment(timezone))
+        # The settled day two days before, reported then (no email), and what Cost Explorer billed for it: the
+        # demo's report reconciles it.
+        settled = (today - timedelta(days=3)).isoformat()
+        settled_start = start - timedelta(days=2)
+        put_records(
+            aws.client("logs"),
+            LOG_GROUP,
+            generate_records(settled_start, settled_start + timedelta(days=1), count=records // 2, seed=2024),
+        )
+        earlier = lambda_handler({"date": settled, "send_email": False}, FakeLambdaContext())
+        summary_key = earlier["summary_uri"].removeprefix(f"s3://{BUCKET}/")
+        seed_bill(aws, settled, json.loads(aws.client("s3").get_object(Bucket=BUCKET, Key=summary_key)["Body"].read()))
         event = {"scheduled_time": now.isoformat(timespec="seconds")}
         response = lambda_handler(event, FakeLambdaContext())
         if response.get("status") != "ok":

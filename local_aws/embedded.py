@@ -16,6 +16,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
 from moto.ses.models import ses_backends
 
+from .cost_explorer import CostExplorerDouble
 from .insights import InsightsDouble
 
 FAKE_CREDENTIALS = {
@@ -30,6 +31,7 @@ class EmbeddedAws:
     endpoint: str
     region: str
     insights: InsightsDouble
+    cost_explorer: CostExplorerDouble
     account_id: str = DEFAULT_ACCOUNT_ID
 
     def client(self, service: str, region: str | None = None) -> Any:
@@ -63,14 +65,15 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def embedded_aws(region: str = "us-east-1", insights: InsightsDouble | None = None) -> Iterator[EmbeddedAws]:
     """Start moto on 127.0.0.1 (a free port), set the AWS_* variables for boto3, and stop it all afterwards."""
     double = insights or InsightsDouble()
+    costs = CostExplorerDouble()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     try:
         env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-        with _environment(env), double.installed():
-            aws = EmbeddedAws(endpoint, region, double)
+        with _environment(env), double.installed(), costs.installed():
+            aws = EmbeddedAws(endpoint, region, double, costs)
             # moto keeps its state in this process's globals: a new embedded AWS starts empty
             aws.reset()
             yield aws

@@ -36,6 +36,7 @@ def aws(_embedded):
     _embedded.reset()
     double = _embedded.insights
     double.reset()
+    _embedded.cost_explorer.reset()
     saved = {name: getattr(double, name) for name in _DOUBLE_SETTINGS}
     yield _embedded
     for name, value in saved.items():

@@ -141,7 +141,8 @@ def test_the_stack_deploys_to_moto(aws):
     assert statements["SendAsSender"]["Resource"] == f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/example.com"
     star = [s["Sid"] for s in document["Statement"] if s.get("Resource") == "*"]
     # GetQueryResults/StopQuery and the Price List's GetProducts have no resource-level permissions
-    assert star == ["PriceList", "QueryResults"]
+    assert sorted(star) == ["CostExplorer", "PriceList", "QueryResults"]
+    assert statements["CostExplorer"]["Action"] == ["ce:GetCostAndUsage", "ce:GetDimensionValues"]
     assert statements["PriceList"]["Action"] == "pricing:GetProducts"
 
 
@@ -168,5 +169,9 @@ def test_what_moto_does_not_deploy_is_in_the_template():
     assert refresh["Target"]["DeadLetterConfig"] == schedule["Target"]["DeadLetterConfig"]
     assert resources["DeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
     alarms = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    assert {a["Properties"]["MetricName"] for a in alarms} == {"Errors", "ApproximateNumberOfMessagesVisible"}
+    assert {a["Properties"]["MetricName"] for a in alarms} == {
+        "Errors",
+        "ApproximateNumberOfMessagesVisible",
+        "ReconciliationDriftAlert",  # the metric reconcile.emf_metric logs
+    }
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
