@@ -90,6 +90,8 @@ def main(
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     if args.timeout <= 0:
         parser.error("--timeout must be a positive number of seconds")
+    if args.refresh_prices and any(getattr(args, n) for n in ("date", "start", "end", "recipients", "no_email")):
+        parser.error("--refresh-prices runs the price refresh alone: give it no report options")
 
     try:
         config = load_config(os.environ)

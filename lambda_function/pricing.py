@@ -241,13 +241,18 @@ def parse_tiers(text: str, where: str = "context_tiers.csv") -> ContextTiers:
     return ContextTiers(tiers)
 
 
+def content_version(path: Path, content: bytes) -> str:
+    """How a footer names a table: its file name and the start of its content's hash."""
+    return f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+
+
 def load_context_tiers(pricing_dir: Path) -> ContextTiers:
     path = pricing_dir / "context_tiers.csv"
     if not path.is_file():
         return ContextTiers([])
     content = path.read_bytes()
     tiers = parse_tiers(content.decode("utf-8"), str(path))
-    tiers.version = f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+    tiers.version = content_version(path, content)
     return tiers
 
 

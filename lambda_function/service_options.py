@@ -8,7 +8,6 @@ never priced as a standard call. Reserved-tier calls are paid for as reserved ca
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -102,7 +101,9 @@ def load_service_options(pricing_dir: Path) -> ServiceOptions:
     path = pricing_dir / "service_options.csv"
     if not path.is_file():
         return ServiceOptions([])
+    from .pricing import content_version
+
     content = path.read_bytes()
     options = parse_options(content.decode("utf-8"), str(path))
-    options.version = f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
+    options.version = content_version(path, content)
     return options

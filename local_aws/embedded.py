@@ -48,7 +48,7 @@ class EmbeddedAws:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -72,7 +72,7 @@ def embedded_aws(region: str = "us-east-1", insights: InsightsDouble | None = No
     endpoint = f"http://{host}:{port}"
     try:
         env = {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-        with _environment(env), double.installed(), costs.installed():
+        with environment(env), double.installed(), costs.installed():
             aws = EmbeddedAws(endpoint, region, double, costs)
             # moto keeps its state in this process's globals: a new embedded AWS starts empty
             aws.reset()

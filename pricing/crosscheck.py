@@ -22,7 +22,6 @@ import csv
 import fnmatch
 import io
 import json
-import os
 import re
 import sys
 import tempfile
@@ -176,7 +175,7 @@ def compare(found: list[Entry], csv_rows: list[dict[str, str]], skipped: list[tu
 def run_cli(found: list[Entry], day: datetime) -> list[dict[str, str]]:
     """The day's records through `python -m lambda_function` on the embedded AWS; the CSV it wrote."""
     from lambda_function.__main__ import main as cli  # imported late: the embedded AWS sets the environment first
-    from local_aws.embedded import embedded_aws
+    from local_aws.embedded import embedded_aws, environment
     from local_aws.generate import put_records
 
     bucket = "crosscheck-reports"
@@ -184,18 +183,9 @@ def run_cli(found: list[Entry], day: datetime) -> list[dict[str, str]]:
         aws.client("s3").create_bucket(Bucket=bucket)
         put_records(aws.client("logs"), "/crosscheck", records(found, day))
         settings = {"LOG_GROUP_NAMES": "/crosscheck", "REPORT_BUCKET": bucket, "REPORT_TIMEZONE": "UTC"}
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)
         answer = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(answer):
-                code = cli(["--date", day.date().isoformat(), "--no-email", "--out", out, "--log-level", "WARNING"])
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with environment(settings), contextlib.redirect_stdout(answer):
+            code = cli(["--date", day.date().isoformat(), "--no-email", "--out", out, "--log-level", "WARNING"])
         response = json.loads(answer.getvalue())
         if code != 0:
             raise SystemExit(f"the CLI failed: {json.dumps(response)}")
