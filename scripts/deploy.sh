@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 : "${SCHEDULE_EXPRESSION:=cron(0 6 * * ? *)}"
 : "${REPORT_BUCKET_NAME:=}"
 : "${ALARM_EMAIL:=}"
+: "${RESERVED_CONCURRENCY:=0}"  # 0: none reserved (a low account quota refuses any)
 
 artifact=dist/bedrock-usage-report.zip
 key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
@@ -27,5 +28,6 @@ aws cloudformation deploy \
   --parameter-overrides \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
-    "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN"
+    "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" \
+    "ReservedConcurrency=$RESERVED_CONCURRENCY"
 aws cloudformation describe-stacks --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

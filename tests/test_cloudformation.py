@@ -175,3 +175,21 @@ def test_what_moto_does_not_deploy_is_in_the_template():
         "ReconciliationDriftAlert",  # the metric reconcile.emf_metric logs
     }
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
+
+
+def test_a_first_deploy_on_a_new_account_and_alarms_that_deliver():
+    resources = cfn_yaml.loads(TEMPLATE.read_text())["Resources"]
+    parameters = cfn_yaml.loads(TEMPLATE.read_text())["Parameters"]
+    # no reserved concurrency unless asked for: a low account quota refuses any
+    assert parameters["ReservedConcurrency"]["Default"] == 0
+    reserved = resources["ReportFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {"Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    conditions = cfn_yaml.loads(TEMPLATE.read_text())["Conditions"]
+    assert conditions["ReserveConcurrency"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, 0]}]}
+    # the alarm topic is encrypted with a key whose policy lets CloudWatch alarms publish (not alias/aws/sns)
+    topic = resources["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmKey"}
+    statements = resources["AlarmKey"]["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch[0]["Action"])
+    assert resources["AlarmKey"]["Properties"]["EnableKeyRotation"] is True
