@@ -59,7 +59,7 @@ deploy: package
 invoke:
 	scripts/stack.sh invoke
 
-## Fetch a day's CSV from the deployed stack's bucket: make download DATE=2026-11-20
+## Fetch CSVs from the deployed stack's bucket: make download DATE=2026-11-20, or FROM=2026-11-01 TO=2026-11-30
 download:
 	scripts/stack.sh download
 

@@ -45,6 +45,7 @@ from .errors import DeadlineExceeded, IncompleteResults, InvalidRequest
 from .history import compare_previous, month_to_date, previous_footer
 from .insights import InsightsRunner, QueryTotals, plan_queries
 from .mail import RenderedEmail, build_message, message_bytes, render_email
+from .metrics import report_metrics
 from .model_ids import ModelCatalog, read_pairs
 from .once import EmailStore, Marker, send_once
 from .price_refresh import bundled_sha, refresh_prices
@@ -87,6 +88,7 @@ class ReportRun:
     message: bytes = b""
     html: str = ""
     totals: QueryTotals = field(default_factory=QueryTotals)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # EMF records; the Lambda entry point prints them
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ def run_report(
     if request.send_email:
         config.require_email_settings(request.recipients)
     window = request.window
+    LOG_CONTEXT["window"] = window.label
     log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
     # The places we read and write, and the price tables, first: a bad setting fails before any query is paid for.
     s3 = aws.client("s3")
@@ -219,7 +222,7 @@ def run_report(
         "month_to_date": to_date,
         "price_changes": changes,
     }
-    reconciliation = _reconcile(s3, aws, config, window, prices.catalog)
+    reconciliation, drift = _reconcile(s3, aws, config, window, prices.catalog)
     context["reconciliation"] = reconciliation
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email: dict[str, Any] = {"sent": False}
@@ -253,7 +256,9 @@ def run_report(
         "reconciliation": reconciliation,
         "email": email,
     }
-    return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals)
+    unpriced = sum(u.invocations for u in summary.unpriced)
+    metrics = [report_metrics(response, totals.bytes_scanned, totals.queries, unpriced)] + ([drift] if drift else [])
+    return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals, metrics)
 
 
 BUNDLED = "bundled"  # the footer's price_table_key when the report was priced with the table in the package
@@ -299,17 +304,19 @@ def _price_changes(
     return {"since": str(before.get("price_table_version", previous_key)), "newly_priced": newly, "repriced": repriced}
 
 
-def _reconcile(s3: Any, aws: AwsClients, config: Config, window: ReportWindow, catalog: ModelCatalog) -> dict | None:
+def _reconcile(
+    s3: Any, aws: AwsClients, config: Config, window: ReportWindow, catalog: ModelCatalog
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The settled day RECONCILE_LAG_DAYS before a daily report's, against Cost Explorer; written into that day's
     JSON summary. Never fatal: whatever fails is `unavailable` with the reason."""
     if not config.reconcile_lag_days or not window.is_single_day:
-        return None
+        return None, None
     day = window.local_start.date() - timedelta(days=config.reconcile_lag_days)
     settled = day_window(day, window.tz)
     csv_key = report_key(config.report_prefix, settled)
     estimate = read_summary(s3, config.report_bucket, csv_key)
     if estimate is None or "total_cost_usd" not in estimate:
-        return reconcile.unavailable(f"no report for {day.isoformat()} to compare with", day)
+        return reconcile.unavailable(f"no report for {day.isoformat()} to compare with", day), None
     try:
         ce = aws.client("ce", COST_EXPLORER_REGION)
         lines, accounts = reconcile.billed_day(ce, day, config.reconcile_metric)
@@ -344,9 +351,7 @@ def _reconcile(s3: Any, aws: AwsClients, config: Config, window: ReportWindow, c
         result = reconcile.unavailable(why, day)
     estimate["reconciliation"] = result
     put_summary(s3, config.report_bucket, csv_key, estimate)
-    if result["status"] == "ok":
-        print(json.dumps(reconcile.emf_metric(result)))  # the drift metric (CloudWatch Embedded Metric Format)
-    return result
+    return result, reconcile.emf_metric(result) if result["status"] == "ok" else None
 
 
 def _footer(totals: QueryTotals, price_version: str, unreadable_summaries: int) -> dict[str, Any]:
@@ -382,12 +387,34 @@ def _compose_email(
     return rendered, message
 
 
+# What every log line of a run carries (JSON logs: Lambda's formatter adds a record's extra attributes). Lambda
+# runs one invocation at a time per process, so a module-level dict serves the query threads too.
+LOG_CONTEXT: dict[str, str] = {"run_id": "", "window": ""}
+
+
+class _RunContext(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = LOG_CONTEXT["run_id"]
+        record.window = LOG_CONTEXT["window"]
+        return True
+
+
+def _log_every_line_with_the_run() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _RunContext) for f in handler.filters):
+            handler.addFilter(_RunContext())
+
+
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Entry point for Lambda (scheduled or manual invocation)."""
     logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    LOG_CONTEXT.update(run_id=str(getattr(context, "aws_request_id", "") or uuid.uuid4()), window="")
+    _log_every_line_with_the_run()
     config = load_config(os.environ)
     timeout = DEFAULT_TIMEOUT_SECONDS
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         timeout = context.get_remaining_time_in_millis() / 1000
     run = run_report(event, config, AwsClients(config.default_region), now=datetime.now(UTC), timeout=timeout)
+    for record in run.metrics:
+        print(json.dumps(record))  # Embedded Metric Format: a log line CloudWatch turns into metrics
     return run.response

@@ -20,6 +20,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from .metrics import emf
+
 CENT = Decimal("0.01")
 TOKEN_KINDS_OF_CHARGE = "tokens"
 # usage-type marker (lower case) -> kind of billed usage the invocation logs do not record (FACTS §3)
@@ -260,24 +262,12 @@ def unavailable(why: str, day: date | None = None) -> dict[str, Any]:
     return {"status": "unavailable", "day": day.isoformat() if day else None, "why": why}
 
 
-def emf_metric(result: Mapping[str, Any], namespace: str = "BedrockUsageReport") -> dict[str, Any]:
-    """The drift as a CloudWatch Embedded Metric Format record: printed to the function's log, it becomes the
-    metrics `ReconciliationDriftPercent` and `ReconciliationDriftAlert` (the stack alarms on the latter)."""
-    return {
-        "_aws": {
-            "Timestamp": 0,
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [[]],
-                    "Metrics": [
-                        {"Name": "ReconciliationDriftPercent", "Unit": "Percent"},
-                        {"Name": "ReconciliationDriftAlert", "Unit": "Count"},
-                    ],
-                }
-            ],
+def emf_metric(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The drift as metrics: `ReconciliationDriftPercent`, and `ReconciliationDriftAlert` (the stack alarms on it)."""
+    return emf(
+        {
+            "ReconciliationDriftPercent": (float(Decimal(result["drift_percent"])), "Percent"),
+            "ReconciliationDriftAlert": (1 if result["alert"] else 0, "Count"),
         },
-        "ReconciliationDriftPercent": float(Decimal(result["drift_percent"])),
-        "ReconciliationDriftAlert": 1 if result["alert"] else 0,
-        "day": result["day"],
-    }
+        day=result["day"],
+    )

@@ -8,13 +8,28 @@ mkdir -p out
 case "${1:-}" in
   invoke)
     # EVENT='{"date": "2026-11-20"}' or '{"start": "...", "end": "..."}'; default: yesterday
-    aws lambda invoke --function-name "$(output FunctionName)" --cli-binary-format raw-in-base64-out \
-      --payload "${EVENT:-{\}}" out/invoke-response.json >/dev/null
+    # A synchronous invoke waits for the whole run: the CLI's default 60 s read timeout would cut it short and the
+    # CLI would invoke again. The function's timeout is 15 minutes; the read timeout is a little longer.
+    meta=$(aws lambda invoke --function-name "$(output FunctionName)" --cli-binary-format raw-in-base64-out \
+      --cli-read-timeout 960 --cli-connect-timeout 30 \
+      --payload "${EVENT:-{\}}" out/invoke-response.json)
     cat out/invoke-response.json; echo
+    # FunctionError: the run raised (a setting, an AWS error, an unproven result); status error: a refused event
+    if grep -q '"FunctionError"' <<<"$meta" || grep -q '"status": *"error"' out/invoke-response.json; then
+      echo "the report failed (see above and the function's logs)" >&2
+      exit 1
+    fi
     ;;
   download)
-    : "${DATE:?set DATE=YYYY-MM-DD (the report day in REPORT_TIMEZONE)}"
-    aws s3 cp "s3://$(output ReportBucket)/$(output ReportPrefix)/reports/${DATE//-//}/" out/ --recursive --exclude '*' --include '*.csv'
+    # DATE=YYYY-MM-DD for one day, or FROM=... TO=... (both included) for a range
+    : "${FROM:=${DATE:-}}" "${TO:=${DATE:-}}"
+    [[ -n "$FROM" && -n "$TO" ]] || { echo "set DATE=YYYY-MM-DD, or FROM= and TO= (the report days in REPORT_TIMEZONE)" >&2; exit 2; }
+    bucket=$(output ReportBucket); prefix=$(output ReportPrefix)
+    day="$FROM"
+    while [[ ! "$day" > "$TO" ]]; do
+      aws s3 cp "s3://$bucket/$prefix/reports/${day//-//}/" out/ --recursive --exclude '*' --include '*.csv'
+      day=$(date -u -d "$day + 1 day" +%F)
+    done
     ;;
   *) echo "usage: $0 invoke|download" >&2; exit 2 ;;
 esac

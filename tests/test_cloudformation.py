@@ -173,7 +173,19 @@ def test_what_moto_does_not_deploy_is_in_the_template():
         "Errors",
         "ApproximateNumberOfMessagesVisible",
         "ReconciliationDriftAlert",  # the metric reconcile.emf_metric logs
+        "ReportDelivered",  # metrics.report_metrics
+        "Throttles",
+        "Duration",
     }
+    # the heartbeat: no delivered report for 26 hours alarms, and no data at all is what that looks like
+    heartbeat = resources["HeartbeatAlarm"]["Properties"]
+    assert (heartbeat["Period"] * heartbeat["EvaluationPeriods"], heartbeat["TreatMissingData"]) == (
+        26 * 3600,
+        "breaching",
+    )
+    assert (heartbeat["ComparisonOperator"], heartbeat["Threshold"]) == ("LessThanThreshold", 1)
+    # JSON logs
+    assert resources["ReportFunction"]["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
 
 

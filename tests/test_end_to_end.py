@@ -280,3 +280,32 @@ def test_more_than_50_recipients_are_sent_in_batches(account):
     assert len(sent) == 3 and len(response["email"]["message_ids"]) == 3
     assert [len(set(m.destinations)) for m in sent] == [50, 50, 20]
     assert sorted(a for m in sent for a in set(m.destinations)) == many
+
+
+def test_the_run_metrics_for_cloudwatch(account, capsys):
+    # the Lambda entry point prints one Embedded Metric Format line per run (no API call, no IAM)
+    response = lambda_handler({"date": DAY.isoformat()}, None)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    (record,) = [line for line in lines if "ReportDelivered" in line]
+    assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BedrockUsageReport"
+    assert record["ReportDelivered"] == 1 and response["email"]["sent"] is True
+    assert record["TotalCostUSD"] == float(response["total_cost_usd"])
+    assert record["Invocations"] == response["invocations"] == 3_000
+    assert record["UnpricedInvocations"] > 0  # the unknown model's calls
+    assert record["window"] == DAY.isoformat()
+
+
+def test_every_log_line_carries_the_run_id_and_the_window(account, caplog):
+    class Context:
+        aws_request_id = "req-0001"
+
+        def get_remaining_time_in_millis(self):
+            return 900_000
+
+    caplog.set_level("INFO")
+    lambda_handler({"date": DAY.isoformat(), "send_email": False}, Context())
+    ours = [r for r in caplog.records if r.name.startswith("lambda_function")]
+    assert any(r.getMessage().startswith("reporting ") for r in ours)
+    assert {
+        (getattr(r, "run_id", None), getattr(r, "window", None)) for r in ours if "reporting" in r.getMessage()
+    } == {("req-0001", DAY.isoformat())}

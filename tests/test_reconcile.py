@@ -181,8 +181,9 @@ def test_no_settled_report_to_compare_with(aws, monkeypatch):
     assert aws.cost_explorer.requests == []  # nothing paid for
 
 
-def test_a_handful_of_requests_and_the_drift_metric(account, capsys):
-    reconciled(account, *EXACT)
+def test_a_handful_of_requests_and_the_drift_metric(account):
+    account.cost_explorer.add(*EXACT)
+    report = run({"date": DAY.isoformat()})
     # GetDimensionValues + 2 GetCostAndUsage for the day, GetDimensionValues + 1 for the month: $0.05 a run
     assert [op for op, _ in account.cost_explorer.requests] == [
         "GetDimensionValues",
@@ -193,5 +194,10 @@ def test_a_handful_of_requests_and_the_drift_metric(account, capsys):
     ]
     services = account.cost_explorer.requests[1][1]["Filter"]["Dimensions"]["Values"]
     assert services == ["Amazon Bedrock", SONNET]  # discovered, not a fixed list
-    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "ReconciliationDriftPercent" in line]
-    assert emf and emf[0]["ReconciliationDriftPercent"] == 0.0 and emf[0]["ReconciliationDriftAlert"] == 0
+    (drift,) = [m for m in report.metrics if "ReconciliationDriftPercent" in m]
+    assert (drift["ReconciliationDriftPercent"], drift["ReconciliationDriftAlert"], drift["day"]) == (
+        0.0,
+        0,
+        SETTLED.isoformat(),
+    )
+    assert drift["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BedrockUsageReport"

@@ -1,0 +1,62 @@
+"""`make invoke` against a stub `aws` on PATH: it waits as long as the function runs, prints the answer, and exits
+non-zero when the report failed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stub_aws(tmp_path: Path, answer: str, function_error: bool) -> Path:
+    """An `aws` that answers describe-stacks with a function name and `lambda invoke` with `answer`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    meta = '{"StatusCode": 200, "FunctionError": "Unhandled"}' if function_error else '{"StatusCode": 200}'
+    script = f"""#!/usr/bin/env bash
+echo "$@" >> "{tmp_path}/calls"
+case "$1 $2" in
+  "cloudformation describe-stacks") echo bedrock-usage-report-report ;;
+  "lambda invoke") for last; do :; done; printf '%s' '{answer}' > "$last"; echo '{meta}' ;;
+esac
+"""
+    aws = bin_dir / "aws"
+    aws.write_text(script)
+    aws.chmod(0o755)
+    return bin_dir
+
+
+def invoke(tmp_path: Path, answer: str, function_error: bool = False) -> subprocess.CompletedProcess:
+    bin_dir = stub_aws(tmp_path, answer, function_error)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "EVENT": '{"date": "2026-11-20"}'}
+    work = tmp_path / "repo"
+    (work / "scripts").mkdir(parents=True)
+    (work / "scripts" / "stack.sh").write_text((ROOT / "scripts" / "stack.sh").read_text())
+    return subprocess.run(
+        ["bash", str(work / "scripts" / "stack.sh"), "invoke"], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_a_report_that_went_out_exits_0_and_prints_the_answer(tmp_path):
+    result = invoke(tmp_path, '{"status": "ok", "rows": 3}')
+    assert result.returncode == 0 and '"status": "ok"' in result.stdout
+    calls = (tmp_path / "calls").read_text()
+    assert "--cli-read-timeout 960" in calls  # not the CLI's 60 s, which would invoke the function again
+
+
+@pytest.mark.parametrize(
+    ("answer", "function_error"),
+    [
+        ('{"errorMessage": "REPORT_BUCKET: is not set", "errorType": "ConfigError"}', True),
+        ('{"status": "error", "error": {"type": "InvalidRequest", "field": "date"}}', False),
+    ],
+    ids=["function-error", "refused-event"],
+)
+def test_a_failed_report_exits_non_zero(tmp_path, answer, function_error):
+    result = invoke(tmp_path, answer, function_error)
+    assert result.returncode == 1
+    assert "the report failed" in result.stderr and answer.split(",")[0] in result.stdout
