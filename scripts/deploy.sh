@@ -16,6 +16,9 @@ cd "$(dirname "$0")/.."
 : "${REPORT_BUCKET_NAME:=}"
 : "${ALARM_EMAIL:=}"
 : "${RESERVED_CONCURRENCY:=0}"  # 0: none reserved (a low account quota refuses any)
+# report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
+: "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
+: "${LOG_LEVEL:=INFO}" "${RECONCILE_LAG_DAYS:=2}" "${RECONCILE_COST_METRIC:=UnblendedCost}" "${RECONCILE_ALERT_PERCENT:=5}"
 
 artifact=dist/bedrock-usage-report.zip
 key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
@@ -29,5 +32,8 @@ aws cloudformation deploy \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
     "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" \
-    "ReservedConcurrency=$RESERVED_CONCURRENCY"
+    "ReservedConcurrency=$RESERVED_CONCURRENCY" "QueryConcurrency=$QUERY_CONCURRENCY" \
+    "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
+    "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
+    "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT"
 aws cloudformation describe-stacks --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

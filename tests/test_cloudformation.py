@@ -6,6 +6,7 @@ import ast
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -205,3 +206,20 @@ def test_a_first_deploy_on_a_new_account_and_alarms_that_deliver():
     cloudwatch = [s for s in statements if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
     assert cloudwatch and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch[0]["Action"])
     assert resources["AlarmKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_every_setting_is_a_parameter_and_checkov_sees_every_statement():
+    template = cfn_yaml.loads(TEMPLATE.read_text())
+    env = template["Resources"]["ReportFunction"]["Properties"]["Environment"]["Variables"]
+    # every setting load_config reads (but AWS_REGION, which Lambda sets) comes from the stack
+    config = (ROOT / "lambda_function" / "config.py").read_text()
+    settings = set(re.findall(r'environ(?:\.get\(|, )"([A-Z][A-Z_]+)"', config))
+    assert {"LOG_GROUP_NAMES", "QUERY_CONCURRENCY", "RECONCILE_LAG_DAYS"} <= settings  # the pattern finds them
+    settings -= {"AWS_REGION", "AWS_DEFAULT_REGION", "PRICE_TABLE"}  # Lambda's own; the packaged table
+    assert settings <= set(env), sorted(settings - set(env))
+    # no Fn::If inside the role's policy: conditional statements are policies of their own
+    role_policy = template["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert all("Fn::If" not in statement for statement in role_policy["Statement"])
+    overrides = template["Resources"]["PriceOverridesPolicy"]
+    assert overrides["Condition"] == "OverridesInS3"
+    assert overrides["Properties"]["PolicyDocument"]["Statement"][0]["Action"] == "s3:GetObject"
