@@ -1,12 +1,12 @@
 """boto3 clients whose retries we own: few attempts, each one started only while the run has time for it.
 
 botocore's own retries are off. Its standard mode would retry a throttled StartQuery 8 times with backoff of up to
-20 s each (past Lambda's hard stop), and it retries SendRawEmail after a 500 or a lost connection, when SES may
+20 s each (past Lambda's hard stop), and it retries SendEmail after a 500 or a lost connection, when SES may
 already have sent the message. Here every call of every client goes through `RetryPolicy.call`:
 
 - transient errors (throttling, 5xx, a connection that never reached the service) are retried with jittered
   backoff, at most `attempts` times, and never with a sleep that would end after the deadline;
-- operations that are not safe to repeat (`UNSAFE_AFTER_SEND`: SendRawEmail) are retried only after errors that
+- operations that are not safe to repeat (`UNSAFE_AFTER_SEND`: SES's SendEmail) are retried only after errors that
   prove the service did not act on the request: throttling and refused connections, never a 5xx or a timeout;
 - no attempt starts after the deadline: the run ends with DeadlineExceeded instead of being killed mid-call.
 """

@@ -83,6 +83,7 @@ class Config:
     price_discount_percent: Decimal = Decimal(0)
     price_overrides: str = ""
     link_expiry_seconds: int = 7 * 24 * 3600
+    ses_region: str = ""  # where SES sends from, when not the function's region ("" = AWS_REGION)
     reconcile_lag_days: int = 2  # reconcile the day this many days before the report's (0: no reconciliation)
     reconcile_metric: str = "UnblendedCost"
     reconcile_alert_percent: Decimal = Decimal(
@@ -186,6 +187,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if overrides.startswith("s3://") and "/" not in overrides.removeprefix("s3://").strip("/"):
         raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} names no object; use s3://bucket/key")
 
+    ses_region = _setting(environ, "SES_REGION")
+    if ses_region and not _REGION.fullmatch(ses_region):
+        raise ConfigError("SES_REGION", f"{ses_region!r} is not a region name like eu-west-1")
+
     metric = _setting(environ, "RECONCILE_COST_METRIC") or "UnblendedCost"
     if metric not in COST_METRICS:
         raise ConfigError("RECONCILE_COST_METRIC", f"{metric!r} is not one of {', '.join(COST_METRICS)}")
@@ -211,6 +216,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         price_overrides=overrides,
         # SigV4 presigned URLs live at most 7 days (and no longer than the signing credentials).
         link_expiry_seconds=_int_setting(environ, "LINK_EXPIRY_HOURS", 168, 1, 168) * 3600,
+        ses_region=ses_region,
         reconcile_lag_days=_int_setting(environ, "RECONCILE_LAG_DAYS", 2, 0, 60),
         reconcile_metric=metric,
         reconcile_alert_percent=alert,

@@ -22,7 +22,7 @@ from .window import ReportWindow
 
 log = logging.getLogger(__name__)
 
-SES_MAX_RAW_MESSAGE = 10 * 1024 * 1024  # SES v1 SendRawEmail: 10 MB after encoding
+SES_MAX_RAW_MESSAGE = 40 * 1024 * 1024  # SES v2 SendEmail with raw content: 40 MB after encoding
 
 
 def _stamp(instant: datetime) -> str:

@@ -237,7 +237,13 @@ def run_report(
         )
         store = EmailStore(s3, config.report_bucket, sent_marker_key(key))
         email = send_once(
-            store, aws.client("ses"), message, sender=config.sender, fresh=fresh, now=wall_now, force=request.force
+            store,
+            aws.client("sesv2", config.ses_region or None),
+            message,
+            sender=config.sender,
+            fresh=fresh,
+            now=wall_now,
+            force=request.force,
         )
 
     response = {

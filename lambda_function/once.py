@@ -191,7 +191,8 @@ def _send_batch(ses: Any, message: EmailMessage, sender: str, batch: list[str]) 
     # message names more than 50. (Given both, moto counts the header and the list together against the limit.)
     del message["To"]
     message["To"] = ", ".join(batch)
-    response = ses.send_raw_email(Source=sender, RawMessage={"Data": message_bytes(message)})
+    # SES v2 SendEmail with raw content: messages up to 40 MB (v1 SendRawEmail: 10 MB)
+    response = ses.send_email(FromEmailAddress=sender, Content={"Raw": {"Data": message_bytes(message)}})
     return str(response["MessageId"])
 
 

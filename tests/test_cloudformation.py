@@ -140,6 +140,7 @@ def test_the_stack_deploys_to_moto(aws):
     assert statements["Reports"]["Action"] == ["s3:PutObject", "s3:GetObject"]  # the marker is never deleted
     assert statements["CheckLogGroups"]["Resource"] == f"arn:aws:logs:*:{ACCOUNT}:log-group:*"
     assert statements["SendAsSender"]["Resource"] == f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/example.com"
+    assert statements["SendAsSender"]["Action"] == "ses:SendEmail"  # SES v2, raw content: nothing else called
     star = [s["Sid"] for s in document["Statement"] if s.get("Resource") == "*"]
     # GetQueryResults/StopQuery and the Price List's GetProducts have no resource-level permissions
     assert sorted(star) == ["CostExplorer", "PriceList", "QueryResults"]

@@ -52,6 +52,11 @@ def test_defaults():
         ({"PRICE_DISCOUNT_PERCENT": "100"}, "PRICE_DISCOUNT_PERCENT"),
         ({"PRICE_OVERRIDES": "/nonexistent/overrides.csv"}, "PRICE_OVERRIDES"),
         ({"PRICE_OVERRIDES": "s3://bucket-only"}, "PRICE_OVERRIDES"),
+        ({"SES_REGION": "eu west 1"}, "SES_REGION"),
+        ({"RECONCILE_LAG_DAYS": "-1"}, "RECONCILE_LAG_DAYS"),
+        ({"RECONCILE_COST_METRIC": "ListPrice"}, "RECONCILE_COST_METRIC"),
+        ({"RECONCILE_ALERT_PERCENT": "NaN"}, "RECONCILE_ALERT_PERCENT"),
+        ({"RECONCILE_ALERT_PERCENT": "-5"}, "RECONCILE_ALERT_PERCENT"),
     ],
 )
 def test_each_bad_setting_is_named(change, variable):

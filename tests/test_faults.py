@@ -70,13 +70,13 @@ def marker_key(aws) -> str:
 def test_throttled_and_unreachable_sends_are_retried_within_the_run(account):
     # GIVEN SES throttles twice, then the connection is refused once: none of these reached SES as a message
     faults = Faults()
-    faults.add("SendRawEmail", Faults.error(400, "Throttling", "Maximum sending rate exceeded."), times=2)
-    faults.add("SendRawEmail", Faults.connection_refused(), times=1)
+    faults.add("SendEmail", Faults.error(429, "TooManyRequestsException", "Maximum sending rate exceeded."), times=2)
+    faults.add("SendEmail", Faults.connection_refused(), times=1)
     # WHEN the report runs
     response = run(EVENT, session=faults.session()).response
     # THEN the fourth attempt sends it, once
     assert response["email"]["sent"] is True
-    assert faults.count("SendRawEmail") == 4
+    assert faults.count("SendEmail") == 4
     assert len(account.sent_emails()) == 1
 
 
@@ -88,12 +88,12 @@ def test_throttled_and_unreachable_sends_are_retried_within_the_run(account):
 def test_a_send_whose_fate_is_unknown_is_not_repeated_and_is_named(account, fault):
     # GIVEN SES accepts the message but the answer never arrives
     faults = Faults()
-    faults.add("SendRawEmail", fault)
+    faults.add("SendEmail", fault)
     # WHEN the report runs, THEN it fails loudly, naming who may not have the email
     with pytest.raises(EmailDeliveryUncertain, match="finops@example.com"):
         run(EVENT, session=faults.session())
-    # AND SendRawEmail was not retried: one email, not two
-    assert faults.count("SendRawEmail") == 1
+    # AND SendEmail was not retried: one email, not two
+    assert faults.count("SendEmail") == 1
     assert len(account.sent_emails()) == 1
     # AND a re-run neither sends it again nor says it was sent
     with pytest.raises(EmailDeliveryUncertain, match="force"):
@@ -108,7 +108,7 @@ def test_a_refused_second_batch_is_resumed_without_doubling_the_first(account, m
     # GIVEN 120 recipients, and SES refusing the second batch of 50
     monkeypatch.setenv("RECIPIENTS", ",".join(MANY))
     faults = Faults()
-    faults.add("SendRawEmail", Faults.error(400, "MessageRejected", "Email address is not verified."), skip=1)
+    faults.add("SendEmail", Faults.error(400, "MessageRejected", "Email address is not verified."), skip=1)
     with pytest.raises(EmailNotSent, match="70 recipient"):
         run(EVENT, session=faults.session())
     assert recipients_of(account) == MANY[:50]
@@ -129,7 +129,7 @@ def test_a_refused_second_batch_is_resumed_without_doubling_the_first(account, m
 def test_a_run_killed_between_its_claim_and_ses_leaves_the_email_to_the_next_run(account):
     # GIVEN the run dies (Lambda timeout, out of memory) after claiming the email and before SES saw it
     faults = Faults()
-    faults.add("SendRawEmail", Faults.kill_before_send())
+    faults.add("SendEmail", Faults.kill_before_send())
     with pytest.raises(ProcessKilled):
         run(EVENT, session=faults.session())
     assert account.sent_emails() == []
@@ -158,7 +158,7 @@ def test_a_marker_write_whose_answer_is_lost_is_still_ours(account, monkeypatch)
 def test_a_run_killed_just_after_ses_accepted_is_the_one_case_of_a_duplicate(account):
     # GIVEN the run dies in the instant after SES accepted the message, before the marker recorded it
     faults = Faults()
-    faults.add("SendRawEmail", Faults.kill_after_send())
+    faults.add("SendEmail", Faults.kill_after_send())
     with pytest.raises(ProcessKilled):
         run(EVENT, session=faults.session())
     assert len(account.sent_emails()) == 1
@@ -170,7 +170,7 @@ def test_a_run_killed_just_after_ses_accepted_is_the_one_case_of_a_duplicate(acc
 def test_ses_refusing_while_the_marker_cannot_be_deleted_does_not_lose_the_email(account):
     # GIVEN SES refuses the message and S3 denies every DeleteObject
     faults = Faults()
-    faults.add("SendRawEmail", Faults.error(400, "MessageRejected", "Email address is not verified."))
+    faults.add("SendEmail", Faults.error(400, "MessageRejected", "Email address is not verified."))
     faults.add("DeleteObject", Faults.error(403, "AccessDenied", "Access Denied"), times=-1)
     with pytest.raises(EmailNotSent):
         run(EVENT, session=faults.session())
@@ -183,7 +183,7 @@ def test_ses_refusing_while_the_marker_cannot_be_deleted_does_not_lose_the_email
 def test_a_claim_that_cannot_be_released_expires_and_the_email_still_goes_out(account):
     # GIVEN SES refuses the message, and S3 refuses every write to the marker after the claim itself
     faults = Faults()
-    faults.add("SendRawEmail", Faults.error(400, "MessageRejected", "Email address is not verified."))
+    faults.add("SendEmail", Faults.error(400, "MessageRejected", "Email address is not verified."))
     on_marker = lambda request: ".email-sent.json" in request.url  # noqa: E731
     faults.add("PutObject", Faults.error(403, "AccessDenied", "Access Denied"), times=-1, when=on_marker, skip=1)
     with pytest.raises(EmailNotSent):
@@ -207,7 +207,7 @@ def test_concurrent_runs_of_one_window_send_one_email(account):
         return None  # then the first run's request goes on
 
     faults = Faults()
-    faults.add("SendRawEmail", second_run)
+    faults.add("SendEmail", second_run)
     first = run(EVENT, session=faults.session()).response
     # THEN the first sends it and the second neither sends nor claims it was sent
     assert first["email"]["sent"] is True and refused == [True]
