@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 : "${ARTIFACT_BUCKET:?set ARTIFACT_BUCKET to a bucket for the deployment package}"
 : "${LOG_GROUP_ARNS:?set LOG_GROUP_ARNS to the invocation log groups ARNs, comma-separated}"
 : "${SENDER:?set SENDER to the verified SES sender, e.g. reports@example.com}"
-: "${SENDER_IDENTITY:?set SENDER_IDENTITY to the SES identity (the address or its domain)}"
 : "${RECIPIENTS:?set RECIPIENTS, comma-separated}"
 : "${PANDAS_LAYER_ARN:?set PANDAS_LAYER_ARN (AWSSDKPandas-Python312-Arm64 in your region)}"
 : "${REPORT_TIMEZONE:=UTC}"
@@ -19,6 +18,10 @@ cd "$(dirname "$0")/.."
 # report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
 : "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
 : "${LOG_LEVEL:=INFO}" "${RECONCILE_LAG_DAYS:=2}" "${RECONCILE_COST_METRIC:=UnblendedCost}" "${RECONCILE_ALERT_PERCENT:=5}"
+
+: "${SES_REGION:=}"
+# The identity the role may send as: the one SES will authorize (the verified address, else its domain).
+SENDER_IDENTITY=$(SES_REGION="$SES_REGION" scripts/ses_check.sh)
 
 artifact=dist/bedrock-usage-report.zip
 key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
@@ -32,7 +35,7 @@ aws cloudformation deploy \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
     "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" \
-    "ReservedConcurrency=$RESERVED_CONCURRENCY" "QueryConcurrency=$QUERY_CONCURRENCY" \
+    "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \
     "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
     "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT"

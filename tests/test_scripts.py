@@ -60,3 +60,66 @@ def test_a_failed_report_exits_non_zero(tmp_path, answer, function_error):
     result = invoke(tmp_path, answer, function_error)
     assert result.returncode == 1
     assert "the report failed" in result.stderr and answer.split(",")[0] in result.stdout
+
+
+def ses_stub(tmp_path: Path, verified: set[str], production: bool) -> Path:
+    """An `aws` whose SES v2 knows `verified` identities and whether the account left the sandbox."""
+    bin_dir = tmp_path / "sesbin"
+    bin_dir.mkdir()
+    cases = "\n".join(f'    "{identity}") echo True ;;' for identity in sorted(verified))
+    script = f"""#!/usr/bin/env bash
+case "$1 $2" in
+  "configure get") echo us-east-1 ;;
+  "sesv2 get-email-identity")
+    case "$4" in
+{cases}
+    *) echo "An error occurred (NotFoundException)" >&2; exit 254 ;;
+    esac ;;
+  "sesv2 get-account") echo {"True" if production else "False"} ;;
+esac
+"""
+    (bin_dir / "aws").write_text(script)
+    (bin_dir / "aws").chmod(0o755)
+    return bin_dir
+
+
+def ses_check(tmp_path: Path, verified: set[str], production: bool = True) -> subprocess.CompletedProcess:
+    bin_dir = ses_stub(tmp_path, verified, production)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SENDER": "Bedrock reports <reports@example.com>",
+        "RECIPIENTS": "finops@example.com,cfo@other.org",
+    }
+    env.pop("SES_REGION", None)
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ses_check.sh")], env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("verified", "identity"),
+    [
+        # SES authorizes against the address identity whenever it is verified, even with the domain verified too
+        ({"reports@example.com", "example.com"}, "reports@example.com"),
+        ({"example.com"}, "example.com"),
+    ],
+)
+def test_the_identity_granted_is_the_one_ses_authorizes(tmp_path, verified, identity):
+    result = ses_check(tmp_path, verified)
+    assert result.returncode == 0 and result.stdout.strip() == identity
+    assert "sandbox" not in result.stderr
+
+
+def test_no_verified_identity_stops_the_deploy_and_says_what_to_do(tmp_path):
+    result = ses_check(tmp_path, set())
+    assert result.returncode == 1 and result.stdout == ""
+    assert "aws sesv2 create-email-identity --email-identity reports@example.com --region us-east-1" in result.stderr
+
+
+def test_the_sandbox_names_the_recipients_who_would_get_nothing(tmp_path):
+    result = ses_check(tmp_path, {"example.com"}, production=False)
+    assert result.returncode == 0 and result.stdout.strip() == "example.com"
+    # finops@example.com is covered by the verified domain; cfo@other.org is not
+    assert "in the sandbox" in result.stderr and "would get nothing: cfo@other.org" in result.stderr
+    assert "finops@example.com" not in result.stderr.split("would get nothing:")[1].splitlines()[0]

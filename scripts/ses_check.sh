@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Before `make deploy`: which SES identity may send as SENDER, and is the account still in the SES sandbox?
+# SES authorizes a send against the address identity when that address is verified, else against its domain:
+# granting the role the other one gives AccessDenied. Prints the identity to grant on stdout; advice on stderr.
+# Needs SENDER and RECIPIENTS; SES_REGION (default: the CLI's region).
+set -euo pipefail
+: "${SENDER:?set SENDER}" "${RECIPIENTS:?set RECIPIENTS}"
+region="${SES_REGION:-$(aws configure get region 2>/dev/null || true)}"
+region="${region:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}"
+[[ -n "$region" ]] || { echo "set SES_REGION (or the CLI's region): where SES sends from" >&2; exit 2; }
+
+address="$SENDER"
+[[ "$address" == *"<"*">"* ]] && address="${address##*<}" && address="${address%%>*}"
+domain="${address#*@}"
+
+verified() {  # is this identity verified for sending in $region?
+  local status
+  status=$(aws sesv2 get-email-identity --email-identity "$1" --region "$region" \
+    --query VerifiedForSendingStatus --output text 2>/dev/null || true)
+  [[ "$status" == "True" || "$status" == "true" ]]
+}
+
+if verified "$address"; then
+  identity="$address"
+elif verified "$domain"; then
+  identity="$domain"
+else
+  cat >&2 <<MSG
+SES in $region has neither $address nor $domain verified for sending. Verify one, then deploy again:
+  aws sesv2 create-email-identity --email-identity $address --region $region   (then click the link SES mails)
+  aws sesv2 create-email-identity --email-identity $domain --region $region    (then publish its DKIM records)
+MSG
+  exit 1
+fi
+echo "SES in $region sends as $address through the verified identity $identity" >&2
+
+production=$(aws sesv2 get-account --region "$region" --query ProductionAccessEnabled --output text 2>/dev/null || true)
+if [[ "$production" != "True" && "$production" != "true" ]]; then
+  unverified=()
+  IFS=', ' read -r -a recipients <<<"$RECIPIENTS"
+  for recipient in "${recipients[@]}"; do
+    [[ -n "$recipient" ]] && ! verified "$recipient" && ! verified "${recipient#*@}" && unverified+=("$recipient")
+  done
+  echo "SES in $region is in the sandbox: it mails verified addresses only." >&2
+  if ((${#unverified[@]})); then
+    echo "  not verified, so they would get nothing: ${unverified[*]}" >&2
+    echo "  verify them (aws sesv2 create-email-identity --email-identity <address> --region $region)," >&2
+    echo "  or request production access (SES console: Account dashboard > Request production access)." >&2
+  fi
+fi
+echo "$identity"
