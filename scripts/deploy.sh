@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 : "${LOG_GROUP_ARNS:?set LOG_GROUP_ARNS to the invocation log groups ARNs, comma-separated}"
 : "${SENDER:?set SENDER to the verified SES sender, e.g. reports@example.com}"
 : "${RECIPIENTS:?set RECIPIENTS, comma-separated}"
-: "${PANDAS_LAYER_ARN:?set PANDAS_LAYER_ARN (AWSSDKPandas-Python312-Arm64 in your region)}"
+: "${PANDAS_LAYER_ARN:=}"  # empty: the template's mapping picks this region's AWS SDK for pandas layer
+: "${PANDAS_LAYER_VERSION:=}"
 : "${REPORT_TIMEZONE:=UTC}"
 : "${SCHEDULE_EXPRESSION:=cron(0 6 * * ? *)}"
 : "${REPORT_BUCKET_NAME:=}"
@@ -23,6 +24,27 @@ cd "$(dirname "$0")/.."
 # The identity the role may send as: the one SES will authorize (the verified address, else its domain).
 SENDER_IDENTITY=$(SES_REGION="$SES_REGION" scripts/ses_check.sh)
 
+# The package must sit in a bucket of the function's region: create it there, or check where it is.
+region="${AWS_REGION:-$(aws configure get region)}"
+if ! aws s3api head-bucket --bucket "$ARTIFACT_BUCKET" 2>/dev/null; then
+  echo "creating the artifact bucket $ARTIFACT_BUCKET in $region" >&2
+  if [[ "$region" == "us-east-1" ]]; then
+    aws s3api create-bucket --bucket "$ARTIFACT_BUCKET" --region "$region" >/dev/null
+  else
+    aws s3api create-bucket --bucket "$ARTIFACT_BUCKET" --region "$region" \
+      --create-bucket-configuration "LocationConstraint=$region" >/dev/null
+  fi
+  aws s3api put-public-access-block --bucket "$ARTIFACT_BUCKET" \
+    --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+else
+  where=$(aws s3api get-bucket-location --bucket "$ARTIFACT_BUCKET" --query LocationConstraint --output text)
+  [[ "$where" == "None" || "$where" == "null" || -z "$where" ]] && where=us-east-1
+  if [[ "$where" != "$region" ]]; then
+    echo "the artifact bucket $ARTIFACT_BUCKET is in $where; Lambda reads its package from $region: use a bucket there" >&2
+    exit 1
+  fi
+fi
+
 artifact=dist/bedrock-usage-report.zip
 key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
 aws s3 cp "$artifact" "s3://$ARTIFACT_BUCKET/$key"
@@ -34,7 +56,7 @@ aws cloudformation deploy \
   --parameter-overrides \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
-    "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" \
+    "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" "PandasLayerVersion=$PANDAS_LAYER_VERSION" \
     "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \
     "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \

@@ -224,3 +224,25 @@ def test_every_setting_is_a_parameter_and_checkov_sees_every_statement():
     overrides = template["Resources"]["PriceOverridesPolicy"]
     assert overrides["Condition"] == "OverridesInS3"
     assert overrides["Properties"]["PolicyDocument"]["Statement"][0]["Action"] == "s3:GetObject"
+
+
+def test_the_pandas_layer_resolves_for_every_mapped_region():
+    template = cfn_yaml.loads(TEMPLATE.read_text())
+    mapping = template["Mappings"]["PandasLayer"]
+    layers = template["Resources"]["ReportFunction"]["Properties"]["Layers"][0]["Fn::If"]
+    pattern = layers[2]["Fn::Sub"][0]
+    arn = re.compile(r"^arn:aws:lambda:[a-z0-9-]+:\d{12}:layer:AWSSDKPandas-Python312-Arm64:\d+$")
+    resolved = {
+        region: pattern.replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", region)
+        .replace("${Account}", row["Account"])
+        .replace("${Version}", row["Version"])
+        for region, row in mapping.items()
+    }
+    assert all(arn.match(value) for value in resolved.values()), resolved
+    # the publishing account is not the same everywhere (the reason a mapping is needed)
+    assert resolved["us-east-1"] == "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python312-Arm64:29"
+    assert resolved["eu-south-1"] == "arn:aws:lambda:eu-south-1:774444163449:layer:AWSSDKPandas-Python312-Arm64:26"
+    assert len({row["Account"] for row in mapping.values()}) > 5 and len(mapping) >= 28
+    # an explicit ARN still wins
+    assert layers[0] == "LayerGiven" and layers[1] == {"Ref": "PandasLayerArn"}
