@@ -62,7 +62,7 @@ from .pricing import (
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, usage_query
 from .report import render_csv, report_rows, summarise, summary_document
-from .request import is_price_refresh, parse_request
+from .request import ReportRequest, is_price_refresh, parse_request
 from .service_options import ServiceOptions, load_service_options
 from .usage import usage_frame
 from .window import ReportWindow, day_window
@@ -222,29 +222,18 @@ def run_report(
         "month_to_date": to_date,
         "price_changes": changes,
     }
+
+    # 6. A settled day against the bill (never stops the report)
     reconciliation, drift = _reconcile(s3, aws, config, window, prices.catalog)
     context["reconciliation"] = reconciliation
+
+    # 7. The email, exactly once per window
     rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email: dict[str, Any] = {"sent": False}
     if request.send_email:
-        fresh = Marker(
-            "claimed",
-            run_id=str(uuid.uuid4()),
-            claimed_at=wall_now().isoformat(),
-            expires_at=(now + timedelta(seconds=timeout)).isoformat(),
-            window=bounds,
-            recipients=list(request.recipients),
-        )
-        store = EmailStore(s3, config.report_bucket, sent_marker_key(key))
-        email = send_once(
-            store,
-            aws.client("sesv2", config.ses_region or None),
-            message,
-            sender=config.sender,
-            fresh=fresh,
-            now=wall_now,
-            force=request.force,
-        )
+        # the claim lasts as long as this run can: after that, a run that takes it over knows this one is gone
+        expires = now + timedelta(seconds=timeout)
+        email = _send_once(aws, config, request, sent_marker_key(key), message, bounds, wall_now, expires)
 
     response = {
         "status": "ok",
@@ -265,6 +254,29 @@ def run_report(
     unpriced = sum(u.invocations for u in summary.unpriced)
     metrics = [report_metrics(response, totals.bytes_scanned, totals.queries, unpriced)] + ([drift] if drift else [])
     return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals, metrics)
+
+
+def _send_once(
+    aws: AwsClients,
+    config: Config,
+    request: ReportRequest,
+    marker_key: str,
+    message: EmailMessage,
+    window: dict[str, str],
+    wall_now: Callable[[], datetime],
+    expires: datetime,
+) -> dict[str, Any]:
+    fresh = Marker(
+        "claimed",
+        run_id=str(uuid.uuid4()),
+        claimed_at=wall_now().isoformat(),
+        expires_at=expires.isoformat(),
+        window=window,
+        recipients=list(request.recipients),
+    )
+    store = EmailStore(aws.client("s3"), config.report_bucket, marker_key)
+    ses = aws.client("sesv2", config.ses_region or None)
+    return send_once(store, ses, message, sender=config.sender, fresh=fresh, now=wall_now, force=request.force)
 
 
 BUNDLED = "bundled"  # the footer's price_table_key when the report was priced with the table in the package
