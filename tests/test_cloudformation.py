@@ -246,3 +246,22 @@ def test_the_pandas_layer_resolves_for_every_mapped_region():
     assert len({row["Account"] for row in mapping.values()}) > 5 and len(mapping) >= 28
     # an explicit ARN still wins
     assert layers[0] == "LayerGiven" and layers[1] == {"Ref": "PandasLayerArn"}
+
+
+def test_the_reports_are_one_athena_table_partitioned_by_day():
+    from lambda_function.report import CSV_COLUMNS
+
+    resources = cfn_yaml.loads(TEMPLATE.read_text())["Resources"]
+    table = resources["ReportHistoryTable"]["Properties"]["TableInput"]
+    # the CSV's columns, in its order (the comment is the CSV header), read as text
+    columns = table["StorageDescriptor"]["Columns"]
+    assert [c["Comment"] for c in columns] == CSV_COLUMNS
+    assert {c["Type"] for c in columns} == {"string"}
+    assert table["Parameters"]["skip.header.line.count"] == "1"
+    # partition projection over the report store's yyyy/mm/dd folders (deliver.report_key)
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["day"]
+    assert table["Parameters"]["projection.day.format"] == "yyyy/MM/dd"
+    template = table["Parameters"]["storage.location.template"]["Fn::Sub"][0]
+    assert template.endswith("/reports/${!day}/")
+    workgroup = resources["ReportHistoryWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert workgroup["EnforceWorkGroupConfiguration"] is True
