@@ -55,9 +55,10 @@ def sent_marker_key(csv_key: str) -> str:
 
 
 def put_summary(s3: Any, bucket: str, csv_key: str, summary: dict[str, Any]) -> str:
-    """The machine-readable summary beside the CSV (same name, .json)."""
+    """The machine-readable summary beside the CSV (same name, .json), on one line: Athena's JSON SerDe (the stack's
+    `summaries` table) reads one object per line."""
     key = summary_key(csv_key)
-    body = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    body = (json.dumps(summary, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return f"s3://{bucket}/{key}"
 

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,14 @@ def test_the_reports_are_one_athena_table_partitioned_by_day():
     assert template.endswith("/reports/${!day}/")
     workgroup = resources["ReportHistoryWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert workgroup["EnforceWorkGroupConfiguration"] is True
+
+
+def test_the_json_summaries_are_a_table_too():
+    from lambda_function.report import ReportSummary, summary_document
+
+    resources = cfn_yaml.loads(TEMPLATE.read_text())["Resources"]
+    table = resources["ReportSummaryTable"]["Properties"]["TableInput"]
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    # every column is a key of the summary the function writes
+    document = summary_document(ReportSummary(Decimal(0), 0, 0, 0, 0, 0, 0, 0), {"start": "", "end": ""}, {})
+    assert {c["Name"] for c in table["StorageDescriptor"]["Columns"]} <= set(document) | {"reconciliation"}

@@ -186,7 +186,9 @@ def test_a_duplicate_invocation_sends_one_email_and_force_sends_again(account):
 def test_the_json_summary_beside_the_csv(account):
     response = report({"date": DAY.isoformat(), "send_email": False}).response
     key = response["summary_uri"].removeprefix(f"s3://{BUCKET}/")
-    document = json.loads(account.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    body = account.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert body.count(b"\n") == 1  # one object on one line: Athena's JSON SerDe reads it (the stack's table)
+    document = json.loads(body)
     assert document["total_cost_usd"] == response["total_cost_usd"]
     assert document["invocations"] == response["invocations"]
     csv_rows = parse_csv(read_s3_csv(account, response))
