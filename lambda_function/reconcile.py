@@ -22,7 +22,6 @@ from typing import Any
 
 from .metrics import emf
 
-CENT = Decimal("0.01")
 TOKEN_KINDS_OF_CHARGE = "tokens"
 # usage-type marker (lower case) -> kind of billed usage the invocation logs do not record (FACTS §3)
 UNLOGGED_KINDS = (
@@ -201,11 +200,9 @@ def _period(first: date, last_exclusive: date) -> dict[str, str]:
     return {"Start": first.isoformat(), "End": last_exclusive.isoformat()}
 
 
-def bedrock_services(ce: Any, day: date) -> list[str]:
-    """Amazon Bedrock and every service a Bedrock model is billed under that day (its name says Bedrock)."""
-    response = ce.get_dimension_values(
-        TimePeriod=_period(day, day + timedelta(days=1)), Dimension="SERVICE", SearchString="Bedrock"
-    )
+def bedrock_services(ce: Any, first: date, end: date) -> list[str]:
+    """Amazon Bedrock and every service a Bedrock model is billed under in [first, end) (its name says Bedrock)."""
+    response = ce.get_dimension_values(TimePeriod=_period(first, end), Dimension="SERVICE", SearchString="Bedrock")
     return sorted(v["Value"] for v in response.get("DimensionValues", []) if "bedrock" in v["Value"].lower())
 
 
@@ -234,10 +231,10 @@ def _grouped(
 
 
 def billed_day(ce: Any, day: date, metric: str) -> tuple[list[BilledLine], list[tuple[str, str, Decimal]]]:
-    services = bedrock_services(ce, day)
+    end = day + timedelta(days=1)
+    services = bedrock_services(ce, day, end)
     if not services:
         return [], []
-    end = day + timedelta(days=1)
     lines = [
         BilledLine(k[0], k[1], usd) for k, usd in _grouped(ce, day, end, metric, services, ["SERVICE", "USAGE_TYPE"])
     ]
@@ -247,11 +244,11 @@ def billed_day(ce: Any, day: date, metric: str) -> tuple[list[BilledLine], list[
 
 def billed_month_to_date(ce: Any, day: date, metric: str) -> Decimal:
     """The Bedrock bill from the 1st of `day`'s month through `day`."""
-    first = day.replace(day=1)
-    services = bedrock_services(ce, day)
+    first, end = day.replace(day=1), day + timedelta(days=1)
+    services = bedrock_services(ce, first, end)  # the month's: a model billed on earlier days only counts too
     if not services:
         return Decimal(0)
-    return sum((usd for _, usd in _grouped(ce, first, day + timedelta(days=1), metric, services, [])), Decimal(0))
+    return sum((usd for _, usd in _grouped(ce, first, end, metric, services, [])), Decimal(0))
 
 
 def month_to_date(billed: Decimal, estimated: Decimal, days_estimated: int, days: int) -> dict[str, Any]:

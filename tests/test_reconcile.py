@@ -201,3 +201,16 @@ def test_a_handful_of_requests_and_the_drift_metric(account):
         SETTLED.isoformat(),
     )
     assert drift["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BedrockUsageReport"
+
+
+def test_the_month_to_date_counts_a_service_billed_on_earlier_days_only(account):
+    if SETTLED.day == 1:
+        pytest.skip("the settled day is the 1st: no earlier day in its month")
+    earlier = SETTLED - timedelta(days=1)
+    # Haiku 4.5 billed $2.50 the day before, not on the settled day itself
+    haiku = bill("Claude Haiku 4.5 (Amazon Bedrock Edition)", "USE1-MP:USE1_InputTokenCount-Units", "2.5", day=earlier)
+    result = reconciled(account, *EXACT, haiku)
+    # the day: 10 billed as before; the month to date: 10 + 2.50 (no report for the earlier day: estimated 10)
+    assert result["billed_usd"] == "10.000000"
+    assert result["month_to_date"]["billed_usd"] == "12.500000"
+    assert result["month_to_date"]["estimated_usd"] == "10.000000"
