@@ -57,6 +57,9 @@ AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError)
 # The request never reached the service: always safe to retry.
 UNSENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError)
 UNSAFE_AFTER_SEND = frozenset({"SendRawEmail", "SendEmail"})
+# Throttling the caller backs off from itself: InsightsRunner waits out the account's concurrent-query limit with
+# longer, deadline-bounded delays; retrying here too would multiply its attempts.
+CALLER_BACKS_OFF = frozenset({"StartQuery"})
 
 
 def error_code(err: ClientError) -> str:
@@ -101,7 +104,7 @@ class RetryPolicy:
         if isinstance(err, UNSENT_ERRORS):
             return True
         if isinstance(err, ClientError) and error_code(err) in THROTTLING_CODES:
-            return True
+            return operation not in CALLER_BACKS_OFF
         return is_ambiguous(err) and operation not in UNSAFE_AFTER_SEND
 
     def call(self, method: Callable[..., Any], operation: str, /, **params: Any) -> Any:
@@ -142,10 +145,6 @@ class GuardedClient:
             return policy.call(attribute, operation, **params)
 
         return call
-
-    @property
-    def unguarded(self) -> Any:
-        return self._client
 
 
 class AwsClients:

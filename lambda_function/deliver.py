@@ -152,11 +152,10 @@ def link_lifetime(credentials: Any, requested_seconds: int, now: datetime) -> Li
 
 @dataclass(frozen=True)
 class RefreshedTable:
-    """A token price table the weekly refresh wrote: its S3 key, content and the day it was made."""
+    """A token price table the weekly refresh wrote: its S3 key and content."""
 
     key: str
     content: bytes
-    day: str  # YYYY-MM-DD
 
     @property
     def name(self) -> str:
@@ -164,17 +163,17 @@ class RefreshedTable:
 
 
 class PriceStore:
-    """Where the refreshed price tables live in the report bucket: `<prefix>/prices/token_prices.<day>.csv`,
-    each tagged with the hash of the bundled table it was built from, and the operator's extra Price List name
+    """Where the refreshed price tables live in the report bucket: `<prefix>/prices/token_prices.<day>.<sha>.csv`,
+    `<sha>` the start of the hash of the bundled table it was built from, and the operator's extra Price List name
     mappings, `<prefix>/prices/price_list_names.csv` (optional)."""
 
-    _TABLE = re.compile(r"token_prices\.(\d{4}-\d{2}-\d{2})\.csv$")
+    _TABLE = re.compile(r"token_prices\.(\d{4}-\d{2}-\d{2})\.([0-9a-f]{12})\.csv$")
 
     def __init__(self, s3: Any, bucket: str, prefix: str):
         self.s3, self.bucket, self.prefix = s3, bucket, f"{prefix}/prices/"
 
-    def table_key(self, day: str) -> str:
-        return f"{self.prefix}token_prices.{day}.csv"
+    def table_key(self, day: str, bundled_sha: str) -> str:
+        return f"{self.prefix}token_prices.{day}.{bundled_sha[:12]}.csv"
 
     def newest(self, bundled_sha: str) -> RefreshedTable | None:
         """The newest refreshed table built from this bundled table, or None (a new deploy ships a new bundled
@@ -187,14 +186,12 @@ class PriceStore:
             if not page.get("IsTruncated"):
                 break
             params["ContinuationToken"] = page["NextContinuationToken"]
-        for key in sorted(keys, reverse=True):
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
-            if response.get("Metadata", {}).get("bundled-sha256") != bundled_sha:
-                continue
-            match = self._TABLE.search(key)
-            assert match is not None
-            return RefreshedTable(key, bytes(response["Body"].read()), match.group(1))
-        return None
+        # The key says which bundled table each was built from: tables of older packages are never downloaded.
+        ours = [key for key in keys if (m := self._TABLE.search(key)) and m.group(2) == bundled_sha[:12]]
+        if not ours:
+            return None
+        newest = max(ours)  # the day sorts as text
+        return RefreshedTable(newest, bytes(self.s3.get_object(Bucket=self.bucket, Key=newest)["Body"].read()))
 
     def read(self, key: str) -> bytes | None:
         try:
@@ -205,14 +202,8 @@ class PriceStore:
             raise
 
     def put(self, day: str, content: bytes, bundled_sha: str) -> str:
-        key = self.table_key(day)
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=content,
-            ContentType="text/csv; charset=utf-8",
-            Metadata={"bundled-sha256": bundled_sha},
-        )
+        key = self.table_key(day, bundled_sha)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=content, ContentType="text/csv; charset=utf-8")
         return f"s3://{self.bucket}/{key}"
 
     def extra_names(self) -> bytes | None:

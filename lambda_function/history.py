@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .aws import error_code
-from .deliver import report_key
+from .deliver import report_key, summary_key
 from .window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def previous_window(window: ReportWindow) -> ReportWindow:
 
 def previous_footer(s3: Any, bucket: str, prefix: str, window: ReportWindow) -> dict[str, Any] | None:
     """The footer of the report of the period before (which price table priced it), or None."""
-    key = report_key(prefix, previous_window(window)).removesuffix(".csv") + ".json"
+    key = summary_key(report_key(prefix, previous_window(window)))
     try:
         document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         footer = document["footer"]
@@ -58,7 +58,7 @@ def _summary_total(s3: Any, bucket: str, prefix: str, window: ReportWindow, skip
     """An earlier report's total, or None when there is none. One that cannot be read (not JSON, a field missing
     or not a number, an S3 error) is skipped with a warning and its key added to `skipped`: today's report goes
     out with the comparison leaving it out, rather than not at all."""
-    key = report_key(prefix, window).removesuffix(".csv") + ".json"
+    key = summary_key(report_key(prefix, window))
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as err:

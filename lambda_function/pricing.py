@@ -246,13 +246,18 @@ def content_version(path: Path, content: bytes) -> str:
     return f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
 
 
-def load_context_tiers(pricing_dir: Path) -> ContextTiers:
-    path = pricing_dir / "context_tiers.csv"
+def load_versioned(path: Path, parse: Callable[[str, str], Any], empty: Any) -> Any:
+    """A side table (tiers, options) parsed and named by content, or `empty` when the package has none."""
     if not path.is_file():
-        return ContextTiers([])
+        return empty
     content = path.read_bytes()
-    tiers = parse_tiers(content.decode("utf-8"), str(path))
-    tiers.version = content_version(path, content)
+    table = parse(content.decode("utf-8"), str(path))
+    table.version = content_version(path, content)
+    return table
+
+
+def load_context_tiers(pricing_dir: Path) -> ContextTiers:
+    tiers: ContextTiers = load_versioned(pricing_dir / "context_tiers.csv", parse_tiers, ContextTiers([]))
     return tiers
 
 

@@ -98,12 +98,7 @@ def parse_options(text: str, where: str = "service_options.csv") -> ServiceOptio
 
 
 def load_service_options(pricing_dir: Path) -> ServiceOptions:
-    path = pricing_dir / "service_options.csv"
-    if not path.is_file():
-        return ServiceOptions([])
-    from .pricing import content_version
+    from .pricing import load_versioned
 
-    content = path.read_bytes()
-    options = parse_options(content.decode("utf-8"), str(path))
-    options.version = content_version(path, content)
+    options: ServiceOptions = load_versioned(pricing_dir / "service_options.csv", parse_options, ServiceOptions([]))
     return options

@@ -3,6 +3,7 @@ every report after it prices with that table — a model AWS started selling aft
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -111,7 +112,10 @@ def test_a_model_only_the_refreshed_table_knows_is_priced_and_announced(account)
     faults.add("GetProducts", Faults.answer(price_list(items)), times=-1)
     answer = refresh(faults)
     assert answer["status"] == "ok" and answer["based_on"] == "bundled"
-    assert answer["price_table"] == f"s3://{BUCKET}/bedrock-usage/prices/token_prices.{NOW.date().isoformat()}.csv"
+    # the key names the day and the bundled table it was built from (the first 12 hex digits of its SHA-256)
+    bundled = hashlib.sha256((Path(__file__).resolve().parent.parent / "pricing" / "token_prices.csv").read_bytes())
+    table_name = f"token_prices.{NOW.date().isoformat()}.{bundled.hexdigest()[:12]}.csv"
+    assert answer["price_table"] == f"s3://{BUCKET}/bedrock-usage/prices/{table_name}"
     assert answer["added_rows"] >= 2  # the new model's in_region and geo rows at least
 
     # THEN today's report prices it: 1,000,000 x 2 + 100,000 x 8 per 1M = 2.00 + 0.80 = 2.80
@@ -120,7 +124,7 @@ def test_a_model_only_the_refreshed_table_knows_is_priced_and_announced(account)
     assert (row["Charges incurred"], row["Pricing status"]) == ("2.800000", "priced")
     # AND the footer names the refreshed table by its date, and the email says what changed since yesterday
     footer = summary_document(account, response)["footer"]
-    assert footer["price_table_version"].startswith(f"token_prices.{NOW.date().isoformat()}.csv@")
+    assert footer["price_table_version"].startswith(f"{table_name}@")
     assert footer["price_changes"]["newly_priced"] == [NEW_MODEL]
     body = text_body(emails(account)[-1])
     assert "PRICES CHANGED since the previous report" in body and f"Newly priced: {NEW_MODEL}" in body
@@ -148,14 +152,13 @@ def test_an_empty_price_list_writes_no_table(account):
 
 
 def test_a_table_refreshed_from_an_older_package_is_not_used(account):
-    # GIVEN a refreshed table whose metadata names another bundled table (the package was updated since)
+    # GIVEN a refreshed table whose key names another bundled table (the package was updated since)
     stale = (Path(__file__).resolve().parent.parent / "pricing" / "token_prices.csv").read_text()
     stale += f"{NEW_MODEL},us-east-1,in_region,2024-01-01,1,1,,,,stale\n"
     account.client("s3").put_object(
         Bucket=BUCKET,
-        Key="bedrock-usage/prices/token_prices.2026-01-01.csv",
+        Key="bedrock-usage/prices/token_prices.2026-01-01.000000000000.csv",
         Body=stale.encode(),
-        Metadata={"bundled-sha256": "0" * 64},
     )
     # THEN the report prices with the bundled table
     response = run({"date": DAY.isoformat()}).response
