@@ -79,7 +79,7 @@ class Config:
     default_region: str
     price_table: Path = DEFAULT_PRICE_TABLE
     query_concurrency: int = 4
-    query_row_limit: int = 10_000
+    query_row_limit: int = 100_000  # StartQuery's maximum; the runner falls back to 10,000 where refused
     price_discount_percent: Decimal = Decimal(0)
     price_overrides: str = ""
     link_expiry_seconds: int = 7 * 24 * 3600

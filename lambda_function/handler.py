@@ -60,7 +60,7 @@ from .pricing import (
     price_usage,
 )
 from .profiles import normaliser, resolve_profiles
-from .query import COUNT_FIELD, usage_query
+from .query import COUNT_FIELD, SPLIT_FIELD, usage_query
 from .report import render_csv, report_rows, summarise, summary_document
 from .request import ReportRequest, is_price_refresh, parse_request
 from .service_options import ServiceOptions, load_service_options
@@ -173,11 +173,17 @@ def run_report(
     query = usage_query(prices.context_tiers.thresholds)
     specs = plan_queries(config.log_groups, config.default_region, start, end_second, query, config.query_row_limit)
     runner = InsightsRunner(
-        aws.logs, sleep=sleep, clock=clock, deadline=query_deadline, concurrency=config.query_concurrency
+        aws.logs,
+        sleep=sleep,
+        clock=clock,
+        deadline=query_deadline,
+        concurrency=config.query_concurrency,
+        split_field=SPLIT_FIELD,
     )
     results, totals = runner.run_all(specs, COUNT_FIELD)
     totals.log_groups = [group.identifier for group in config.log_groups]
-    usage = usage_frame(row for result in results for row in result.rows)
+    usage = usage_frame(page for result in results for page in result.take_pages())
+    del results
 
     # 3. Prices
     bedrock = lambda region: aws.client("bedrock", region)  # noqa: E731
@@ -187,8 +193,10 @@ def run_report(
 
     # 4. The report
     rows = report_rows(priced)
+    del usage, priced  # at 100,000 groups each frame is tens of MiB; the email still has to be encoded
     csv_bytes = render_csv(rows)
     summary = summarise(rows)
+    del rows
     if summary.invocations != totals.records_matched:
         # run_all proved each query complete; this guards the frame and the CSV against dropping rows.
         raise IncompleteResults(
@@ -228,7 +236,7 @@ def run_report(
     context["reconciliation"] = reconciliation
 
     # 7. The email, exactly once per window
-    rendered, message = _compose_email(context, config.sender, request.recipients, csv_bytes)
+    rendered, message, raw_message = _compose_email(context, config.sender, request.recipients, csv_bytes)
     email: dict[str, Any] = {"sent": False}
     if request.send_email:
         # the claim lasts as long as this run can: after that, a run that takes it over knows this one is gone
@@ -253,7 +261,7 @@ def run_report(
     }
     unpriced = sum(u.invocations for u in summary.unpriced)
     metrics = [report_metrics(response, totals.bytes_scanned, totals.queries, unpriced)] + ([drift] if drift else [])
-    return ReportRun(response, csv_bytes, message_bytes(message), rendered.html, totals, metrics)
+    return ReportRun(response, csv_bytes, raw_message, rendered.html, totals, metrics)
 
 
 def _send_once(
@@ -389,8 +397,9 @@ def _footer(totals: QueryTotals, price_version: str, unreadable_summaries: int) 
 
 def _compose_email(
     context: dict[str, Any], sender: str, recipients: tuple[str, ...], csv_bytes: bytes
-) -> tuple[RenderedEmail, EmailMessage]:
-    """With the CSV attached while the message fits SES's size limit; otherwise the link only, and it says so."""
+) -> tuple[RenderedEmail, EmailMessage, bytes]:
+    """With the CSV attached while the message fits SES's size limit; otherwise the link only, and it says so.
+    Also the message's bytes (as written to out/): a large attachment takes a while to encode."""
     for attached in (True, False):
         rendered = render_email({**context, "attached": attached})
         message = build_message(
@@ -400,9 +409,10 @@ def _compose_email(
             attachment=csv_bytes if attached else None,
             attachment_name=context["csv_name"],
         )
-        if len(message_bytes(message)) <= SES_MAX_RAW_MESSAGE:
+        raw = message_bytes(message)
+        if len(raw) <= SES_MAX_RAW_MESSAGE:
             break
-    return rendered, message
+    return rendered, message, raw
 
 
 # What every log line of a run carries (JSON logs: Lambda's formatter adds a record's extra attributes). Lambda

@@ -1,8 +1,18 @@
 """Logs Insights adapter: start -> wait -> rows, with proof that nothing was cut off.
 
 The service ends a query `Complete` with exactly `limit` rows and no warning when there were more, so each
-result is checked: fewer rows than the limit, and the summed invocation counts equal `recordsMatched`. A
-result that may be truncated is split in two halves of its time range and those are queried again.
+result is checked: the summed invocation counts equal `recordsMatched` (every group counts at least one record, so
+a missing row always shows as a shortfall). The query sorts its rows by a split field (the identity ARN), so a
+result cut off at the limit holds every group of the identities before its last row's: those rows are kept, and
+only the rest of the range (that identity onwards) is asked again, which must then match exactly the records
+the kept rows leave over. Rows fetched stay close to the number of groups, and no group straddles two parts.
+Where one identity fills a whole result, its range is split by time instead, into as many slices as the
+observed density needs.
+
+Queries ask for up to 100,000 rows (StartQuery's maximum) and read them 10,000 a page. Where the SDK's model or
+the service refuses that limit, the run falls back to 10,000 rows once. Rows are read from the raw response into
+compact columns (botocore's model parser costs more than everything else together at 50,000 rows), and the
+partial rows of `Running` polls are neither transferred nor parsed where the SDK knows `maxItems`.
 
 Queries run in parallel; when one fails, the others are stopped rather than left scanning (and billing) until
 they finish on their own.
@@ -10,14 +20,18 @@ they finish on their own.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,38 +42,133 @@ from .errors import ConfigError, IncompleteResults, QueryFailed
 log = logging.getLogger(__name__)
 
 MAX_GROUPS_PER_QUERY = 50  # logGroupNames / logGroupIdentifiers accept at most 50 entries
+MAX_LIMIT = 100_000  # StartQuery `limit` (botocore's model: 1-100,000; SDKs from before 2025 say 10,000)
+FALLBACK_LIMIT = 10_000  # the limit the service and older SDKs accept
+PAGE_ROWS = 10_000  # GetQueryResults returns at most 10,000 rows a call (`maxItems`), more through `nextToken`
+# A split plans each part to fill at most this share of the limit: a density read from one part of the data is
+# an estimate, and a part that still overflows costs its whole result again.
+FILL = 0.8
 FINAL_FAILURES = {"Failed", "Cancelled", "Timeout", "Unknown"}
 RETRYABLE_START_ERRORS = {"LimitExceededException", "ThrottlingException", "ServiceUnavailableException"}
+ROWS_KEY = "BedrockReportRows"  # where the raw-body reader leaves a response's rows (see `_read_rows_raw`)
+# Split boundaries go into the query text as string literals: only characters that need no escaping, and a
+# prefix of a value is as good a boundary as the value itself.
+_PLAIN = re.compile(r"[A-Za-z0-9:/+=,.@_-]{0,256}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """Result rows as columns: field name -> one value per row (None where a row lacks the field)."""
+
+    size: int
+    columns: dict[str, list[str | None]]
+
+    def column(self, name: str) -> list[str | None]:
+        return self.columns.get(name) or [None] * self.size
+
+
+def page_of(results: Sequence[Sequence[Mapping[str, Any]]]) -> Page:
+    """GetQueryResults' rows (lists of {field, value}) as columns.
+    Equal values share one string: most columns repeat a handful of values (the day, the account, the model)."""
+    size = len(results)
+    columns: dict[str, list[str | None]] = {}
+    shared: dict[str, str] = {}
+    for i, row in enumerate(results):
+        for item in row:
+            name, value = item["field"], item.get("value")
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * size
+            column[i] = None if value is None else shared.setdefault(value, value)
+    return Page(size, columns)
+
+
+def page_from_rows(rows: Iterable[Mapping[str, str]]) -> Page:
+    """Rows as dicts (field -> value) as one page: tests and small tools."""
+    return page_of([[{"field": k, "value": v} for k, v in row.items()] for row in rows])
+
+
+def rows_of(pages: Iterable[Page]) -> Iterator[dict[str, str]]:
+    """Pages back as one dict per row (tests and small tools; the report reads columns)."""
+    for page in pages:
+        for i in range(page.size):
+            yield {name: value for name, values in page.columns.items() if (value := values[i]) is not None}
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Records whose `field` is in [low, high); None leaves that side open."""
+
+    field: str
+    low: str | None = None
+    high: str | None = None
+
+    def condition(self) -> str:
+        sides = [f'{self.field} >= "{self.low}"'] if self.low is not None else []
+        sides += [f'{self.field} < "{self.high}"'] if self.high is not None else []
+        return " and ".join(sides)
 
 
 @dataclass(frozen=True)
 class QuerySpec:
-    """One StartQuery: a batch of log groups in one region over [start, end] epoch seconds (both inclusive)."""
+    """One StartQuery: a batch of log groups in one region over [start, end] epoch seconds (both inclusive),
+    optionally only the records whose split field is in `key_range`."""
 
     region: str
     log_groups: tuple[LogGroup, ...]
     start: int
     end: int
     query: str
-    limit: int = 10_000
+    limit: int = MAX_LIMIT
+    key_range: KeyRange | None = None
+    expect_matched: int | None = None  # a continuation: the records the part before it left over
 
     def describe(self) -> str:
         names = ", ".join(g.name for g in self.log_groups[:3]) + (" ..." if len(self.log_groups) > 3 else "")
-        return f"[{self.start}..{self.end}] in {self.region} over {names}"
+        where = f" where {self.key_range.condition()}" if self.key_range else ""
+        return f"[{self.start}..{self.end}] in {self.region} over {names}{where}"
 
-    def halves(self) -> tuple[QuerySpec, QuerySpec]:
-        middle = self.start + (self.end - self.start) // 2
-        return replace(self, end=middle), replace(self, start=middle + 1)
+    @property
+    def query_string(self) -> str:
+        """The query, with the key range as a filter just before its `stats` command."""
+        condition = self.key_range.condition() if self.key_range else ""
+        if not condition:
+            return self.query
+        head, stats, tail = self.query.partition("\n| stats ")
+        if not stats:
+            raise ValueError("a query split by key needs a line starting '| stats '")
+        return f"{head}\n| filter {condition}{stats}{tail}"
+
+    def time_slices(self, parts: int) -> list[QuerySpec]:
+        """`parts` consecutive slices of the time range (fewer when it has fewer seconds)."""
+        seconds = self.end - self.start + 1
+        parts = max(1, min(parts, seconds))
+        edges = [self.start + seconds * i // parts for i in range(parts + 1)]
+        return [replace(self, start=a, end=b - 1) for a, b in pairwise(edges)]
 
 
 @dataclass
 class QueryResult:
-    spec: QuerySpec
-    rows: list[dict[str, str]]
+    spec: QuerySpec  # as run: its `limit` is the one the service applied
+    pages: list[Page]
     records_matched: int
     records_scanned: int
     bytes_scanned: int
     query_id: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(page.size for page in self.pages)
+
+    def column(self, name: str) -> Iterator[str | None]:
+        for page in self.pages:
+            yield from page.column(name)
+
+    def take_pages(self) -> Iterator[Page]:
+        """The pages, each let go of once the caller has it (the rows of 100,000 groups are the run's largest
+        object)."""
+        while self.pages:
+            yield self.pages.pop(0)
 
 
 @dataclass
@@ -71,11 +180,13 @@ class QueryTotals:
     records_matched: int = 0
     records_scanned: int = 0
     bytes_scanned: int = 0
+    rows_fetched: int = 0
+    row_limit: int = MAX_LIMIT
     log_groups: list[str] = field(default_factory=list)
 
 
 def plan_queries(
-    log_groups: Sequence[LogGroup], default_region: str, start: int, end: int, query: str, limit: int
+    log_groups: Sequence[LogGroup], default_region: str, start: int, end: int, query: str, limit: int = MAX_LIMIT
 ) -> list[QuerySpec]:
     """One spec per region and batch of at most 50 log groups."""
     by_region: dict[str, list[LogGroup]] = {}
@@ -94,16 +205,60 @@ def _as_int(value: Any) -> int:
         number = Decimal(str(value))
     except InvalidOperation:
         return 0
-    return int(number)
+    return int(number) if number.is_finite() else 0
+
+
+def counted(result: QueryResult, count_field: str) -> int:
+    return sum(_as_int(value) for value in result.column(count_field) if value)
 
 
 def is_complete(result: QueryResult, count_field: str) -> bool:
-    counted = sum(_as_int(row.get(count_field, "0")) for row in result.rows)
-    return len(result.rows) < result.spec.limit and counted == result.records_matched
+    """Every group has at least one record, so rows missing past the limit always leave the counts short of
+    `recordsMatched`: equal counts prove the result whole, even when it has exactly `limit` rows."""
+    return counted(result, count_field) == result.records_matched
+
+
+def _read_rows_raw(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore `before-parse` hook for GetQueryResults: the rows of a Complete answer go into compact columns
+    (json.loads, then one pass), a Running answer's partial rows are dropped, and botocore's model parser is
+    left only the small rest of the body. Anything unexpected is left to botocore as it came."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code", 500) >= 300 or not isinstance(body, bytes | str) or not body:
+        return
+    try:
+        document = json.loads(body)
+        results = document.pop("results", None) if isinstance(document, dict) else None
+        if not isinstance(results, list):
+            return
+        page = page_of(results) if document.get("status") == "Complete" else Page(0, {})
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return
+    customized_response_dict[ROWS_KEY] = page
+    response_dict["body"] = json.dumps(document).encode("utf-8")
+
+
+def _page(response: Mapping[str, Any]) -> Page:
+    page = response.get(ROWS_KEY)
+    if isinstance(page, Page):
+        return page
+    # An SDK without the `before-parse` event (or a body the hook left alone): botocore parsed the rows.
+    return page_of(response.get("results", [])) if response.get("status") == "Complete" else Page(0, {})
+
+
+def _model_limit(client: Any, operation: str, member: str) -> int | None:
+    """The `max` of a request member in the SDK's model (None when the model lacks the member)."""
+    try:
+        shape = client.meta.service_model.operation_model(operation).input_shape.members.get(member)
+    except Exception:  # a stand-in client without a model: assume nothing
+        return MAX_LIMIT
+    return None if shape is None else int(shape.metadata.get("max", MAX_LIMIT))
 
 
 class InsightsRunner:
-    """Runs QuerySpecs to completion. Clients, sleep and clock are injected so tests never wait."""
+    """Runs QuerySpecs to completion. Clients, sleep and clock are injected so tests never wait.
+
+    split_field: a field of the query (made non-null by it) whose ranges separate its groups; without it, a
+    result over the limit is split by time only."""
 
     def __init__(
         self,
@@ -116,6 +271,7 @@ class InsightsRunner:
         first_poll: float = 0.5,
         max_poll: float = 5.0,
         start_attempts: int = 8,
+        split_field: str | None = None,
     ):
         self._client_for_region = client_for_region
         self._sleep = sleep
@@ -125,34 +281,76 @@ class InsightsRunner:
         self._first_poll = first_poll
         self._max_poll = max_poll
         self._start_attempts = start_attempts
+        self._split_field = split_field
+        self._lock = threading.Lock()
+        self._row_cap: int | None = None  # FALLBACK_LIMIT once the service refused more, for the rest of the run
+        self._prepared: set[int] = set()
+
+    # -- clients and limits ----------------------------------------------------------------------------------
+    def _client(self, region: str) -> Any:
+        client = self._client_for_region(region)
+        with self._lock:
+            if id(client) not in self._prepared:
+                self._prepared.add(id(client))
+                meta = getattr(client, "meta", None)
+                if meta is not None and hasattr(meta, "events"):
+                    service = meta.service_model.service_id.hyphenize()
+                    meta.events.register(
+                        f"before-parse.{service}.GetQueryResults", _read_rows_raw, unique_id="bedrock-report-rows"
+                    )
+        return client
+
+    def _limit(self, client: Any, spec: QuerySpec) -> int:
+        allowed = _model_limit(client, "StartQuery", "limit") or FALLBACK_LIMIT
+        with self._lock:
+            cap = self._row_cap or spec.limit
+        return min(spec.limit, allowed, cap)
+
+    def _fall_back(self, err: ClientError) -> None:
+        with self._lock:
+            first = self._row_cap is None
+            self._row_cap = FALLBACK_LIMIT
+        if first:
+            log.warning(
+                "StartQuery refused a limit above %d (%s); this run asks for %d rows a query",
+                FALLBACK_LIMIT,
+                err,
+                FALLBACK_LIMIT,
+            )
 
     # -- one query -------------------------------------------------------------------------------------------
     def _time_left(self) -> float:
         return float("inf") if self._deadline is None else self._deadline - self._clock()
 
-    def _start(self, client: Any, spec: QuerySpec, cancel: threading.Event) -> str:
-        params: dict[str, Any] = {
-            "startTime": spec.start,
-            "endTime": spec.end,
-            "queryString": spec.query,
-            "limit": spec.limit,
-        }
+    def _start(self, client: Any, spec: QuerySpec, cancel: threading.Event) -> tuple[QuerySpec, str]:
+        """Start `spec`; returns it with the limit actually asked for, and the query id."""
+        spec = replace(spec, limit=self._limit(client, spec))
+        params: dict[str, Any] = {"startTime": spec.start, "endTime": spec.end, "queryString": spec.query_string}
         if any(group.is_arn for group in spec.log_groups):
             params["logGroupIdentifiers"] = [group.identifier for group in spec.log_groups]
         else:
             params["logGroupNames"] = [group.name for group in spec.log_groups]
-        for attempt in range(1, self._start_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             if cancel.is_set():
                 raise _Cancelled(spec.describe())
             try:
-                return str(client.start_query(**params)["queryId"])
+                return spec, str(client.start_query(**params, limit=spec.limit)["queryId"])
             except ClientError as err:
-                code = err.response.get("Error", {}).get("Code", "")
+                error = err.response.get("Error", {})
+                code, message = error.get("Code", ""), str(error.get("Message", ""))
                 if code == "ResourceNotFoundException":  # e.g. a log-group ARN of another account, mistyped
-                    raise ConfigError(
-                        "LOG_GROUP_NAMES", err.response.get("Error", {}).get("Message", str(err))
-                    ) from err
-                if code not in RETRYABLE_START_ERRORS or attempt == self._start_attempts:
+                    raise ConfigError("LOG_GROUP_NAMES", message or str(err)) from err
+                if (
+                    code in {"InvalidParameterException", "ValidationException"}
+                    and "limit" in message.lower()
+                    and spec.limit > FALLBACK_LIMIT
+                ):
+                    self._fall_back(err)
+                    spec = replace(spec, limit=FALLBACK_LIMIT)
+                    continue
+                if code not in RETRYABLE_START_ERRORS or attempt >= self._start_attempts:
                     raise
                 # Concurrent queries are capped per account (dashboards count too): back off with jitter.
                 delay = min(30.0, 1.0 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
@@ -160,13 +358,12 @@ class InsightsRunner:
                     raise QueryFailed(f"query {spec.describe()} could not start before the deadline: {code}") from err
                 log.warning("StartQuery %s (%s), retrying in %.1fs", code, spec.describe(), delay)
                 self._sleep(delay)
-        raise AssertionError("unreachable")
 
     def run_one(self, spec: QuerySpec, cancel: threading.Event | None = None) -> QueryResult:
         """Start `spec` and wait for it; if `cancel` is set meanwhile, stop the query and raise _Cancelled."""
         cancel = cancel or threading.Event()
-        client = self._client_for_region(spec.region)
-        query_id = self._start(client, spec, cancel)
+        client = self._client(spec.region)
+        spec, query_id = self._start(client, spec, cancel)
         try:
             return self._wait(client, spec, query_id, cancel)
         except BaseException:
@@ -175,23 +372,31 @@ class InsightsRunner:
             raise
 
     def _wait(self, client: Any, spec: QuerySpec, query_id: str, cancel: threading.Event) -> QueryResult:
+        # Polls ask for one row: a Running query's partial rows are of no use, and at 100,000 groups each poll
+        # would otherwise carry megabytes. The rest of a Complete result is then read a full page at a time.
+        pages_known = _model_limit(client, "GetQueryResults", "maxItems") is not None
+        poll = {"maxItems": 1} if pages_known else {}
+        more = {"maxItems": PAGE_ROWS} if pages_known else {}
         interval = self._first_poll
         while True:
             if cancel.is_set():
                 raise _Cancelled(f"{query_id} {spec.describe()}")
-            response = client.get_query_results(queryId=query_id)
+            response = client.get_query_results(queryId=query_id, **poll)
             status = response.get("status", "Unknown")
             if status == "Complete":
-                rows = [_row(r) for r in response.get("results", [])]
-                token = response.get("nextToken")
-                while token:  # newer APIs page large results
-                    page = client.get_query_results(queryId=query_id, nextToken=token)
-                    rows.extend(_row(r) for r in page.get("results", []))
-                    token = page.get("nextToken")
+                pages = [_page(response)]
+                token, seen = response.get("nextToken"), set()
+                while token:
+                    if token in seen:
+                        raise QueryFailed(f"Logs Insights query {query_id} returned the same nextToken twice")
+                    seen.add(token)
+                    answer = client.get_query_results(queryId=query_id, nextToken=token, **more)
+                    pages.append(_page(answer))
+                    token = answer.get("nextToken")
                 stats = response.get("statistics", {})
                 return QueryResult(
                     spec,
-                    rows,
+                    pages,
                     records_matched=int(stats.get("recordsMatched", 0)),
                     records_scanned=int(stats.get("recordsScanned", 0)),
                     bytes_scanned=int(stats.get("bytesScanned", 0)),
@@ -209,63 +414,149 @@ class InsightsRunner:
 
     # -- many queries, proven complete ----------------------------------------------------------------------
     def run_all(self, specs: Iterable[QuerySpec], count_field: str) -> tuple[list[QueryResult], QueryTotals]:
-        """Run every spec (and the halves of any that may be truncated) to a complete result, or raise.
+        """Run every spec (and the parts of any that may be truncated) to a complete result, or raise.
 
         On the first error the queries still running are stopped and the error is raised once they have gone.
         """
         done: list[QueryResult] = []
         totals = QueryTotals()
         cancel = threading.Event()
+        whole: dict[int, QueryResult] = {}  # per spec asked for: its own (first) result
+        parts: dict[int, int] = {}  # per spec asked for: records matched by its complete parts
         with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
-            running: set[Future[QueryResult]] = {pool.submit(self.run_one, spec, cancel) for spec in specs}
+            running: dict[Future[QueryResult], int] = {
+                pool.submit(self.run_one, spec, cancel): n for n, spec in enumerate(specs)
+            }
             try:
                 while running:
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
+                        root = running.pop(future)
                         result = future.result()
+                        whole.setdefault(root, result)
                         totals.queries += 1
                         totals.records_scanned += result.records_scanned
                         totals.bytes_scanned += result.bytes_scanned
+                        totals.rows_fetched += result.rows
+                        totals.row_limit = min(totals.row_limit, result.spec.limit)
+                        _check_expected(result)
                         if is_complete(result, count_field):
                             done.append(result)
-                            totals.records_matched += result.records_matched
+                            parts[root] = parts.get(root, 0) + result.records_matched
                         else:
                             totals.splits += 1
-                            running |= {
-                                pool.submit(self.run_one, half, cancel) for half in _halves_of(result, count_field)
-                            }
+                            kept, rest = self._parts_of(result, count_field)
+                            if kept is not None:
+                                done.append(kept)
+                                parts[root] = parts.get(root, 0) + counted(kept, count_field)
+                            for part in rest:
+                                running[pool.submit(self.run_one, part, cancel)] = root
+                        del result
             except BaseException:
                 cancel.set()
                 for future in running:
                     future.cancel()
                 raise
+        for root, first in whole.items():
+            found = parts.get(root, 0)
+            if found < first.records_matched:
+                raise IncompleteResults(
+                    f"the parts of query {first.query_id} {first.spec.describe()} matched {found} records "
+                    f"but the whole matched {first.records_matched}; refusing to report an undercount"
+                )
+            if found > first.records_matched:
+                log.warning(
+                    "the parts of %s matched %d records, the whole %d: events arrived in between",
+                    first.spec.describe(),
+                    found,
+                    first.records_matched,
+                )
+        totals.records_matched = sum(parts.values())
         done.sort(key=lambda r: (r.spec.region, r.spec.start, tuple(g.identifier for g in r.spec.log_groups)))
         return done, totals
+
+    def _parts_of(self, result: QueryResult, count_field: str) -> tuple[QueryResult | None, list[QuerySpec]]:
+        """For a result that hit the row limit: the rows it holds completely (those of the split field's values
+        before its last row's) and what to query again; an error when it cannot be made complete."""
+        spec = result.spec
+        found = counted(result, count_field)
+        if result.rows < spec.limit:
+            raise IncompleteResults(
+                f"query {result.query_id} {spec.describe()} matched {result.records_matched} records "
+                f"but its rows account for {found}; refusing to report an undercount"
+            )
+        if self._split_field:
+            kept = _before_last(result, self._split_field)
+            if kept is not None:
+                last = kept[1]
+                left = result.records_matched - counted(kept[0], count_field)
+                high = spec.key_range.high if spec.key_range else None
+                rest = replace(spec, key_range=KeyRange(self._split_field, last, high), expect_matched=left)
+                log.info(
+                    "result of %s hit the %d-row limit; %d rows kept, the rest from %s=%r on",
+                    spec.describe(),
+                    spec.limit,
+                    kept[0].rows,
+                    self._split_field,
+                    last,
+                )
+                return kept[0], [rest]
+        # One value of the split field fills the whole result: slice the time instead, as finely as the density
+        # says (rows per record in what came back, times the records matched: the rows the whole would have had).
+        estimate = result.rows * result.records_matched / max(1, found)
+        wanted = max(2, math.ceil(estimate / (spec.limit * FILL)))
+        if spec.end <= spec.start:
+            raise IncompleteResults(
+                f"query {spec.describe()} returned {spec.limit} rows for a single second and one "
+                f"{self._split_field or 'value'}; too many groups to report completely"
+            )
+        log.info("result of %s hit the %d-row limit; %d parts by time", spec.describe(), spec.limit, wanted)
+        return None, [replace(part, expect_matched=None) for part in spec.time_slices(wanted)]
+
+
+def _before_last(result: QueryResult, split_field: str) -> tuple[QueryResult, str] | None:
+    """The rows of `result` whose split value sorts before its last row's, as a result of their own, and that
+    last value (where it can go into a query); None when there are none."""
+    values = list(result.column(split_field))
+    last = values[-1] or ""
+    plain = _PLAIN.fullmatch(last)
+    if not last or plain is None:
+        return None
+    keep = [i for i, value in enumerate(values) if (value or "") < last]
+    if not keep:
+        return None
+    columns: dict[str, list[str | None]] = {}
+    for page in result.pages:
+        for name in page.columns:
+            columns.setdefault(name, [])
+    for page in result.pages:
+        for name, column in columns.items():
+            column.extend(page.column(name))
+    subset = {name: [column[i] for i in keep] for name, column in columns.items()}
+    return replace(result, pages=[Page(len(keep), subset)]), last
+
+
+def _check_expected(result: QueryResult) -> None:
+    """A continuation must match exactly what the part before it left over: fewer would be records lost between
+    the two (e.g. an order of the service's that differs from ours), more are events that arrived meanwhile."""
+    expected = result.spec.expect_matched
+    if expected is None or result.records_matched == expected:
+        return
+    if result.records_matched < expected:
+        raise IncompleteResults(
+            f"query {result.query_id} {result.spec.describe()} matched {result.records_matched} records where "
+            f"{expected} were left over by the part before it; refusing to report an undercount"
+        )
+    log.warning(
+        "%s matched %d records, %d expected: events arrived meanwhile",
+        result.spec.describe(),
+        result.records_matched,
+        expected,
+    )
 
 
 class _Cancelled(Exception):
     """A query given up because another one failed; never escapes run_all."""
-
-
-def _halves_of(result: QueryResult, count_field: str) -> tuple[QuerySpec, QuerySpec]:
-    """The two halves to query again when `result` hit the row limit; an error when it cannot be made complete."""
-    spec = result.spec
-    if len(result.rows) < spec.limit:
-        counted = sum(_as_int(row.get(count_field, "0")) for row in result.rows)
-        raise IncompleteResults(
-            f"query {result.query_id} {spec.describe()} matched {result.records_matched} records "
-            f"but its rows account for {counted}; refusing to report an undercount"
-        )
-    if spec.end <= spec.start:
-        raise IncompleteResults(
-            f"query {spec.describe()} returned {spec.limit} rows for a single second; too many groups to report completely"
-        )
-    log.info("result of %s hit the %d-row limit; splitting the window", spec.describe(), spec.limit)
-    return spec.halves()
-
-
-def _row(fields: list[dict[str, str]]) -> dict[str, str]:
-    return {item["field"]: item.get("value", "") for item in fields}
 
 
 def _stop_quietly(client: Any, query_id: str) -> None:

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 from bisect import bisect_right
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
@@ -440,15 +441,26 @@ def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | N
     return total, PRICED
 
 
+@dataclass(frozen=True)
+class _Quote:
+    """How the rows of one (model, region, day, input band, options) are priced."""
+
+    ref: ModelRef
+    price: TokenPrice | None  # None: not priced per token (`why`, or per image)
+    why: str
+    long_context: bool
+    per_image: bool
+
+
 def _with_options(
-    price: TokenPrice, row: Any, model_id: str, options: ServiceOptions | None
+    price: TokenPrice, latency: str, tier: str, day: date, model_id: str, options: ServiceOptions | None
 ) -> tuple[TokenPrice | None, str]:
-    """`price` for the row's latency mode and service tier, or None and why it cannot be had."""
-    why = why_unpriced(row.latency, row.service_tier)
+    """`price` for a latency mode and service tier, or None and why it cannot be had."""
+    why = why_unpriced(latency, tier)
     if why:
         return None, why
-    for option in chosen(row.latency, row.service_tier):
-        found = options.lookup(model_id, option, row.usage_date) if options is not None else None
+    for option in chosen(latency, tier):
+        found = options.lookup(model_id, option, day) if options is not None else None
         if found is None:
             return None, ServiceOptions.missing(model_id, option)
         price = scaled(price, found.factors, option)
@@ -483,6 +495,13 @@ def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:
     return f"unpriced: no {ref.scope} price for {ref.model_id} in {region} on {day.isoformat()}"
 
 
+def _records(frame: pd.DataFrame) -> Iterator[Any]:
+    """The rows as named tuples, like `itertuples`, but built from plain lists: iterating pandas' string columns
+    element by element costs more than pricing the row."""
+    row = namedtuple("row", frame.columns)  # type: ignore[misc]  # the usage frame's columns are identifiers
+    return map(row._make, zip(*(frame[column].tolist() for column in frame.columns), strict=True))
+
+
 def price_usage(
     usage: pd.DataFrame,
     table: PriceTable,
@@ -496,7 +515,6 @@ def price_usage(
 
     A row of requests above the input threshold of its model's long-context tier (`input_band`) is priced at
     that tier (`long_context` True); every other row at the model's standard prices."""
-    refs: dict[str, ModelRef] = {}
     charges: list[Decimal | None] = []
     statuses: list[str] = []
     priced_ids: list[str] = []
@@ -505,19 +523,44 @@ def price_usage(
     token_columns = [column for column, _, _ in TOKEN_KINDS]
     has_invalid = "invalid" in usage.columns
     has_options = "service_tier" in usage.columns and "latency" in usage.columns
-    for row in usage.itertuples(index=False):
-        raw = row.model_id
-        ref = refs.get(raw) or refs.setdefault(raw, normalise(raw))
+    quotes: dict[tuple[Any, ...], _Quote] = {}  # rows share a handful of (model, region, day, band, options)
+
+    def quote(raw: str, region: str, day: date, band: int, latency: str | None, tier: str | None) -> _Quote:
+        ref = normalise(raw)
+        if images is not None and images.knows(ref.model_id):
+            return _Quote(ref, None, "", False, True)
+        price = table.lookup(ref.model_id, region, ref.scope, day) if ref.model_id else None
+        if price is None:
+            return _Quote(ref, None, _why_not(ref, region, day, table), False, False)
+        context_tier = tiers.applies(ref.model_id, day, band) if tiers is not None else None
+        if context_tier is not None:
+            price = scaled(price, context_tier.factors, f"above {context_tier.above:,} input tokens")
+        if latency is not None and tier is not None:
+            option_price, why = _with_options(price, latency, tier, day, ref.model_id, options)
+            if option_price is None:
+                return _Quote(ref, None, why, context_tier is not None, False)
+            price = option_price
+        return _Quote(ref, price, "", context_tier is not None, False)
+
+    for row in _records(usage):
+        options_key = (row.latency, row.service_tier) if has_options else (None, None)
+        key = (row.model_id, row.region, row.usage_date, getattr(row, "input_band", 0), *options_key)
+        found = quotes.get(key)
+        if found is None:
+            found = quotes[key] = quote(*key)
+        ref = found.ref
         priced_ids.append(ref.model_id)
-        long_context.append(False)
         problem = invalid_reason(row) if has_invalid else ""
         if problem:
             # Counts that cannot be exact, or calls whose counts could not be read: no charge rather than a wrong one.
+            long_context.append(False)
             image_counts.append(0)
             charges.append(None)
             statuses.append(f"{INVALID}: {problem}")
             continue
-        if images is not None and images.knows(ref.model_id):
+        long_context.append(found.long_context)
+        if found.per_image:
+            assert images is not None
             # Image models are billed per image, by size, quality and steps; their token counts are not billed.
             count = images_generated(row)
             image_counts.append(count)
@@ -534,21 +577,11 @@ def price_usage(
             statuses.append(status)
             continue
         image_counts.append(0)
-        price = table.lookup(ref.model_id, row.region, ref.scope, row.usage_date) if ref.model_id else None
+        price = found.price
         if price is None:
             charges.append(None)
-            statuses.append(_why_not(ref, row.region, row.usage_date, table))
+            statuses.append(found.why)
             continue
-        tier = tiers.applies(ref.model_id, row.usage_date, row.input_band) if tiers is not None else None
-        long_context[-1] = tier is not None
-        if tier is not None:
-            price = scaled(price, tier.factors, f"above {tier.above:,} input tokens")
-        option_price, why = _with_options(price, row, ref.model_id, options) if has_options else (price, "")
-        if option_price is None:
-            charges.append(None)
-            statuses.append(why)
-            continue
-        price = option_price
         charge, status = token_charge(price, {c: int(getattr(row, c)) for c in token_columns})
         if status == PRICED and price.cache_write_1h is not None and row.cache_write_ttl_unknown_tokens:
             status = TTL_NOT_LOGGED  # some writes' TTL is not in the log: priced as 5-minute writes, and said so

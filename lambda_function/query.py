@@ -59,7 +59,7 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`performanceConfig.latency`, p_latency, "standard") as perf,
          strlen(coalesce(p_ttl_split, "")) as ttl_split_len,
          coalesce(accountId, p_acct) as account,
-         coalesce(`identity.arn`, p_arn) as identity,
+         coalesce(`identity.arn`, p_arn, "") as identity,
          coalesce(modelId, p_model) as model,
          coalesce(region, p_region) as src_region,
          coalesce(errorCode, p_err) as error,
@@ -73,9 +73,9 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
 {band}| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
         sum(cw1h_tok) as cache_write_1h_tokens, sum(cw_ttl_unknown) as cache_write_ttl_unknown_tokens,
-        count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records,
-        min(@timestamp) as first_seen, max(@timestamp) as last_seen
-  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, svc_tier, perf{band_key}"""
+        count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records
+  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, svc_tier, perf{band_key}
+| sort identity asc"""
 
 
 def _above(threshold: int) -> str:
@@ -130,4 +130,9 @@ RESULT_FIELDS = {
     "perf": "latency",
 }
 COUNT_FIELD = "invocations"
+# The field whose ranges split a day with more groups than one query returns (insights.KeyRange): each group has
+# one identity, so no group straddles two parts. The query makes it non-null ("" for a record without one), so
+# that every record falls in exactly one range, and sorts its rows by it, so that a result cut off at the limit
+# holds every group of the identities before its last one.
+SPLIT_FIELD = "identity"
 READABLE_FIELD = "readable_records"

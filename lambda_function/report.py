@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 import pandas as pd
 
 from .pricing import INVALID, PRICED
@@ -51,6 +53,8 @@ _SOURCE_COLUMNS = {
     "unreadable_records": "Unreadable records",
     "cache_write_1h_tokens": "Cache write 1h input tokens",
 }
+_CSV_SOURCES = {csv_name: name for name, csv_name in _SOURCE_COLUMNS.items()}
+_TEXT_COLUMNS = {"Account Id", "Identity ARN", "Model Id", "Region Name", "Pricing status"}
 _SUMMED = COUNTS + ["images", "long_context_invocations"]
 # What a spreadsheet app may read as the start of a formula, with the full-width forms (＝ ＋ － ＠) some of them
 # fold to ASCII. Leading whitespace of any kind (TAB, CR, LF, NBSP, ...) is caught in neutralise: apps trim it.
@@ -145,10 +149,15 @@ def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
         return empty
     # Calls billed at their model's long-context tier (input above its threshold; see pricing.ContextTier).
     priced = priced.assign(long_context_invocations=priced["invocations"].where(priced["long_context"], 0))
-    grouped = priced.groupby(_ROW_KEYS, sort=False, dropna=False)
-    rows = grouped[_SUMMED].sum()
-    rows["charge"] = grouped["charge"].agg(_sum_charges)
-    rows["pricing_status"] = grouped["pricing_status"].agg(_status)
+    # Most CSV rows come from one usage row (one day, one set of options): those are taken as they are, and only
+    # the keys with several usage rows go through the exact, Python-level Decimal sum.
+    several = priced.duplicated(_ROW_KEYS, keep=False)
+    single = priced.loc[~several, [*_ROW_KEYS, *_SUMMED, "charge", "pricing_status"]].set_index(_ROW_KEYS)
+    grouped = priced[several].groupby(_ROW_KEYS, sort=False, dropna=False)
+    merged = grouped[_SUMMED].sum()
+    merged["charge"] = grouped["charge"].agg(_sum_charges)
+    merged["pricing_status"] = grouped["pricing_status"].agg(_status)
+    rows = pd.concat([single, merged]) if len(merged) else single
     rows = rows.reset_index()
     rows["charge"] = [None if c is None else to_micro(c) for c in rows["charge"]]
     total_tokens = rows["input_tokens"] + rows["output_tokens"] + rows["cache_read_tokens"] + rows["cache_write_tokens"]
@@ -169,32 +178,53 @@ def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
 
 def render_csv(rows: pd.DataFrame) -> bytes:
     """UTF-8 CSV with the contract's column order; unpriced charges are empty cells, never 0."""
-    table = rows.rename(columns=_SOURCE_COLUMNS)[CSV_COLUMNS].copy()
-    for column in ("Account Id", "Identity ARN", "Model Id", "Region Name", "Pricing status"):
-        table[column] = [neutralise(str(v)) for v in table[column]]
-    table["Charges incurred"] = ["" if c is None else f"{c:f}" for c in table["Charges incurred"]]
+    columns: list[list[object]] = []
+    for name in CSV_COLUMNS:
+        values = rows[_CSV_SOURCES[name]].tolist() if not rows.empty else []
+        if name in _TEXT_COLUMNS:
+            values = [neutralise(str(v)) for v in values]
+        elif name == "Charges incurred":
+            values = ["" if c is None else f"{c:f}" for c in values]
+        columns.append(values)
     buffer = io.StringIO()
-    table.to_csv(buffer, index=False, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n")  # quotes only where needed, as spreadsheets expect
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(zip(*columns, strict=True))
     return buffer.getvalue().encode("utf-8")
 
 
-def _breakdown(rows: pd.DataFrame, key: str) -> list[Spend]:
+def _micros(charges: pd.Series) -> np.ndarray:
+    """Report-row charges (already rounded to micro-dollars) as int64 micro-dollars: exact, and summed by numpy."""
+    return np.array([0 if c is None else int(c.scaleb(6)) for c in charges], dtype=np.int64)
+
+
+def _dollars(micros: int, priced: bool) -> Decimal:
+    # Decimal(0) where nothing was priced, as an exact sum starting from Decimal(0) would say.
+    return Decimal(int(micros)).scaleb(-6) if priced else Decimal(0)
+
+
+def _breakdown(rows: pd.DataFrame, key: str, micros: np.ndarray) -> list[Spend]:
     unpriced = rows["charge"].isna()
     parts = pd.DataFrame(
         {
             "name": rows[key],
-            "cost": [Decimal(0) if c is None else c for c in rows["charge"]],  # the priced part only
+            "micros": micros,  # the priced part only
+            "priced_rows": (~unpriced).astype("int64"),
             "invocations": rows["invocations"],
             "unpriced_invocations": rows["invocations"].where(unpriced, 0),
         }
     )
-    totals = parts.groupby("name", sort=False).agg(
-        cost=("cost", lambda costs: sum(costs, Decimal(0))),
-        invocations=("invocations", "sum"),
-        unpriced_invocations=("unpriced_invocations", "sum"),
-    )
+    totals = parts.groupby("name", sort=False).sum()
     spends = [
-        Spend(str(name), t.cost, int(t.invocations), int(t.unpriced_invocations)) for name, t in totals.iterrows()
+        Spend(str(name), _dollars(m, p > 0), int(i), int(u))
+        for name, m, p, i, u in zip(
+            totals.index,
+            totals["micros"],
+            totals["priced_rows"],
+            totals["invocations"],
+            totals["unpriced_invocations"],
+            strict=True,
+        )
     ]
     return sorted(spends, key=lambda s: (-s.cost, -s.invocations, s.name))
 
@@ -221,7 +251,8 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
                 invocations=int(group["invocations"].sum()),
             )
         )
-    total = sum((c for c in rows["charge"] if c is not None), Decimal(0)) if not rows.empty else Decimal(0)
+    micros = _micros(rows["charge"]) if not rows.empty else np.zeros(0, dtype=np.int64)
+    total = _dollars(int(micros.sum()), bool(rows["charge"].notna().any())) if not rows.empty else Decimal(0)
     return ReportSummary(
         total_cost=total,
         invocations=int(rows["invocations"].sum()),
@@ -235,9 +266,9 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
         long_context_invocations=int(rows["long_context_invocations"].sum()) if not rows.empty else 0,
         unreadable_records=int(rows["unreadable_records"].sum()) if not rows.empty else 0,
         invalid_rows=_count_invalid(rows),
-        by_identity=_breakdown(rows, "identity_arn") if not rows.empty else [],
-        by_model=_breakdown(rows, "model_id") if not rows.empty else [],
-        by_region=_breakdown(rows, "region") if not rows.empty else [],
+        by_identity=_breakdown(rows, "identity_arn", micros) if not rows.empty else [],
+        by_model=_breakdown(rows, "model_id", micros) if not rows.empty else [],
+        by_region=_breakdown(rows, "region", micros) if not rows.empty else [],
         unpriced=unpriced,
     )
 

@@ -6,12 +6,14 @@ the reason in `invalid`: pricing shows it as invalid, never as a number that wra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+import numpy as np
 import pandas as pd
 
+from .insights import Page
 from .query import READABLE_FIELD, RESULT_FIELDS
 from .service_options import DEFAULT_TIER, STANDARD_LATENCY
 
@@ -73,49 +75,81 @@ def _setting(value: str | None) -> int:
         return -1  # a setting we cannot read prices as "not stated"
 
 
-def usage_frame(rows: Iterable[dict[str, str]]) -> pd.DataFrame:
-    """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up."""
-    records = []
-    any_invalid = False
-    for row in rows:
-        record: dict[str, object] = {}
-        problems = []
-        for service_name, name in RESULT_FIELDS.items():
-            value = row.get(service_name)
-            if name == "usage_date":
-                record[name] = _day(value or "")
-            elif name in COUNTS:
-                count = _count(value)
-                if isinstance(count, str):
-                    problems.append(f"{name.replace('_', ' ')} {count}")
-                    count = 0
-                record[name] = count
-            elif name == "image_quality":
-                record[name] = value.lower() if value else "-"
-            elif name in IMAGE_KEYS:
-                record[name] = _setting(value)
-            elif name == "input_band":
-                record[name] = max(0, _setting(value))  # no thresholds: no band field, 0
-            elif name == "service_tier":
-                record[name] = value.lower() if value else DEFAULT_TIER
-            elif name == "latency":
-                record[name] = value.lower() if value else STANDARD_LATENCY
-            else:
-                record[name] = value if value else MISSING
-        # Records the query counted as readable (an input token count or an error code); the others succeeded
-        # but say nothing we could price (a record cut short, a count that is not a number).
-        invocations = record["invocations"]
-        assert isinstance(invocations, int)
-        readable = _count(row.get(READABLE_FIELD)) if READABLE_FIELD in row else invocations
-        record["unreadable_records"] = max(0, invocations - readable) if isinstance(readable, int) else 0
-        record[INVALID] = "; ".join(problems)
-        any_invalid = any_invalid or bool(problems)
-        records.append(record)
-    if not records:
+def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
+    """A column of sums as exact int64 counts, and per row why a count is not usable (None: all are).
+
+    The common column, whole numbers below 2^53, takes one int() per value; any other value sends the column
+    through `_count`, which says what is wrong with each."""
+    try:
+        numbers = [int(v) if v else 0 for v in values]
+        if not numbers or (min(numbers) >= 0 and max(numbers) < MAX_EXACT):
+            return np.array(numbers, dtype=np.int64), None
+    except ValueError:
+        pass
+    parsed = [_count(v) for v in values]
+    reasons = [p if isinstance(p, str) else "" for p in parsed]
+    return np.array([0 if isinstance(p, str) else p for p in parsed], dtype=np.int64), reasons
+
+
+def _mapped(values: list[str | None], convert: Callable[[str | None], object]) -> list[object]:
+    """`convert` once per distinct value: keys repeat across rows (a handful of days, models, settings)."""
+    cache = {value: convert(value) for value in set(values)}
+    return [cache[value] for value in values]
+
+
+def _text(default: str, lower: bool = False) -> Callable[[str | None], str]:
+    return lambda value: (value.lower() if lower else value) if value else default
+
+
+_CONVERTERS: dict[str, Callable[[str | None], object]] = {
+    "usage_date": lambda value: _day(value or ""),
+    "image_quality": _text("-", lower=True),
+    "input_band": lambda value: max(0, _setting(value)),  # no thresholds: no band field, 0
+    "service_tier": _text(DEFAULT_TIER, lower=True),
+    "latency": _text(STANDARD_LATENCY, lower=True),
+    **{name: _setting for name in IMAGE_KEYS if name != "image_quality"},
+}
+
+
+def _page_frame(page: Page) -> pd.DataFrame:
+    """One page of query rows as typed columns (the page's strings can go once this is built)."""
+    data: dict[str, object] = {}
+    problems: list[list[str]] = []
+    for service_name, name in RESULT_FIELDS.items():
+        values = page.column(service_name)
+        if name in COUNTS:
+            data[name], reasons = _counts(values)
+            if reasons is not None:
+                problems.append([f"{name.replace('_', ' ')} {r}" if r else "" for r in reasons])
+        else:
+            data[name] = _mapped(values, _CONVERTERS.get(name, _text(MISSING)))
+    # Records the query counted as readable (an input token count or an error code); the others succeeded but
+    # say nothing we could price (a record cut short, a count that is not a number).
+    invocations = data["invocations"]
+    assert isinstance(invocations, np.ndarray)
+    if READABLE_FIELD in page.columns:
+        readable, unusable = _counts(page.column(READABLE_FIELD))
+        unreadable = np.maximum(invocations - readable, 0)
+        if unusable is not None:
+            unreadable[[bool(r) for r in unusable]] = 0
+        data["unreadable_records"] = unreadable
+    else:
+        data["unreadable_records"] = np.zeros(page.size, dtype=np.int64)
+    data[INVALID] = ["; ".join(p for p in row if p) for row in zip(*problems, strict=True)] if problems else ""
+    return pd.DataFrame(data, columns=[*COLUMNS, INVALID])
+
+
+def usage_frame(pages: Iterable[Page]) -> pd.DataFrame:
+    """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up.
+    Each page is typed as it comes, so only one page's strings are held at a time."""
+    frames = [_page_frame(page) for page in pages if page.size]
+    if not frames:
         ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"}) | set(TIER_KEYS)
         columns = {name: pd.Series(dtype="int64" if name in ints else "object") for name in COLUMNS}
         return pd.DataFrame({**columns, INVALID: pd.Series(dtype="object")})
-    frame = pd.DataFrame.from_records(records, columns=[*COLUMNS, INVALID])
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    del frames
+    any_invalid = bool(frame[INVALID].astype(bool).any())
     grouped = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS, as_index=False, sort=True)
     summed = grouped[COUNTS].sum()
     # Reasons joined per group, only when there are any (the common case skips a Python-level aggregation).

@@ -10,7 +10,7 @@ import json
 import random
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -340,3 +340,29 @@ def put_records(
     if batch:
         logs.put_log_events(logGroupName=log_group, logStreamName=stream, logEvents=batch)
     return len(events)
+
+
+def records_for_groups(
+    start: datetime,
+    end: datetime,
+    *,
+    groups: int,
+    calls_per_group: int = 2,
+    seed: int = 11,
+    account_id: str = ACCOUNT,
+    region: str = "us-east-1",
+) -> Iterator[dict[str, Any]]:
+    """Exactly `groups` (identity, model) groups, each called `calls_per_group` times at random instants of
+    [start, end): the shape of a day that stresses the report's row limits (benchmarks). No call goes above a
+    long-context threshold, so each (identity, model) pair is exactly one query row. Not in time order."""
+    models = [replace(m, long_context_rate=0.0) for m in DEFAULT_MODELS]
+    rng = random.Random(seed)
+    seconds = int((end - start).total_seconds())
+    for n in range(groups):
+        identity = f"arn:aws:sts::{account_id}:assumed-role/tenant-{n // len(models):06d}/session-{n % 7}"
+        model = models[n % len(models)]
+        for _ in range(calls_per_group):
+            when = start + timedelta(seconds=rng.randrange(seconds))
+            yield _record(
+                rng, when, identity, model, account=account_id, region=region, failure_rate=0.03, large_record_rate=0
+            )

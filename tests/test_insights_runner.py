@@ -14,9 +14,9 @@ from botocore.config import Config
 
 from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults, QueryFailed
-from lambda_function.insights import InsightsRunner, plan_queries
+from lambda_function.insights import InsightsRunner, plan_queries, rows_of
 from lambda_function.pricing import load_context_tiers
-from lambda_function.query import COUNT_FIELD, usage_query
+from lambda_function.query import COUNT_FIELD, SPLIT_FIELD, usage_query
 from lambda_function.usage import IMAGE_KEYS, KEYS, TIER_KEYS, usage_frame
 
 # moto drops events more than 14 days old, so the logs are yesterday's (UTC), whatever day the suite runs.
@@ -88,13 +88,14 @@ def runner(**kwargs) -> InsightsRunner:
         return clients.setdefault(region, boto3.client("logs", region_name=region, config=NO_RETRIES))
 
     kwargs.setdefault("sleep", lambda s: None)
+    kwargs.setdefault("split_field", SPLIT_FIELD)
     return InsightsRunner(client, **kwargs)
 
 
 def run(groups: list[str], limit: int = 10_000, default_region: str = "us-east-1", **kwargs):
     specs = plan_queries([parse_log_group(g) for g in groups], default_region, DAY_START, DAY_END, USAGE_QUERY, limit)
     results, totals = runner(**kwargs).run_all(specs, COUNT_FIELD)
-    return usage_frame(row for r in results for row in r.rows), totals
+    return usage_frame(page for r in results for page in r.pages), totals
 
 
 def test_a_truncated_result_is_split_until_exact(aws):
@@ -111,11 +112,117 @@ def test_a_truncated_result_is_split_until_exact(aws):
     assert totals.records_matched == 120
 
 
-def test_too_many_groups_in_one_second_fails_loudly(aws):
-    records = [record(second=5, user=f"u{u}") for u in range(6)]
+def test_a_truncated_result_keeps_the_identities_it_holds_whole_and_asks_only_for_the_rest(aws):
+    # GIVEN 40 identities, each calling all day long (3 calls from early to late): a split by time would find
+    # every identity in every part. The limit is 10 rows.
+    records = [record(second=k * 40_000 + u, user=f"u{u:02d}", i=1, o=1) for u in range(40) for k in range(3)]
     put(aws.client("logs"), "/bedrock/dense", records)
+
+    frame, totals = run(["/bedrock/dense"], limit=10)
+
+    # THEN rows come sorted by identity: each result of 10 rows keeps its first 9 identities (the 10th may have
+    # more groups past the limit) and the next query starts at that 10th identity: 9 + 9 + 9 + 9 + 4 = 40
+    assert len(frame) == 40 and frame["invocations"].sum() == 120
+    assert totals.queries == 5 and totals.splits == 4
+    assert totals.rows_fetched == 10 + 10 + 10 + 10 + 4  # each group fetched once, plus one re-read per split
+    continued = [q.query_string for q in aws.insights.started[1:]]
+    assert [q.split("| filter ")[1].split("\n")[0] for q in continued] == [
+        f'identity >= "arn:aws:iam::{ACCOUNT}:user/u{n:02d}"' for n in (9, 18, 27, 36)
+    ]
+
+
+def test_one_identity_over_the_limit_is_sliced_by_time_as_its_density_needs(aws):
+    # GIVEN one identity using 30 models, one call each, evenly over the day (every 2,880 s); 8 rows a query
+    records = [record(second=n * 2_880, user="solo", model=f"acme.model-{n:02d}", i=n) for n in range(30)]
+    put(aws.client("logs"), "/bedrock/solo", records)
+
+    frame, totals = run(["/bedrock/solo"], limit=8)
+
+    # THEN 8 rows of 8 records stand for about 8 x 30 / 8 = 30 rows; at 6.4 rows a part (80 % of 8) that is
+    # ceil(30 / 6.4) = 5 slices of the day (17,280 s each), each with 6 of the calls, all complete at once
+    assert len(frame) == 30 and frame["input_tokens"].sum() == sum(range(30))
+    assert totals.queries == 1 + 5 and totals.rows_fetched == 8 + 30
+
+
+def test_a_burst_inside_one_second_is_split_by_identity(aws):
+    # six identities in the same second: no split by time can separate them
+    put(aws.client("logs"), "/bedrock/burst", [record(second=5, user=f"u{u}", i=u) for u in range(6)])
+    frame, totals = run(["/bedrock/burst"], limit=3)
+    assert len(frame) == 6 and frame["input_tokens"].sum() == 0 + 1 + 2 + 3 + 4 + 5
+    assert totals.records_matched == 6 and totals.splits >= 1
+
+
+def test_too_many_groups_of_one_identity_in_one_second_fails_loudly(aws):
+    # one identity, four models, one second, three rows a query: neither identity nor time can separate them
+    models = ["amazon.nova-lite-v1:0", "amazon.nova-micro-v1:0", "amazon.nova-pro-v1:0", "cohere.embed-english-v3"]
+    put(aws.client("logs"), "/bedrock/one", [record(second=5, user="solo", model=m) for m in models])
     with pytest.raises(IncompleteResults, match="single second"):
-        run(["/bedrock/dense"], limit=3)
+        run(["/bedrock/one"], limit=3)
+
+
+def test_records_without_an_identity_are_kept_through_a_split(aws):
+    # Records that lack identity.arn come out as "" (usage: "unknown") and fall in the first identity range.
+    anonymous = record(second=7, user="x", i=1000)
+    del anonymous["identity"]
+    records = [anonymous] + [record(second=100 + u, user=f"u{u:02d}", i=1) for u in range(12)]
+    put(aws.client("logs"), "/bedrock/anon", records)
+    frame, totals = run(["/bedrock/anon"], limit=4)
+    assert totals.splits >= 1 and totals.records_matched == 13
+    assert frame.loc[frame["identity_arn"] == "unknown", "input_tokens"].tolist() == [1000]
+
+
+def test_a_refused_limit_falls_back_to_10000_rows_once_per_run(aws, caplog):
+    # GIVEN a service that accepts at most 10,000 rows a query (the double refuses more, as older endpoints did)
+    aws.insights.max_limit = 10_000
+    put(aws.client("logs"), "/bedrock/a", [record(1, "a", i=2)])
+    put(aws.client("logs"), "/bedrock/b", [record(2, "b", i=3)])
+    # WHEN a run asks for 100,000 (the default), over two batches of log groups in two regions
+    put(aws.client("logs", "eu-west-1"), "/bedrock/c", [record(3, "c", i=4, region="eu-west-1")])
+    eu_arn = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/bedrock/c"
+    with caplog.at_level("WARNING", logger="lambda_function.insights"):
+        frame, totals = run(["/bedrock/a", "/bedrock/b", eu_arn], limit=100_000, concurrency=1)
+    # THEN every query that ran asked for 10,000, the answer is whole, and the fallback was said once
+    assert [q.limit for q in aws.insights.started] == [10_000, 10_000]
+    assert frame["input_tokens"].sum() == 2 + 3 + 4 and totals.row_limit == 10_000
+    assert sum("refused a limit above 10000" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_results_are_read_a_page_at_a_time_and_polls_carry_no_partial_rows(aws):
+    # GIVEN 10,050 groups: more than the 10,000 rows one GetQueryResults call returns
+    records = [record(second=u % 80_000, user=f"u{u:05d}", i=1) for u in range(10_050)]
+    put(aws.client("logs"), "/bedrock/wide", records)
+    aws.insights.polls_until_running, aws.insights.polls_until_complete = 0, 2
+    asked: list[dict] = []
+    r = runner()
+    client = r._client("us-east-1")
+    client.meta.events.register(
+        "provide-client-params.cloudwatch-logs.GetQueryResults", lambda params, **_: asked.append(dict(params))
+    )
+    specs = plan_queries([parse_log_group("/bedrock/wide")], "us-east-1", DAY_START, DAY_END, USAGE_QUERY, 100_000)
+    results, totals = r.run_all(specs, COUNT_FIELD)
+    frame = usage_frame(page for result in results for page in result.pages)
+    # THEN one query, every group once, and each row fetched once
+    assert totals.queries == 1 and len(frame) == 10_050 and totals.rows_fetched == 10_050
+    # the two Running polls and the Complete one ask for one row; the rest comes in pages of up to 10,000
+    assert [a.get("maxItems") for a in asked] == [1, 1, 1, 10_000, 10_000]
+    assert [len(a) for a in asked[:3]] == [2, 2, 2] and all("nextToken" in a for a in asked[3:])
+    assert [p.size for p in results[0].pages] == [1, 10_000, 49]
+
+
+def test_rows_read_from_the_raw_body_equal_botocores_parse(aws):
+    records = [
+        record(second=u, user=f"u{u}", i=u, o=2 * u, error="ThrottlingException" if u == 3 else None) for u in range(20)
+    ]
+    put(aws.client("logs"), "/bedrock/same", records)
+    results, _ = runner().run_all(
+        plan_queries([parse_log_group("/bedrock/same")], "us-east-1", DAY_START, DAY_END, USAGE_QUERY, 100),
+        COUNT_FIELD,
+    )
+    plain = boto3.client("logs", region_name="us-east-1", config=NO_RETRIES)  # no hook: botocore parses
+    answer = plain.get_query_results(queryId=results[0].query_id)
+    assert "results" not in runner()._client("us-east-1").get_query_results(queryId=results[0].query_id)
+    expected = [{f["field"]: f["value"] for f in row} for row in answer["results"]]
+    assert list(rows_of(results[0].pages)) == expected and len(expected) == 20
 
 
 def test_token_counts_after_200_fields_are_still_counted(aws):

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambda_function.insights import page_from_rows
 from lambda_function.query import RESULT_FIELDS
 from lambda_function.usage import COUNTS, INVALID, MAX_EXACT, usage_frame
 
@@ -44,7 +45,7 @@ def test_exact_counts_and_the_reasons_for_the_others():
         "true": ("not a number", 0),
     }
     for text, (reason, count) in cases.items():
-        frame = usage_frame([row(input_tokens=text)])
+        frame = usage_frame([page_from_rows([row(input_tokens=text)])])
         assert int(frame["input_tokens"].iloc[0]) == count, text
         assert reason in frame[INVALID].iloc[0], text
         assert bool(frame[INVALID].iloc[0]) == bool(reason), text
@@ -53,16 +54,16 @@ def test_exact_counts_and_the_reasons_for_the_others():
 
 def test_records_without_readable_counts_are_counted():
     # 5 calls in the group, 3 with an input token count and 1 with an error code: 1 unreadable
-    frame = usage_frame([row(invocations="5", failed_invocations="1", readable_records="4")])
+    frame = usage_frame([page_from_rows([row(invocations="5", failed_invocations="1", readable_records="4")])])
     assert int(frame["unreadable_records"].iloc[0]) == 1
     # a query without the field (an older query) reads every record as readable
     legacy = row()
     del legacy["readable_records"]
-    assert int(usage_frame([legacy])["unreadable_records"].iloc[0]) == 0
+    assert int(usage_frame([page_from_rows([legacy])])["unreadable_records"].iloc[0]) == 0
 
 
 def test_the_same_group_from_two_queries_adds_up_and_keeps_each_reason():
-    frame = usage_frame([row(input_tokens="-1"), row(output_tokens="2.5"), row()])
+    frame = usage_frame([page_from_rows([row(input_tokens="-1"), row(output_tokens="2.5"), row()])])
     assert len(frame) == 1
     assert int(frame["invocations"].iloc[0]) == 3
     reason = frame[INVALID].iloc[0]
@@ -80,7 +81,7 @@ numbers_as_text = st.one_of(
 @settings(max_examples=1000, deadline=None, database=None)
 @given(st.dictionaries(st.sampled_from(COUNT_FIELDS), numbers_as_text, min_size=1))
 def test_any_text_is_an_exact_count_or_a_reason(counts):
-    frame = usage_frame([row(**counts)])
+    frame = usage_frame([page_from_rows([row(**counts)])])
     assert len(frame) == 1
     reasons = [r for r in frame[INVALID].iloc[0].split("; ") if r]
     for name in COUNTS:
