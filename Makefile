@@ -39,9 +39,10 @@ pricing-refresh: $(STAMP)
 pricing-crosscheck: $(STAMP)
 	$(BIN)/python -m pricing.crosscheck $(LITELLM)
 
-## Benchmarks: how queries, rows and the handler's time grow with events and groups (figures in README).
+## Benchmarks: 1k/10k/50k/100k groups a day, the CLI's CPU and memory in its own process, and the naive way beside
+## it (figures in README).
 bench: $(STAMP)
-	$(BIN)/python -m bench.bench_report
+	$(BIN)/python -m bench.bench_scale
 
 ## Regenerate README.md's list of priced models from pricing/*.csv.
 pricing-docs: $(STAMP)

@@ -27,6 +27,10 @@ _REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")  # us-east-1, us-gov-west-1, eusc-d
 # Deliberately simple: one @, no spaces or commas, a dot in the domain. SES does the real verification.
 _EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _DISPLAY_EMAIL = re.compile(r"(?P<name>[^<>]*)<(?P<addr>[^<>]+)>")
+# An attribution key is looked up as a request-metadata key, an IAM tag and a Bedrock resource tag: ASCII only, as
+# Bedrock's tag keys are (`[a-zA-Z0-9\s._:/=+@-]`), and no spaces, as the setting is a comma-separated list.
+_ATTRIBUTION_KEY = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,64}")
+MAX_ATTRIBUTION_KEYS = 5  # each key is one more group-by field of the usage query: more rows per day
 
 
 def is_email(value: str) -> bool:
@@ -89,6 +93,10 @@ class Config:
     reconcile_alert_percent: Decimal = Decimal(
         5
     )  # a local path or s3://bucket/key of rows in token_prices.csv's columns
+    attribution_keys: tuple[str, ...] = ()  # cost by team/project/...: request-metadata or tag keys
+    budgets: str = ""  # a local path or s3://bucket/key of the budgets (CSV or JSON; see budgets.py)
+    spike_factor: Decimal = Decimal(3)  # a day costing more than this times its 7-day median is a spike
+    spike_min_usd: Decimal = Decimal("1.00")  # ... and more than this many dollars
 
     def require_email_settings(self, recipients: tuple[str, ...]) -> None:
         """Sending needs a sender and at least one recipient; checked only when a run sends."""
@@ -122,6 +130,34 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, 
     if not low <= value <= high:
         raise ConfigError(name, f"must be between {low} and {high}, got {value}")
     return value
+
+
+def _decimal_setting(environ: Mapping[str, str], name: str, default: str) -> Decimal | None:
+    """The number, or None when it is not a finite one (Decimal reads NaN and Infinity)."""
+    raw = _setting(environ, name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _attribution_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
+    keys = [part.strip() for part in _setting(environ, "ATTRIBUTION_KEYS").split(",") if part.strip()]
+    for key in keys:
+        if not _ATTRIBUTION_KEY.fullmatch(key):
+            raise ConfigError(
+                "ATTRIBUTION_KEYS", f"{key!r} is not a tag key: 1 to 64 letters, digits or _ . : / = + - @"
+            )
+    if len(keys) > MAX_ATTRIBUTION_KEYS:
+        raise ConfigError("ATTRIBUTION_KEYS", f"names {len(keys)} keys; at most {MAX_ATTRIBUTION_KEYS} are allowed")
+    # Compared without case: two CSV columns `team` and `Team` would be a typo, not two ways to split the cost.
+    seen: dict[str, str] = {}
+    for key in keys:
+        if key.lower() in seen:
+            raise ConfigError("ATTRIBUTION_KEYS", f"{key!r} repeats {seen[key.lower()]!r}")
+        seen[key.lower()] = key
+    return tuple(keys)
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
@@ -202,6 +238,21 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if not alert.is_finite() or alert < 0:
         raise ConfigError("RECONCILE_ALERT_PERCENT", f"must be a number of percent, got {raw_alert!r}")
 
+    budgets = _setting(environ, "BUDGETS")
+    if budgets and not budgets.startswith("s3://") and not Path(budgets).is_file():
+        raise ConfigError("BUDGETS", f"{budgets!r} is neither a readable file nor an s3://bucket/key URI")
+    if budgets.startswith("s3://") and "/" not in budgets.removeprefix("s3://").strip("/"):
+        raise ConfigError("BUDGETS", f"{budgets!r} names no object; use s3://bucket/key")
+
+    spike_factor = _decimal_setting(environ, "SPIKE_FACTOR", "3")
+    if spike_factor is None or spike_factor <= 1:
+        raw = _setting(environ, "SPIKE_FACTOR")
+        raise ConfigError("SPIKE_FACTOR", f"must be a number above 1 (times the 7-day median), got {raw!r}")
+    spike_min = _decimal_setting(environ, "SPIKE_MIN_USD", "1.00")
+    if spike_min is None or spike_min < 0:
+        raw = _setting(environ, "SPIKE_MIN_USD")
+        raise ConfigError("SPIKE_MIN_USD", f"must be a number of dollars, 0 or more, got {raw!r}")
+
     return Config(
         log_groups=tuple(log_groups),
         report_bucket=bucket,
@@ -220,4 +271,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
         reconcile_lag_days=_int_setting(environ, "RECONCILE_LAG_DAYS", 2, 0, 60),
         reconcile_metric=metric,
         reconcile_alert_percent=alert,
+        attribution_keys=_attribution_keys(environ),
+        budgets=budgets,
+        spike_factor=spike_factor,
+        spike_min_usd=spike_min,
     )

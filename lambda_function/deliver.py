@@ -9,16 +9,17 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
 
 from .aws import error_code
 from .config import LogGroup
 from .errors import ConfigError
-from .window import ReportWindow
+from .window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,17 @@ class PriceStore:
 
 def summary_key(csv_key: str) -> str:
     return csv_key.removesuffix(".csv") + ".json"
+
+
+def day_summary_key(prefix: str, day: date, tz: ZoneInfo) -> str:
+    """The JSON summary of the daily report of `day` (a local day in `tz`), as the daily run writes it."""
+    return summary_key(report_key(prefix, day_window(day, tz)))
+
+
+def budget_alert_key(prefix: str, budget_id: str, period_label: str, threshold: int) -> str:
+    """The marker saying a budget's threshold was alerted for a period (`2026-11-20` or `2026-11`): created once,
+    with If-None-Match, never changed. Outside reports/, which the stack's Athena table reads."""
+    return f"{prefix}/budget-alerts/{period_label}/{budget_id}-{threshold}.json"
 
 
 def read_summary(s3: Any, bucket: str, csv_key: str) -> dict[str, Any] | None:

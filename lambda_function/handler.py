@@ -19,12 +19,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pricing.refresh import DEFAULT_NAMES, DEFAULT_USAGETYPE_REGIONS, parse_names, read_names
 
 from . import reconcile
+from .attribution import TagLookup, attribute_frame
 from .aws import ATTEMPT_SECONDS, AwsClients, error_code
+from .budgets import Budget, load_budgets
 from .config import Config, load_config
 from .deliver import (
     SES_MAX_RAW_MESSAGE,
@@ -65,6 +68,7 @@ from .report import render_csv, report_rows, summarise, summary_document
 from .request import ReportRequest, is_price_refresh, parse_request
 from .service_options import ServiceOptions, load_service_options
 from .usage import usage_frame
+from .watch import Watch, watch_spend
 from .window import ReportWindow, day_window
 
 __all__ = ["AwsClients", "ReportRun", "lambda_handler", "run_report"]
@@ -160,6 +164,7 @@ def run_report(
     price_store = PriceStore(s3, config.report_bucket, config.report_prefix)
     refreshed = _newest_refreshed(price_store, config)
     overrides = read_overrides(config.price_overrides, s3)
+    budgets = load_budgets(config.budgets, s3, config.attribution_keys) if config.budgets else []
     prices = _pricing(
         config.price_table,
         overrides,
@@ -170,7 +175,7 @@ def run_report(
 
     # 2. Usage, aggregated by Logs Insights and proven complete
     start, end_second = window.epoch_range()
-    query = usage_query(prices.context_tiers.thresholds)
+    query = usage_query(prices.context_tiers.thresholds, config.attribution_keys)
     specs = plan_queries(config.log_groups, config.default_region, start, end_second, query, config.query_row_limit)
     runner = InsightsRunner(
         aws.logs,
@@ -182,8 +187,9 @@ def run_report(
     )
     results, totals = runner.run_all(specs, COUNT_FIELD)
     totals.log_groups = [group.identifier for group in config.log_groups]
-    usage = usage_frame(page for result in results for page in result.take_pages())
+    usage = usage_frame((page for result in results for page in result.take_pages()), config.attribution_keys)
     del results
+    usage, attribution = _attribute(usage, config, aws)
 
     # 3. Prices
     bedrock = lambda region: aws.client("bedrock", region)  # noqa: E731
@@ -192,10 +198,10 @@ def run_report(
     priced = price_usage(usage, prices.tokens, normalise, prices.images, prices.context_tiers, prices.options)
 
     # 4. The report
-    rows = report_rows(priced)
+    rows = report_rows(priced, config.attribution_keys)
     del usage, priced  # at 100,000 groups each frame is tens of MiB; the email still has to be encoded
-    csv_bytes = render_csv(rows)
-    summary = summarise(rows)
+    csv_bytes = render_csv(rows, config.attribution_keys)
+    summary = summarise(rows, config.attribution_keys)
     del rows
     if summary.invocations != totals.records_matched:
         # run_all proved each query complete; this guards the frame and the CSV against dropping rows.
@@ -216,7 +222,15 @@ def run_report(
     footer["price_table_key"] = refreshed.key if refreshed else BUNDLED
     changes = _price_changes(s3, config, price_store, window, footer["price_table_key"], prices, overrides)
     footer["price_changes"] = changes
-    summary_uri = put_summary(s3, config.report_bucket, key, summary_document(summary, bounds, footer))
+    if attribution:
+        footer["attribution"] = attribution
+    document = summary_document(summary, bounds, footer)
+
+    # 5b. Budgets and spikes, from the summaries earlier runs left (a day's report only)
+    watch = _watch(s3, aws, config, request, window, budgets, document, wall_now())
+    if watch is not None:
+        document["watch"] = watch.as_json()
+    summary_uri = put_summary(s3, config.report_bucket, key, document)
     lifetime = link_lifetime(aws.credentials(), config.link_expiry_seconds, datetime.now(UTC))
     context = {
         "window": bounds,
@@ -229,6 +243,10 @@ def run_report(
         "previous": previous,
         "month_to_date": to_date,
         "price_changes": changes,
+        "watch": watch,
+        "attribution": attribution,
+        "spike_factor": config.spike_factor,
+        "spike_min_usd": config.spike_min_usd,
     }
 
     # 6. A settled day against the bill (never stops the report)
@@ -257,6 +275,8 @@ def run_report(
         "unreadable_records": summary.unreadable_records,
         "summary_uri": summary_uri,
         "reconciliation": reconciliation,
+        "budget_alerts": watch.alerts_sent if watch else [],
+        "spikes": sum(len(found) for found in watch.spikes.values()) if watch else 0,
         "email": email,
     }
     unpriced = sum(u.invocations for u in summary.unpriced)
@@ -285,6 +305,60 @@ def _send_once(
     store = EmailStore(aws.client("s3"), config.report_bucket, marker_key)
     ses = aws.client("sesv2", config.ses_region or None)
     return send_once(store, ses, message, sender=config.sender, fresh=fresh, now=wall_now, force=request.force)
+
+
+def _attribute(usage: pd.DataFrame, config: Config, aws: AwsClients) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each row's value per ATTRIBUTION_KEYS key (request metadata, else profile tag, else IAM tag), and what the
+    footer says about it: how many rows each source gave and the tag lookups that failed (never fatal)."""
+    if not config.attribution_keys:
+        return usage, {}
+    try:
+        account = str(aws.client("sts").get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        log.warning("cannot tell this account's id (%s); IAM tags of every principal count as another account's", err)
+        account = ""
+    lookup = TagLookup(aws.client("iam"), lambda region: aws.client("bedrock", region), account)
+    usage, sources = attribute_frame(usage, config.attribution_keys, lookup)
+    return usage, {
+        "sources": {key: vars(counts) for key, counts in sources.items()},
+        "failures": sorted(set(lookup.failures)),
+    }
+
+
+def _watch(
+    s3: Any,
+    aws: AwsClients,
+    config: Config,
+    request: ReportRequest,
+    window: ReportWindow,
+    budgets: list[Budget],
+    document: dict[str, Any],
+    now: datetime,
+) -> Watch | None:
+    """Budgets (alert emails only when the run sends email) and spikes, for a whole day's report."""
+    if not window.is_single_day or request.partial:
+        return None
+    ses = aws.client("sesv2", config.ses_region or None)
+
+    def send(raw: bytes) -> str:
+        return str(ses.send_email(FromEmailAddress=config.sender, Content={"Raw": {"Data": raw}})["MessageId"])
+
+    return watch_spend(
+        document,
+        window.local_start.date(),
+        window.tz,
+        budgets,
+        config.attribution_keys,
+        s3=s3,
+        bucket=config.report_bucket,
+        prefix=config.report_prefix,
+        factor=config.spike_factor,
+        min_usd=config.spike_min_usd,
+        send=send if request.send_email else None,
+        sender=config.sender,
+        report_label=window.label,
+        now=now,
+    )
 
 
 BUNDLED = "bundled"  # the footer's price_table_key when the report was priced with the table in the package

@@ -498,7 +498,8 @@ def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:
 def _records(frame: pd.DataFrame) -> Iterator[Any]:
     """The rows as named tuples, like `itertuples`, but built from plain lists: iterating pandas' string columns
     element by element costs more than pricing the row."""
-    row = namedtuple("row", frame.columns)  # type: ignore[misc]  # the usage frame's columns are identifiers
+    # rename: the attribution columns (`meta:team`, `cost-center`) are not identifiers; pricing never reads them
+    row = namedtuple("row", frame.columns, rename=True)  # type: ignore[misc]
     return map(row._make, zip(*(frame[column].tolist() for column in frame.columns), strict=True))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 # Insights extracts at most 200 fields from a JSON event, and Bedrock puts the token counts (and sometimes
@@ -68,13 +69,13 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.inputBodyJson.imageGenerationConfig.height`, `input.inputBodyJson.height`, -1) as img_h,
          coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
          coalesce(`input.inputBodyJson.steps`, -1) as img_steps,
-         coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n
+         coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n{meta}
 | fields cw_tok * (1 - ceil(ttl_split_len / 20)) as cw_ttl_unknown
 {band}| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
         sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
         sum(cw1h_tok) as cache_write_1h_tokens, sum(cw_ttl_unknown) as cache_write_ttl_unknown_tokens,
         count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records
-  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, svc_tier, perf{band_key}
+  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, svc_tier, perf{band_key}{meta_keys}
 | sort identity asc"""
 
 
@@ -86,9 +87,22 @@ def _above(threshold: int) -> str:
     return f"ceil({x} / ({x} + 1))"
 
 
-def usage_query(thresholds: Sequence[int] = ()) -> str:
+def _meta_parse(n: int, key: str) -> str:
+    # Cost-attribution tags a caller set through Converse `requestMetadata` (a flat string map, top-level in the
+    # record, after the bodies in large records: the 200-field limit again). Keys are plain ASCII (config.py).
+    pattern = re.sub(r"([.+=/@:-])", r"\\\1", key)
+    return f'| parse @message /"requestMetadata"\\s*:\\s*\\{{[^}}]*"{pattern}"\\s*:\\s*"(?<p_m{n}>[^"]*)"/\n'
+
+
+def meta_field(n: int) -> str:
+    """The result field of the n-th attribution key."""
+    return f"meta{n}"
+
+
+def usage_query(thresholds: Sequence[int] = (), attribution_keys: Sequence[str] = ()) -> str:
     """The usage query; with `thresholds` (input tokens), each row also has `ctx_band`: how many of them the
-    requests of its group are above (0 = none)."""
+    requests of its group are above (0 = none); with `attribution_keys`, one more group key per key (`meta<n>`):
+    the records' requestMetadata value for it, "" when they have none."""
     ordered = sorted(set(thresholds))
     if any(t <= 0 for t in ordered):
         raise ValueError(f"thresholds must be positive: {ordered}")
@@ -99,7 +113,20 @@ def usage_query(thresholds: Sequence[int] = ()) -> str:
             f"| fields {' + '.join(_above(t) for t in ordered)} as ctx_band\n"
         )
         band_key = ", ctx_band"
-    query = _QUERY.replace("{band}", band).replace("{band_key}", band_key).replace("{NUMBER}", _NUMBER)
+    parses = "".join(_meta_parse(n, key) for n, key in enumerate(attribution_keys))
+    meta = "".join(
+        f',\n         coalesce(`requestMetadata.{key}`, p_m{n}, "") as {meta_field(n)}'
+        for n, key in enumerate(attribution_keys)
+    )
+    meta_keys = "".join(f", {meta_field(n)}" for n in range(len(attribution_keys)))
+    query = (
+        _QUERY.replace("{band}", band)
+        .replace("{band_key}", band_key)
+        .replace("{meta}", meta)
+        .replace("{meta_keys}", meta_keys)
+        .replace("{NUMBER}", _NUMBER)
+        .replace("| fields coalesce(`input.inputTokenCount`", parses + "| fields coalesce(`input.inputTokenCount`", 1)
+    )
     if len(query) > MAX_QUERY_CHARS:
         raise ValueError(f"the usage query would be {len(query)} characters, over StartQuery's {MAX_QUERY_CHARS}")
     return query

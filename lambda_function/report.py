@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
 
+from .attribution import UNATTRIBUTED
 from .pricing import INVALID, PRICED
 from .usage import COUNTS
 
@@ -120,6 +122,7 @@ class ReportSummary:
     by_identity: list[Spend] = field(default_factory=list)
     by_model: list[Spend] = field(default_factory=list)
     by_region: list[Spend] = field(default_factory=list)
+    by_attribution: dict[str, list[Spend]] = field(default_factory=dict)  # per ATTRIBUTION_KEYS key
     unpriced: list[UnpricedModel] = field(default_factory=list)
 
     @property
@@ -142,18 +145,20 @@ def _status(statuses: pd.Series) -> str:
     return "; ".join(reasons) if reasons else PRICED
 
 
-def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
-    """One row per (account, identity ARN, model id as logged, region), over all days; largest charges first."""
+def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per (account, identity ARN, model id as logged, region, and attribution values), over all days;
+    largest charges first."""
+    keys = [*_ROW_KEYS, *attribution_keys]
     if priced.empty:
-        empty = pd.DataFrame(columns=_ROW_KEYS + _SUMMED + ["charge", "pricing_status"])
+        empty = pd.DataFrame(columns=keys + _SUMMED + ["charge", "pricing_status"])
         return empty
     # Calls billed at their model's long-context tier (input above its threshold; see pricing.ContextTier).
     priced = priced.assign(long_context_invocations=priced["invocations"].where(priced["long_context"], 0))
     # Most CSV rows come from one usage row (one day, one set of options): those are taken as they are, and only
     # the keys with several usage rows go through the exact, Python-level Decimal sum.
-    several = priced.duplicated(_ROW_KEYS, keep=False)
-    single = priced.loc[~several, [*_ROW_KEYS, *_SUMMED, "charge", "pricing_status"]].set_index(_ROW_KEYS)
-    grouped = priced[several].groupby(_ROW_KEYS, sort=False, dropna=False)
+    several = priced.duplicated(keys, keep=False)
+    single = priced.loc[~several, [*keys, *_SUMMED, "charge", "pricing_status"]].set_index(keys)
+    grouped = priced[several].groupby(keys, sort=False, dropna=False)
     merged = grouped[_SUMMED].sum()
     merged["charge"] = grouped["charge"].agg(_sum_charges)
     merged["pricing_status"] = grouped["pricing_status"].agg(_status)
@@ -169,26 +174,27 @@ def report_rows(priced: pd.DataFrame) -> pd.DataFrame:
         }
     )
     # Stable tiebreak on the keys so re-runs produce byte-identical CSVs.
-    keyed = pd.concat([order, rows[_ROW_KEYS]], axis=1)
+    keyed = pd.concat([order, rows[keys]], axis=1)
     ordered = keyed.sort_values(
-        ["is_unpriced", "charge", "tokens", *_ROW_KEYS], ascending=[True, False, False, True, True, True, True]
+        ["is_unpriced", "charge", "tokens", *keys], ascending=[True, False, False, *[True] * len(keys)]
     ).index
     return rows.loc[ordered].reset_index(drop=True)
 
 
-def render_csv(rows: pd.DataFrame) -> bytes:
-    """UTF-8 CSV with the contract's column order; unpriced charges are empty cells, never 0."""
+def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> bytes:
+    """UTF-8 CSV with the contract's column order, then one column per attribution key (header: the key; empty
+    when unattributed); unpriced charges are empty cells, never 0."""
     columns: list[list[object]] = []
-    for name in CSV_COLUMNS:
-        values = rows[_CSV_SOURCES[name]].tolist() if not rows.empty else []
-        if name in _TEXT_COLUMNS:
+    for name in [*CSV_COLUMNS, *attribution_keys]:
+        values = rows[_CSV_SOURCES.get(name, name)].tolist() if not rows.empty else []
+        if name in _TEXT_COLUMNS or name in attribution_keys:
             values = [neutralise(str(v)) for v in values]
         elif name == "Charges incurred":
             values = ["" if c is None else f"{c:f}" for c in values]
         columns.append(values)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")  # quotes only where needed, as spreadsheets expect
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([*CSV_COLUMNS, *attribution_keys])
     writer.writerows(zip(*columns, strict=True))
     return buffer.getvalue().encode("utf-8")
 
@@ -235,7 +241,7 @@ def _count_invalid(rows: pd.DataFrame) -> int:
     return int(rows["pricing_status"].str.contains(f"{INVALID}: ", regex=False).sum())
 
 
-def summarise(rows: pd.DataFrame) -> ReportSummary:
+def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> ReportSummary:
     """Totals and breakdowns, computed from the CSV rows so that the email always agrees with the CSV."""
     unpriced = []
     missing = rows[rows["charge"].isna()] if not rows.empty else rows
@@ -269,6 +275,12 @@ def summarise(rows: pd.DataFrame) -> ReportSummary:
         by_identity=_breakdown(rows, "identity_arn", micros) if not rows.empty else [],
         by_model=_breakdown(rows, "model_id", micros) if not rows.empty else [],
         by_region=_breakdown(rows, "region", micros) if not rows.empty else [],
+        by_attribution={
+            key: _breakdown(rows.assign(**{key: rows[key].replace("", UNATTRIBUTED)}), key, micros)
+            if not rows.empty
+            else []
+            for key in attribution_keys
+        },
         unpriced=unpriced,
     )
 
@@ -307,6 +319,7 @@ def summary_document(summary: ReportSummary, window: dict[str, str], footer: dic
         "by_identity": _spend_json(summary.by_identity),
         "by_model": _spend_json(summary.by_model),
         "by_region": _spend_json(summary.by_region),
+        "by_attribution": {key: _spend_json(spends) for key, spends in summary.by_attribution.items()},
         "unpriced": [
             {
                 "model_id": u.model_id,

@@ -6,7 +6,7 @@ the reason in `invalid`: pricing shows it as invalid, never as a number that wra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .insights import Page
-from .query import READABLE_FIELD, RESULT_FIELDS
+from .query import READABLE_FIELD, RESULT_FIELDS, meta_field
 from .service_options import DEFAULT_TIER, STANDARD_LATENCY
 
 KEYS = ["usage_date", "account_id", "identity_arn", "model_id", "region"]
@@ -38,6 +38,7 @@ OPTION_KEYS = ["service_tier", "latency"]
 COLUMNS = KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + COUNTS
 INVALID = "invalid"  # why a group's counts are not usable ("" when they are)
 MAX_EXACT = 2**53  # Logs Insights sums in double precision: every integer below this is exact, not all above
+METADATA_PREFIX = "meta:"  # a usage column per attribution key: its requestMetadata value (see attribution.py)
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
 
 
@@ -111,9 +112,11 @@ _CONVERTERS: dict[str, Callable[[str | None], object]] = {
 }
 
 
-def _page_frame(page: Page) -> pd.DataFrame:
+def _page_frame(page: Page, attribution_keys: Sequence[str]) -> pd.DataFrame:
     """One page of query rows as typed columns (the page's strings can go once this is built)."""
     data: dict[str, object] = {}
+    for n, key in enumerate(attribution_keys):
+        data[METADATA_PREFIX + key] = _mapped(page.column(meta_field(n)), _text(""))
     problems: list[list[str]] = []
     for service_name, name in RESULT_FIELDS.items():
         values = page.column(service_name)
@@ -136,21 +139,24 @@ def _page_frame(page: Page) -> pd.DataFrame:
     else:
         data["unreadable_records"] = np.zeros(page.size, dtype=np.int64)
     data[INVALID] = ["; ".join(p for p in row if p) for row in zip(*problems, strict=True)] if problems else ""
-    return pd.DataFrame(data, columns=[*COLUMNS, INVALID])
+    meta = [METADATA_PREFIX + key for key in attribution_keys]
+    return pd.DataFrame(data, columns=[*COLUMNS, *meta, INVALID])
 
 
-def usage_frame(pages: Iterable[Page]) -> pd.DataFrame:
+def usage_frame(pages: Iterable[Page], attribution_keys: Sequence[str] = ()) -> pd.DataFrame:
     """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up.
-    Each page is typed as it comes, so only one page's strings are held at a time."""
-    frames = [_page_frame(page) for page in pages if page.size]
+    Each page is typed as it comes, so only one page's strings are held at a time. With `attribution_keys`, a
+    `meta:<key>` column per key holds the calls' requestMetadata value ("" when none), a group key too."""
+    meta = [METADATA_PREFIX + key for key in attribution_keys]
+    frames = [_page_frame(page, attribution_keys) for page in pages if page.size]
     if not frames:
         ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"}) | set(TIER_KEYS)
-        columns = {name: pd.Series(dtype="int64" if name in ints else "object") for name in COLUMNS}
+        columns = {name: pd.Series(dtype="int64" if name in ints else "object") for name in [*COLUMNS, *meta]}
         return pd.DataFrame({**columns, INVALID: pd.Series(dtype="object")})
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     del frames
     any_invalid = bool(frame[INVALID].astype(bool).any())
-    grouped = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS, as_index=False, sort=True)
+    grouped = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + meta, as_index=False, sort=True)
     summed = grouped[COUNTS].sum()
     # Reasons joined per group, only when there are any (the common case skips a Python-level aggregation).
     summed[INVALID] = grouped[INVALID].agg(_reasons)[INVALID] if any_invalid else ""

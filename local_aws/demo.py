@@ -23,7 +23,7 @@ from pricing.refresh import DEFAULT_NAMES, parse_names, read_names
 
 from .cost_explorer import LineItem
 from .embedded import EmbeddedAws, embedded_aws
-from .generate import generate_records, permission_check_line, put_records
+from .generate import DEFAULT_MODELS, generate_records, permission_check_line, put_records
 
 LOG_GROUP = "/aws/bedrock/modelinvocations"
 BUCKET = "demo-bedrock-usage-reports"
@@ -64,7 +64,35 @@ def report_environment(timezone: str) -> dict[str, str]:
         "SENDER": SENDER,
         "RECIPIENTS": RECIPIENTS,
         "REPORT_TIMEZONE": timezone,
+        "ATTRIBUTION_KEYS": "team",
+        "BUDGETS": f"s3://{BUCKET}/config/budgets.csv",
     }
+
+
+# Cost by team: IAM tags on some of the calling principals (others set requestMetadata, the rest are unattributed),
+# and budgets that the demo's day crosses.
+PRINCIPAL_TAGS = {
+    ("role", "support-chatbot-lambda-role"): "support",
+    ("role", "rag-indexer-ecs-task-role"): "search",
+    ("user", "alice"): "data",
+    ("user", "bob"): "data",
+}
+BUDGETS = """name,scope,period,amount,recipients
+Bedrock total,total,month,1200,finops@example.com
+Support team daily,team=support,day,60,platform-team@example.com
+"""
+RUNAWAY = "arn:aws:sts::123456789012:assumed-role/BedrockAgentRole/runaway-agent"
+
+
+def seed_attribution(aws: EmbeddedAws) -> None:
+    iam = aws.client("iam")
+    for (kind, name), team in PRINCIPAL_TAGS.items():
+        tags = [{"Key": "team", "Value": team}]
+        if kind == "role":
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}", Tags=tags)
+        else:
+            iam.create_user(UserName=name, Tags=tags)
+    aws.client("s3").put_object(Bucket=BUCKET, Key="config/budgets.csv", Body=BUDGETS.encode())
 
 
 def read_back(aws: EmbeddedAws, response: dict[str, Any], out: Path) -> dict[str, str]:
@@ -148,9 +176,23 @@ def run_demo(out: Path, *, records: int, timezone: str, now: datetime | None = N
         # 1% long agent conversations (1,000+ JSON fields) exercise Logs Insights' 200-field limit.
         day_records = generate_records(start, end, count=records, seed=2026, large_record_rate=0.01)
         print(f"generated {len(day_records):,} invocation-log records for {start.date()}", file=sys.stderr)
-        seed_account(aws, day_records)
+        # a runaway agent, busy only on the report's day: the spike the email flags
+        runaway = generate_records(
+            start, end, count=400, seed=7, identities=[(RUNAWAY, 1.0)], models=DEFAULT_MODELS[:1]
+        )
+        seed_account(aws, day_records + runaway)
+        seed_attribution(aws)
 
         os.environ.update(report_environment(timezone))
+        # Three earlier days, reported then (no email): the spike baseline (and the month's budget spend)
+        for back in (4, 2):  # and the settled day (3 days back), below
+            earlier_start = start - timedelta(days=back - 1)
+            put_records(
+                aws.client("logs"),
+                LOG_GROUP,
+                generate_records(earlier_start, earlier_start + timedelta(days=1), count=records, seed=back),
+            )
+            lambda_handler({"date": earlier_start.date().isoformat(), "send_email": False}, FakeLambdaContext())
         # The settled day two days before, reported then (no email), and what Cost Explorer billed for it: the
         # demo's report reconciles it.
         settled = (today - timedelta(days=3)).isoformat()

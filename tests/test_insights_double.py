@@ -354,7 +354,7 @@ def test_product_query_sums_real_shaped_records() -> None:
     events = [Event(at, message, GROUP, "s") for at, message in product_records()]
     output = execute_query(USAGE_QUERY, events)
     found = [{f["field"]: f["value"] for f in row} for row in output.rows]
-    assert found == [NOVA_ROW, HAIKU_ROW]
+    assert found == [HAIKU_ROW, NOVA_ROW]  # sorted by identity ("arn:aws:iam::0..." before "arn:aws:iam::X...")
     assert (output.records_matched, output.records_scanned) == (5, 6)  # the permission-check line is filtered out
     # ... and the trap it avoids: summing the extracted field misses the 1,000-field record (1023 x 2 = 2046)
     naive = rows("filter modelId like /haiku/ | stats sum(input.inputTokenCount) as t", events)
@@ -463,7 +463,7 @@ def test_product_query_end_to_end_through_boto3(service: Any) -> None:
     day = datetime.fromtimestamp(DAY, UTC).strftime("%Y-%m-%d 00:00:00.000")
     nova = dict(NOVA_ROW, day=day)
     haiku = dict(HAIKU_ROW, day=day)
-    assert found == [nova, haiku]
+    assert found == [haiku, nova]  # sorted by identity
     stats = final["statistics"]
     assert (stats["recordsMatched"], stats["recordsScanned"]) == (5.0, 6.0)
     assert stats["bytesScanned"] == float(sum(len(text.encode()) for _, text in moved))

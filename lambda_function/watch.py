@@ -1,0 +1,117 @@
+"""A heads-up before the bill: budgets crossed (with an alert email per threshold and period, once) and spend
+spikes against the trailing week, read from the summaries earlier runs left in S3 — no extra scans."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .budgets import Budget, BudgetStatus, alert_message, claim_alerts, evaluate, spend_from_summaries
+from .errors import DeadlineExceeded
+from .mail import message_bytes
+from .spikes import HISTORY_DAYS, Spike, find_spikes
+from .summaries import breakdown_costs, read_daily_summaries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Watch:
+    """What the report email and the JSON summary say about budgets and spikes."""
+
+    budgets: list[BudgetStatus] = field(default_factory=list)
+    alerts_sent: list[str] = field(default_factory=list)  # "<budget> <period> <threshold> %"
+    alert_failures: list[str] = field(default_factory=list)
+    spikes: dict[str, list[Spike]] = field(default_factory=dict)  # per breakdown label ("identity", a key)
+    skipped: list[str] = field(default_factory=list)  # earlier summaries that could not be read
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "budgets": [
+                {
+                    "budget": s.budget.label,
+                    "scope": str(s.budget.scope),
+                    "period": s.period_label,
+                    "amount_usd": f"{s.budget.amount:f}",
+                    "spend_usd": None if s.spend is None else f"{s.spend:f}",
+                    "percent": s.percent_label,
+                    "threshold_reached": s.threshold,
+                }
+                for s in self.budgets
+            ],
+            "alerts_sent": self.alerts_sent,
+            "alert_failures": self.alert_failures,
+            "spikes": {
+                label: [
+                    {
+                        "name": s.name,
+                        "cost_usd": f"{s.cost:f}",
+                        "median_usd": f"{s.median:f}",
+                        "ratio": None if s.ratio is None else f"{s.ratio:f}",
+                    }
+                    for s in spikes
+                ]
+                for label, spikes in self.spikes.items()
+            },
+        }
+
+
+def watch_spend(
+    today: dict[str, Any],
+    day: date,
+    tz: ZoneInfo,
+    budgets: Sequence[Budget],
+    attribution_keys: Sequence[str],
+    *,
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    factor: Decimal,
+    min_usd: Decimal,
+    send: Callable[[bytes], str] | None,
+    sender: str,
+    report_label: str,
+    now: datetime,
+) -> Watch:
+    """Budgets and spikes for the day `today` (its summary document) reports. `send` sends a raw message (None:
+    the run sends no email, so no alert is claimed either)."""
+    watch = Watch()
+    earlier_days = sorted({day - timedelta(days=n) for n in range(1, HISTORY_DAYS + 1)} | _month_before(day))
+    earlier = {s.day: s.document for s in read_daily_summaries(s3, bucket, prefix, earlier_days, tz, watch.skipped)}
+
+    # Spikes: each identity and attribution value against its median over the week before (days with a summary)
+    week = [earlier[d] for d in sorted(earlier) if day - timedelta(days=HISTORY_DAYS) <= d < day]
+    for label, breakdown in [("identity", "by_identity")] + [(k, f"by_attribution.{k}") for k in attribution_keys]:
+        costs = breakdown_costs(today, breakdown) or {}
+        history = [h for h in (breakdown_costs(d, breakdown) for d in week) if h is not None]
+        watch.spikes[label] = find_spikes(costs, history, factor, min_usd)
+
+    if not budgets:
+        return watch
+    month = [earlier[d] for d in sorted(earlier) if d.year == day.year and d.month == day.month]
+    watch.budgets = evaluate(budgets, spend_from_summaries(today, month), day)
+    if send is None:
+        return watch
+    for alert in claim_alerts(s3, bucket, prefix, watch.budgets, run_id=str(uuid.uuid4()), now=now):
+        what = f"{alert.status.budget.label} {alert.status.period_label} {alert.threshold} %"
+        try:
+            message = alert_message(alert, sender=sender, report_label=report_label)
+            send(message_bytes(message))
+            watch.alerts_sent.append(what)
+        except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+            # claimed before sending: this alert is not sent again for the period (at most once, never twice)
+            log.error("budget alert %s was not sent: %s", what, err)
+            watch.alert_failures.append(f"{what}: {err}")
+    return watch
+
+
+def _month_before(day: date) -> set[date]:
+    return {day.replace(day=n) for n in range(1, day.day)}

@@ -1,0 +1,53 @@
+"""Cost per name in a summary's breakdown, as budgets and spikes read it."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+import pytest
+
+from lambda_function.summaries import breakdown_costs
+
+DOCUMENT = {
+    "total_cost_usd": "7.5",
+    "by_identity": [
+        {"name": "alice", "cost_usd": "1.25", "invocations": 1},
+        {"name": "alice", "cost_usd": "2", "invocations": 1},  # never written twice, but summed if it were
+        {"name": "bob", "cost_usd": "4.25", "invocations": 1},
+    ],
+    "by_attribution": {"team": [{"name": "ml", "cost_usd": "7.5", "invocations": 2}]},
+}
+
+
+def test_costs_per_name():
+    # alice 1.25 + 2 = 3.25
+    assert breakdown_costs(DOCUMENT, "by_identity") == {"alice": Decimal("3.25"), "bob": Decimal("4.25")}
+    assert breakdown_costs(DOCUMENT, "by_attribution.team") == {"ml": Decimal("7.5")}
+
+
+def test_a_breakdown_the_summary_does_not_have_is_none():
+    assert breakdown_costs(DOCUMENT, "by_model") is None  # written before it existed
+    assert breakdown_costs(DOCUMENT, "by_attribution.project") is None  # a key added since
+    assert breakdown_costs({"by_identity": []}, "by_attribution.team") is None
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        ({"by_identity": {"alice": "1"}}, TypeError),
+        ({"by_identity": [{"name": "alice"}]}, KeyError),
+        ({"by_identity": [{"name": 7, "cost_usd": "1"}]}, TypeError),
+        ({"by_identity": [{"name": "alice", "cost_usd": "lots"}]}, InvalidOperation),
+        ({"by_identity": [{"name": "alice", "cost_usd": "Infinity"}]}, InvalidOperation),
+        ({"by_attribution": ["team"]}, TypeError),
+    ],
+)
+def test_a_malformed_breakdown_raises(document, error):
+    breakdown = "by_attribution.team" if "by_attribution" in document else "by_identity"
+    with pytest.raises(error):
+        breakdown_costs(document, breakdown)
+
+
+def test_an_unknown_breakdown_is_a_programming_error():
+    with pytest.raises(ValueError, match="'by_colour' is not a breakdown"):
+        breakdown_costs(DOCUMENT, "by_colour")

@@ -1,0 +1,153 @@
+"""Cost by team, budgets and spikes through the whole product: logs in, CSV/summary/email out (moto + the double).
+
+Prices used (pricing/token_prices.csv): amazon.nova-lite-v1:0 in us-east-1 at $0.06 per million input tokens, so
+a call of 1,000,000 input tokens and no output costs $0.06."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lambda_function.deliver import day_summary_key
+from lambda_function.window import day_window
+from local_aws.generate import put_records
+from tests.support import ACCOUNT_ID, BUCKET, GROUP, TODAY, configure, csv_rows, emails, run, summary_document
+
+MODEL = "amazon.nova-lite-v1:0"
+UTC_ZONE = ZoneInfo("UTC")
+ALICE = f"arn:aws:iam::{ACCOUNT_ID}:user/alice"  # IAM tag team=search
+BOB = f"arn:aws:iam::{ACCOUNT_ID}:user/bob"  # no tags
+BOT = f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/support-bot/session-1"  # role tag team=support
+
+
+def call(day, second: int, identity: str, tokens: int = 1_000_000, team: str | None = None) -> dict:
+    when = datetime.combine(day, time(0), tzinfo=UTC) + timedelta(seconds=second)
+    record = {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "accountId": ACCOUNT_ID,
+        "identity": {"arn": identity},
+        "region": "us-east-1",
+        "requestId": f"r-{identity[-5:]}-{second}",
+        "operation": "Converse",
+        "modelId": MODEL,
+        "input": {"inputContentType": "application/json", "inputTokenCount": tokens},
+        "output": {"outputContentType": "application/json", "outputTokenCount": 0},
+    }
+    if team is not None:
+        record["requestMetadata"] = {"team": team, "env": "prod"}
+    return record
+
+
+@pytest.fixture
+def tagged(aws, monkeypatch):
+    iam = aws.client("iam")
+    iam.create_user(UserName="alice", Tags=[{"Key": "team", "Value": "search"}])
+    iam.create_user(UserName="bob")
+    iam.create_role(RoleName="support-bot", AssumeRolePolicyDocument="{}", Tags=[{"Key": "team", "Value": "support"}])
+    configure(aws, monkeypatch, ATTRIBUTION_KEYS="team", SPIKE_MIN_USD="0.10")
+    return aws
+
+
+def test_cost_by_team_takes_metadata_over_iam_tags_and_shows_the_rest_unattributed(tagged):
+    day = TODAY - timedelta(days=1)
+    put_records(
+        tagged.client("logs"),
+        GROUP,
+        [
+            call(day, 10, ALICE, team="data"),  # metadata wins over alice's IAM tag (search)
+            call(day, 11, ALICE, team="data"),
+            call(day, 12, ALICE),  # no metadata: alice's tag, search
+            call(day, 13, BOB),
+            call(day, 14, BOB),
+            call(day, 15, BOB),  # no metadata, no tag: unattributed
+            call(day, 16, BOT, tokens=2_000_000),  # the session's role is tagged: support
+        ],
+    )
+    response = run({"date": day.isoformat()}).response
+
+    rows = {(r["Identity ARN"], r["team"]): r for r in csv_rows(tagged, response)}
+    # the team column comes after the existing ones; alice's calls are two rows, one per team
+    assert sorted(rows) == sorted([(ALICE, "data"), (ALICE, "search"), (BOB, ""), (BOT, "support")])
+    assert (rows[(ALICE, "data")]["Invocations"], rows[(ALICE, "data")]["Charges incurred"]) == ("2", "0.120000")
+    assert rows[(BOB, "")]["Charges incurred"] == "0.180000"  # 3 x $0.06
+
+    by_team = {s["name"]: s["cost_usd"] for s in summary_document(tagged, response)["by_attribution"]["team"]}
+    # data 2 x 0.06, search 1 x 0.06, support 2M x 0.06/M, unattributed 3 x 0.06
+    assert by_team == {"data": "0.120000", "search": "0.060000", "support": "0.120000", "unattributed": "0.180000"}
+    text = emails(tagged)[-1].get_body(preferencelist=("plain",)).get_content()
+    assert "Cost by team" in text and "unattributed" in text
+
+
+def test_a_failing_tag_lookup_is_named_and_the_report_still_goes_out(tagged, monkeypatch):
+    day = TODAY - timedelta(days=1)
+    other = "arn:aws:iam::999999999999:user/mallory"  # another account: IAM cannot answer for it
+    put_records(tagged.client("logs"), GROUP, [call(day, 10, other), call(day, 11, ALICE)])
+    response = run({"date": day.isoformat()}).response
+    assert response["status"] == "ok"
+    footer = summary_document(tagged, response)["footer"]["attribution"]
+    assert any("999999999999" in failure for failure in footer["failures"])
+    assert footer["sources"]["team"] == {"metadata": 0, "profile": 0, "iam": 1, "unattributed": 1}
+
+
+def _two_days_in_one_month():
+    first = TODAY - timedelta(days=2)
+    second = TODAY - timedelta(days=1)
+    return (first, second) if first.month == second.month else (first - timedelta(days=1), first)
+
+
+def test_a_month_budget_alerts_at_80_then_100_percent_once_each(tagged, monkeypatch):
+    # GIVEN a $1.00 monthly budget on the total, alerting owner@example.com
+    budgets = [{"scope": "total", "period": "month", "amount": "1.00", "recipients": ["owner@example.com"]}]
+    tagged.client("s3").put_object(Bucket=BUCKET, Key="config/budgets.json", Body=json.dumps(budgets).encode())
+    monkeypatch.setenv("BUDGETS", f"s3://{BUCKET}/config/budgets.json")
+    first, second = _two_days_in_one_month()
+    # 14 calls on the first day: 14 x 0.06 = $0.84 (84 %); 6 more on the second: $1.20 in the month (120 %)
+    put_records(tagged.client("logs"), GROUP, [call(first, n, BOB) for n in range(14)])
+    put_records(tagged.client("logs"), GROUP, [call(second, n, BOB) for n in range(6)])
+
+    def alerts() -> list[str]:
+        return [m["Subject"] for m in emails(tagged) if m["To"] == "owner@example.com"]
+
+    first_run = run({"date": first.isoformat()}).response
+    assert first_run["budget_alerts"] == [f"total (month) {first:%Y-%m} 80 %"]
+    second_run = run({"date": second.isoformat()}).response
+    assert second_run["budget_alerts"] == [f"total (month) {second:%Y-%m} 100 %"]
+    # a re-run of either day alerts nobody again
+    run({"date": second.isoformat(), "force": True})
+    run({"date": first.isoformat(), "force": True})
+    assert len(alerts()) == 2 and "80" in alerts()[0] and "100" in alerts()[1]
+    budget = summary_document(tagged, second_run)["watch"]["budgets"][0]
+    assert (budget["spend_usd"], budget["percent"], budget["threshold_reached"]) == ("1.200000", "120.0", 100)
+
+
+def test_a_spike_against_the_7_day_median_is_flagged(tagged):
+    day = TODAY - timedelta(days=1)
+    # GIVEN five earlier days on which bob spent 0.05, 0.06, 0.04, 0.06, 0.05 (median 0.05)
+    s3 = tagged.client("s3")
+    for n, cost in enumerate(["0.05", "0.06", "0.04", "0.06", "0.05"], start=1):
+        earlier = day - timedelta(days=n)
+        document = {
+            "schema": "bedrock-usage-report/summary/1",
+            "window": day_window(earlier, UTC_ZONE).as_json(),
+            "total_cost_usd": cost,
+            "by_identity": [{"name": BOB, "cost_usd": cost, "invocations": 1, "unpriced_invocations": 0}],
+            "by_attribution": {"team": [{"name": "unattributed", "cost_usd": cost, "invocations": 1}]},
+        }
+        key = day_summary_key("bedrock-usage", earlier, UTC_ZONE)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+    # WHEN bob makes 4 calls today: 4 x 0.06 = $0.24, above 3 x 0.05 = $0.15 and above SPIKE_MIN_USD ($0.10)
+    put_records(tagged.client("logs"), GROUP, [call(day, n, BOB) for n in range(4)])
+    response = run({"date": day.isoformat()}).response
+
+    spikes = summary_document(tagged, response)["watch"]["spikes"]
+    assert spikes["identity"] == [{"name": BOB, "cost_usd": "0.240000", "median_usd": "0.05", "ratio": "4.80"}]
+    assert [s["name"] for s in spikes["team"]] == ["unattributed"]  # the team value spiked with him
+    assert response["spikes"] == 2
+    assert "SPEND SPIKES" in emails(tagged)[-1].get_body(preferencelist=("plain",)).get_content()
+    assert Decimal(spikes["identity"][0]["cost_usd"]) > 3 * Decimal("0.05")
