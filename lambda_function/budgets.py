@@ -356,14 +356,18 @@ def _claim(s3: Any, bucket: str, key: str, status: BudgetStatus, threshold: int,
         "amount_usd": f"{budget.amount:f}",
         "spend_usd": f"{status.spend:f}",
         "recipients": list(budget.recipients),
-        "run_id": run_id,
-        "claimed_at": now.isoformat(),
     }
+    return claim_once(s3, bucket, key, body, run_id=run_id, now=now)
+
+
+def claim_once(s3: Any, bucket: str, key: str, body: dict[str, Any], *, run_id: str, now: datetime) -> bool:
+    """Create the alert marker `key` unless it exists: True when this run holds it (and sends the alert)."""
+    marker = {**body, "run_id": run_id, "claimed_at": now.isoformat()}
     try:
         s3.put_object(
             Bucket=bucket,
             Key=key,
-            Body=(json.dumps(body, indent=2) + "\n").encode(),
+            Body=(json.dumps(marker, indent=2) + "\n").encode(),
             ContentType="application/json",
             IfNoneMatch="*",  # created by one run only: the others get PreconditionFailed
         )

@@ -220,6 +220,11 @@ def day_summary_key(prefix: str, day: date, tz: ZoneInfo) -> str:
     return summary_key(report_key(prefix, day_window(day, tz)))
 
 
+def spike_alert_key(prefix: str, day_label: str, spike_id: str) -> str:
+    """The marker saying a spike was alerted for a day: created once, beside the budget alerts."""
+    return f"{prefix}/budget-alerts/{day_label}/spike-{spike_id}.json"
+
+
 def budget_alert_key(prefix: str, budget_id: str, period_label: str, threshold: int) -> str:
     """The marker saying a budget's threshold was alerted for a period (`2026-11-20` or `2026-11`): created once,
     with If-None-Match, never changed. Outside reports/, which the stack's Athena table reads."""

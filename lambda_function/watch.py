@@ -1,22 +1,39 @@
 """A heads-up before the bill: budgets crossed (with an alert email per threshold and period, once) and spend
-spikes against the trailing week, read from the summaries earlier runs left in S3 — no extra scans."""
+spikes against the trailing week (alerted once a day to the budgets covering them), read from the summaries
+earlier runs left in S3 — no extra scans."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from email.message import EmailMessage
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .budgets import Budget, BudgetStatus, alert_message, claim_alerts, evaluate, spend_from_summaries
+from .budgets import (
+    ATTRIBUTED,
+    IDENTITY,
+    TOTAL,
+    Budget,
+    BudgetStatus,
+    Scope,
+    alert_message,
+    claim_alerts,
+    claim_once,
+    evaluate,
+    spend_from_summaries,
+)
+from .deliver import spike_alert_key
 from .errors import DeadlineExceeded
-from .mail import message_bytes
+from .mail import RenderedEmail, build_message, message_bytes, template_environment
 from .spikes import HISTORY_DAYS, Spike, find_spikes
 from .summaries import breakdown_costs, read_daily_summaries
 
@@ -28,7 +45,7 @@ class Watch:
     """What the report email and the JSON summary say about budgets and spikes."""
 
     budgets: list[BudgetStatus] = field(default_factory=list)
-    alerts_sent: list[str] = field(default_factory=list)  # "<budget> <period> <threshold> %"
+    alerts_sent: list[str] = field(default_factory=list)  # "<budget> <period> <threshold> %", "spike <...>"
     alert_failures: list[str] = field(default_factory=list)
     spikes: dict[str, list[Spike]] = field(default_factory=dict)  # per breakdown label ("identity", a key)
     skipped: list[str] = field(default_factory=list)  # earlier summaries that could not be read
@@ -100,17 +117,61 @@ def watch_spend(
     watch.budgets = evaluate(budgets, spend_from_summaries(today, month), day)
     if send is None:
         return watch
-    for alert in claim_alerts(s3, bucket, prefix, watch.budgets, run_id=str(uuid.uuid4()), now=now):
+    run_id = str(uuid.uuid4())
+    for alert in claim_alerts(s3, bucket, prefix, watch.budgets, run_id=run_id, now=now):
         what = f"{alert.status.budget.label} {alert.status.period_label} {alert.threshold} %"
-        try:
-            message = alert_message(alert, sender=sender, report_label=report_label)
-            send(message_bytes(message))
-            watch.alerts_sent.append(what)
-        except (ClientError, BotoCoreError, DeadlineExceeded) as err:
-            # claimed before sending: this alert is not sent again for the period (at most once, never twice)
-            log.error("budget alert %s was not sent: %s", what, err)
-            watch.alert_failures.append(f"{what}: {err}")
+        _send(watch, what, partial(alert_message, alert, sender=sender, report_label=report_label), send)
+    # A spike goes to the recipients of the budgets that cover it: the total's, and those of its identity or value.
+    for label, spikes in watch.spikes.items():
+        for spike in spikes:
+            recipients = sorted({r for b in budgets if _covers(b.scope, label, spike.name) for r in b.recipients})
+            spike_id = hashlib.sha256(f"{label}\0{spike.name}".encode()).hexdigest()[:16]
+            key = spike_alert_key(prefix, day.isoformat(), spike_id)
+            body = {
+                "schema": "bedrock-usage-report/spike-alert/1",
+                "breakdown": label,
+                "name": spike.name,
+                "cost_usd": f"{spike.cost:f}",
+                "median_usd": f"{spike.median:f}",
+                "recipients": recipients,
+            }
+            if recipients and claim_once(s3, bucket, key, body, run_id=run_id, now=now):
+                what = f"spike {label} {spike.name} {day.isoformat()}"
+                message = partial(_spike_message, label, spike, recipients, factor, sender, report_label)
+                _send(watch, what, message, send)
     return watch
+
+
+def _covers(scope: Scope, label: str, name: str) -> bool:
+    """Whether a budget's scope covers a spike of `name` in breakdown `label` ("identity" or an attribution key)."""
+    if scope.kind == TOTAL:
+        return True
+    if label == "identity":
+        return scope.kind == IDENTITY and scope.value == name
+    return scope.kind == ATTRIBUTED and scope.key == label and scope.value == name
+
+
+def _send(watch: Watch, what: str, message: Callable[[], EmailMessage], send: Callable[[bytes], str]) -> None:
+    try:
+        send(message_bytes(message()))
+        watch.alerts_sent.append(what)
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        # claimed before sending: this alert is not sent again for the period (at most once, never twice)
+        log.error("alert %s was not sent: %s", what, err)
+        watch.alert_failures.append(f"{what}: {err}")
+
+
+def _spike_message(
+    label: str, spike: Spike, recipients: list[str], factor: Decimal, sender: str, report_label: str
+) -> EmailMessage:
+    env = template_environment()
+    context = {"label": label, "spike": spike, "factor": factor, "report_label": report_label}
+    rendered = RenderedEmail(
+        subject=env.get_template("spike_alert_subject.txt.j2").render(**context).strip(),
+        text=env.get_template("spike_alert.txt.j2").render(**context),
+        html=env.get_template("spike_alert.html.j2").render(**context),
+    )
+    return build_message(rendered, sender=sender, recipients=tuple(recipients), attachment=None, attachment_name="")
 
 
 def _month_before(day: date) -> set[date]:

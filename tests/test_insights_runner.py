@@ -471,3 +471,43 @@ def test_latency_mode_and_service_tier_are_group_keys(aws):
         ("standard", "priority"): 1,
         ("standard", "flex"): 1,
     }
+
+
+def test_request_metadata_values_are_group_keys_even_past_the_200_field_limit(aws):
+    # GIVEN calls tagged through Converse requestMetadata, one of them a 600-message record: Insights extracts no
+    # field after its first 200, and requestMetadata comes after the bodies, so the parse fallback must read it
+    def tagged(second, user, meta, fields=1, i=10):
+        rec = record(second=second, user=user, i=i, body_fields=fields)
+        if meta is not None:
+            rec["requestMetadata"] = meta
+        return rec
+
+    records = [
+        tagged(1, "a", {"team": "search", "cost-center": "cc-1"}),
+        tagged(2, "a", {"cost-center": "cc-1", "team": "search"}, fields=600, i=20),
+        tagged(3, "a", {"team": "data"}),
+        tagged(4, "a", None),
+    ]
+    put(aws.client("logs"), "/bedrock/meta", records)
+    query = usage_query((), ["team", "cost-center"])
+    specs = plan_queries([parse_log_group("/bedrock/meta")], "us-east-1", DAY_START, DAY_END, query, 100)
+    results, _ = runner().run_all(specs, COUNT_FIELD)
+    frame = usage_frame((page for r in results for page in r.pages), ["team", "cost-center"])
+    # THEN one row per (team, cost-center) pair; "" where a call had no value
+    found = {(row["meta:team"], row["meta:cost-center"]): row["input_tokens"] for _, row in frame.iterrows()}
+    assert found == {("search", "cc-1"): 10 + 20, ("data", ""): 10, ("", ""): 10}
+
+
+def test_a_service_ordering_the_split_field_unlike_us_fails_loudly_rather_than_miscount(aws):
+    # GIVEN identities the double orders as numbers (1, 2, 3, 10, 11, 12) where Python orders text ("1" < "10" <
+    # "11" < "12" < "2" < "3"); 5 rows a query
+    records = []
+    for n, name in enumerate(["1", "2", "3", "10", "11", "12"]):
+        rec = record(second=n, user="x")
+        rec["identity"] = {"arn": name}
+        records.append(rec)
+    put(aws.client("logs"), "/bedrock/numeric", records)
+    # WHEN the first result (1, 2, 3, 10, 11) keeps what sorts before "11" in our order ("1", "10") and the rest
+    # (identity >= "11", by the service's order: 11, 12) matches 2 records where 6 - 2 = 4 were left over
+    with pytest.raises(IncompleteResults, match="matched 2 records where 4 were left over"):
+        run(["/bedrock/numeric"], limit=5)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -126,10 +125,9 @@ def test_a_month_budget_alerts_at_80_then_100_percent_once_each(tagged, monkeypa
     assert (budget["spend_usd"], budget["percent"], budget["threshold_reached"]) == ("1.200000", "120.0", 100)
 
 
-def test_a_spike_against_the_7_day_median_is_flagged(tagged):
-    day = TODAY - timedelta(days=1)
-    # GIVEN five earlier days on which bob spent 0.05, 0.06, 0.04, 0.06, 0.05 (median 0.05)
-    s3 = tagged.client("s3")
+def _bob_spent_before(aws, day) -> None:
+    """Five earlier days' summaries: bob spent 0.05, 0.06, 0.04, 0.06, 0.05 (median 0.05), all unattributed."""
+    s3 = aws.client("s3")
     for n, cost in enumerate(["0.05", "0.06", "0.04", "0.06", "0.05"], start=1):
         earlier = day - timedelta(days=n)
         document = {
@@ -141,13 +139,56 @@ def test_a_spike_against_the_7_day_median_is_flagged(tagged):
         }
         key = day_summary_key("bedrock-usage", earlier, UTC_ZONE)
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+
+
+def test_a_spike_against_the_7_day_median_is_flagged(tagged):
+    day = TODAY - timedelta(days=1)
+    _bob_spent_before(tagged, day)
     # WHEN bob makes 4 calls today: 4 x 0.06 = $0.24, above 3 x 0.05 = $0.15 and above SPIKE_MIN_USD ($0.10)
     put_records(tagged.client("logs"), GROUP, [call(day, n, BOB) for n in range(4)])
     response = run({"date": day.isoformat()}).response
 
     spikes = summary_document(tagged, response)["watch"]["spikes"]
+    # ratio 0.24 / 0.05 = 4.80
     assert spikes["identity"] == [{"name": BOB, "cost_usd": "0.240000", "median_usd": "0.05", "ratio": "4.80"}]
     assert [s["name"] for s in spikes["team"]] == ["unattributed"]  # the team value spiked with him
     assert response["spikes"] == 2
     assert "SPEND SPIKES" in emails(tagged)[-1].get_body(preferencelist=("plain",)).get_content()
-    assert Decimal(spikes["identity"][0]["cost_usd"]) > 3 * Decimal("0.05")
+
+
+def test_below_the_factor_or_the_minimum_nothing_is_flagged(tagged, monkeypatch):
+    day = TODAY - timedelta(days=1)
+    _bob_spent_before(tagged, day)
+    # 2 calls: $0.12 is below 3 x 0.05 = $0.15
+    put_records(tagged.client("logs"), GROUP, [call(day, n, BOB) for n in range(2)])
+    assert run({"date": day.isoformat()}).response["spikes"] == 0
+    # 4 calls ($0.24, 4.8x) but a minimum of $0.25
+    monkeypatch.setenv("SPIKE_MIN_USD", "0.25")
+    put_records(tagged.client("logs"), GROUP, [call(day, 100 + n, BOB) for n in range(2)])
+    assert run({"date": day.isoformat(), "force": True}).response["spikes"] == 0
+
+
+def test_a_spike_is_alerted_once_a_day_to_the_budgets_covering_it(tagged, monkeypatch):
+    # GIVEN a total budget far from crossed (owner@), a budget on bob (bob-lead@) and one on team=search (search@)
+    budgets = [
+        {"scope": "total", "period": "month", "amount": "1000", "recipients": ["owner@example.com"]},
+        {"scope": f"identity={BOB}", "period": "day", "amount": "100", "recipients": ["bob-lead@example.com"]},
+        {"scope": "team=search", "period": "day", "amount": "100", "recipients": ["search@example.com"]},
+    ]
+    tagged.client("s3").put_object(Bucket=BUCKET, Key="budgets.json", Body=json.dumps(budgets).encode())
+    monkeypatch.setenv("BUDGETS", f"s3://{BUCKET}/budgets.json")
+    day = TODAY - timedelta(days=1)
+    _bob_spent_before(tagged, day)
+    put_records(tagged.client("logs"), GROUP, [call(day, n, BOB) for n in range(4)])
+
+    first = run({"date": day.isoformat()}).response
+    run({"date": day.isoformat(), "force": True})  # a re-run: no alert twice
+
+    def subjects(address: str) -> list[str]:
+        return [m["Subject"] for m in emails(tagged) if address in m["To"] and "spike" in m["Subject"]]
+
+    # bob's spike goes to the total's and bob's budget's recipients; the unattributed team's to the total's only
+    assert len(subjects("owner@example.com")) == 2 and len(subjects("bob-lead@example.com")) == 1
+    assert subjects("search@example.com") == []
+    assert "bob" in subjects("bob-lead@example.com")[0] and "$0.24" in subjects("bob-lead@example.com")[0]
+    assert sorted(first["budget_alerts"]) == [f"spike identity {BOB} {day}", f"spike team unattributed {day}"]
