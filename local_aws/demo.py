@@ -23,7 +23,7 @@ from pricing.refresh import DEFAULT_NAMES, parse_names, read_names
 
 from .cost_explorer import LineItem
 from .embedded import EmbeddedAws, embedded_aws
-from .generate import DEFAULT_MODELS, generate_records, permission_check_line, put_records
+from .generate import DEFAULT_MODELS, default_identities, generate_records, permission_check_line, put_records
 
 LOG_GROUP = "/aws/bedrock/modelinvocations"
 BUCKET = "demo-bedrock-usage-reports"
@@ -85,9 +85,13 @@ RUNAWAY = "arn:aws:sts::123456789012:assumed-role/BedrockAgentRole/runaway-agent
 
 
 def seed_attribution(aws: EmbeddedAws) -> None:
+    """The IAM users and roles behind the generated calls, some tagged; and the budgets file."""
     iam = aws.client("iam")
-    for (kind, name), team in PRINCIPAL_TAGS.items():
-        tags = [{"Key": "team", "Value": team}]
+    principals = {("user", arn.rsplit("/", 1)[1]) for arn, _ in default_identities() if ":user/" in arn}
+    principals |= {("role", arn.split("/")[1]) for arn, _ in default_identities() if ":assumed-role/" in arn}
+    for kind, name in sorted(principals | set(PRINCIPAL_TAGS)):
+        team = PRINCIPAL_TAGS.get((kind, name))
+        tags = [{"Key": "team", "Value": team}] if team else []
         if kind == "role":
             iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}", Tags=tags)
         else:
