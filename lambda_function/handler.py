@@ -64,7 +64,7 @@ from .pricing import (
 )
 from .profiles import normaliser, resolve_profiles
 from .query import COUNT_FIELD, SPLIT_FIELD, usage_query
-from .report import render_csv, report_rows, summarise, summary_document
+from .report import check_attribution_keys, render_csv, report_rows, summarise, summary_document
 from .request import ReportRequest, is_price_refresh, parse_request
 from .service_options import ServiceOptions, load_service_options
 from .usage import usage_frame
@@ -164,6 +164,7 @@ def run_report(
     price_store = PriceStore(s3, config.report_bucket, config.report_prefix)
     refreshed = _newest_refreshed(price_store, config)
     overrides = read_overrides(config.price_overrides, s3)
+    check_attribution_keys(config.attribution_keys)
     budgets = load_budgets(config.budgets, s3, config.attribution_keys) if config.budgets else []
     prices = _pricing(
         config.price_table,

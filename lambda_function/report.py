@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .attribution import UNATTRIBUTED
+from .errors import ConfigError
 from .pricing import INVALID, PRICED
-from .usage import COUNTS
+from .usage import COLUMNS, COUNTS
 
 CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")  # CSV charges keep micro-dollars: a Nova Micro call costs far less than a cent
@@ -143,6 +144,31 @@ def _sum_charges(charges: pd.Series) -> Decimal | None:
 def _status(statuses: pd.Series) -> str:
     reasons = sorted({s for s in statuses if s != PRICED})
     return "; ".join(reasons) if reasons else PRICED
+
+
+# Columns of the usage, priced and report frames, and the CSV's headers: an attribution key becomes a column of
+# each, so it must be none of them (checked before any query is paid for).
+_RESERVED = {
+    name.lower()
+    for name in [
+        *COLUMNS,
+        INVALID,
+        *CSV_COLUMNS,
+        *_SUMMED,
+        "charge",
+        "pricing_status",
+        "priced_model_id",
+        "long_context",
+    ]
+}
+
+
+def check_attribution_keys(keys: Sequence[str]) -> None:
+    taken = [key for key in keys if key.lower() in _RESERVED]
+    if taken:
+        raise ConfigError(
+            "ATTRIBUTION_KEYS", f"{', '.join(map(repr, taken))} would clash with a column of the report; choose another"
+        )
 
 
 def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> pd.DataFrame:

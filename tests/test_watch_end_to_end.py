@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lambda_function.deliver import day_summary_key
+from lambda_function.errors import ConfigError
 from lambda_function.window import day_window
 from local_aws.generate import put_records
 from tests.support import ACCOUNT_ID, BUCKET, GROUP, TODAY, configure, csv_rows, emails, run, summary_document
@@ -192,3 +193,13 @@ def test_a_spike_is_alerted_once_a_day_to_the_budgets_covering_it(tagged, monkey
     assert subjects("search@example.com") == []
     assert "bob" in subjects("bob-lead@example.com")[0] and "$0.24" in subjects("bob-lead@example.com")[0]
     assert sorted(first["budget_alerts"]) == [f"spike identity {BOB} {day}", f"spike team unattributed {day}"]
+
+
+@pytest.mark.parametrize("key", ["region", "Invocations", "charge"])
+def test_an_attribution_key_that_clashes_with_a_report_column_fails_before_any_query(aws, monkeypatch, key):
+    configure(aws, monkeypatch, ATTRIBUTION_KEYS=f"team,{key}")
+    day = TODAY - timedelta(days=1)
+    put_records(aws.client("logs"), GROUP, [call(day, 10, BOB)])
+    with pytest.raises(ConfigError, match=f"ATTRIBUTION_KEYS: '{key}' would clash"):
+        run({"date": day.isoformat()})
+    assert aws.insights.started == []  # nothing paid for
