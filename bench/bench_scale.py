@@ -60,9 +60,9 @@ class Server:
         self.process.wait(timeout=120)
 
 
-def start_server(day: date, groups: int, calls_per_group: int) -> Server:
+def start_server(day: date, groups: int, calls_per_group: int, max_limit: int = 100_000) -> Server:
     command = [sys.executable, "-m", "bench.scale_server", "--groups", str(groups), "--date", day.isoformat()]
-    command += ["--calls-per-group", str(calls_per_group)]
+    command += ["--calls-per-group", str(calls_per_group), "--max-limit", str(max_limit)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout
     hello = json.loads(process.stdout.readline())
@@ -125,8 +125,8 @@ def run_cli(server: Server, day: date, out: Path) -> dict[str, Any]:
     return {"answer": json.loads(answer), "cpu_s": probe["cpu_s"], "peak_mib": usage.ru_maxrss / 1024, "wall_s": wall}
 
 
-def scale(groups: int, day: date) -> dict[str, Any]:
-    server = start_server(day, groups, 2)
+def scale(groups: int, day: date, max_limit: int = 100_000) -> dict[str, Any]:
+    server = start_server(day, groups, 2, max_limit)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="*", help=f"sizes to run (default: {', '.join(map(str, SIZES))})")
     parser.add_argument("--no-naive", action="store_true", help="skip the side-by-side with the naive approach")
+    parser.add_argument(
+        "--service-limit", type=int, default=100_000, help="the largest limit the service accepts (10000: fallback)"
+    )
     args = parser.parse_args(argv)
     day = datetime.now(UTC).date() - timedelta(days=1)
     print(
@@ -227,14 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|")
     for groups in args.groups or SIZES:
-        r = scale(groups, day)
+        r = scale(groups, day, args.service_limit)
         print(
             f"| {r['groups']:,} | {r['events']:,} | {r['rows']:,} | {'yes' if r['exact'] else '**no**'} "
-            f"| {r['queries']} | {r['rows_fetched']:,} ({r['per_group']:.3f}) | {r['cpu_s']:.2f} "
+            f"| {r['queries']}{' (limit ' + format(r['limits'][-1], ',') + ')' if r['limits'] != [100_000] else ''} | {r['rows_fetched']:,} ({r['per_group']:.3f}) | {r['cpu_s']:.2f} "
             f"| {r['cpu_per_10k']:.2f} | {r['peak_mib']:.0f} | {r['response_mib']:.1f} | {r['running_rows']:,} |",
             flush=True,
         )
-    if args.no_naive or args.groups:
+    if args.no_naive or args.groups or args.service_limit != 100_000:
         return 0
     print()
     print("| invocations | approach | rows transferred | MiB transferred | client CPU (s) | wall (s) | exact |")

@@ -26,8 +26,8 @@ BUCKET = "bench-reports"
 class CountingDouble(InsightsDouble):
     """The double, counting what it hands out: rows of Complete and of Running answers, and response bytes."""
 
-    def __init__(self) -> None:
-        super().__init__(polls_until_running=0, polls_until_complete=2)
+    def __init__(self, max_limit: int) -> None:
+        super().__init__(polls_until_running=0, polls_until_complete=2, max_limit=max_limit)
         self.complete_rows = 0
         self.running_rows = 0
         self.response_bytes = 0
@@ -61,10 +61,11 @@ def main() -> int:
     parser.add_argument("--groups", type=int, required=True)
     parser.add_argument("--calls-per-group", type=int, default=2)
     parser.add_argument("--date", type=date.fromisoformat, required=True)
+    parser.add_argument("--max-limit", type=int, default=100_000, help="the largest StartQuery limit accepted")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     start = datetime(args.date.year, args.date.month, args.date.day, tzinfo=UTC)
-    double = CountingDouble()
+    double = CountingDouble(args.max_limit)
     with embedded_aws(insights=double) as aws:
         aws.client("s3").create_bucket(Bucket=BUCKET)
         records = records_for_groups(
