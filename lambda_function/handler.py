@@ -344,22 +344,27 @@ def _watch(
     def send(raw: bytes) -> str:
         return str(ses.send_email(FromEmailAddress=config.sender, Content={"Raw": {"Data": raw}})["MessageId"])
 
-    return watch_spend(
-        document,
-        window.local_start.date(),
-        window.tz,
-        budgets,
-        config.attribution_keys,
-        s3=s3,
-        bucket=config.report_bucket,
-        prefix=config.report_prefix,
-        factor=config.spike_factor,
-        min_usd=config.spike_min_usd,
-        send=send if request.send_email else None,
-        sender=config.sender,
-        report_label=window.label,
-        now=now,
-    )
+    try:
+        return watch_spend(
+            document,
+            window.local_start.date(),
+            window.tz,
+            budgets,
+            config.attribution_keys,
+            s3=s3,
+            bucket=config.report_bucket,
+            prefix=config.report_prefix,
+            factor=config.spike_factor,
+            min_usd=config.spike_min_usd,
+            send=send if request.send_email else None,
+            sender=config.sender,
+            report_label=window.label,
+            now=now,
+        )
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        # a heads-up that cannot be given never stops the report; the email says so
+        log.error("budgets and spikes could not be checked: %s", err)
+        return Watch(alert_failures=[f"budgets and spikes could not be checked: {err}"])
 
 
 BUNDLED = "bundled"  # the footer's price_table_key when the report was priced with the table in the package
@@ -464,6 +469,8 @@ def _footer(totals: QueryTotals, price_version: str, unreadable_summaries: int) 
         "bytes_scanned": totals.bytes_scanned,
         "queries": totals.queries,
         "window_splits": totals.splits,
+        "rows_fetched": totals.rows_fetched,
+        "row_limit": totals.row_limit,  # 10,000 when the service or the SDK refused 100,000
         "query_cost": f"${(gigabytes * QUERY_COST_PER_GB):.4f}",
         "price_table_version": price_version,
         "unreadable_summaries": unreadable_summaries,

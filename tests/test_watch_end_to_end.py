@@ -15,6 +15,7 @@ from lambda_function.deliver import day_summary_key
 from lambda_function.errors import ConfigError
 from lambda_function.window import day_window
 from local_aws.generate import put_records
+from tests.faults import Faults
 from tests.support import ACCOUNT_ID, BUCKET, GROUP, TODAY, configure, csv_rows, emails, run, summary_document
 
 MODEL = "amazon.nova-lite-v1:0"
@@ -203,3 +204,24 @@ def test_an_attribution_key_that_clashes_with_a_report_column_fails_before_any_q
     with pytest.raises(ConfigError, match=f"ATTRIBUTION_KEYS: '{key}' would clash"):
         run({"date": day.isoformat()})
     assert aws.insights.started == []  # nothing paid for
+
+
+def test_alerts_that_cannot_be_claimed_or_sent_never_stop_the_report(tagged, monkeypatch):
+    # GIVEN a day budget the day crosses ($0.06 of $0.05), and S3 refusing every write under budget-alerts/
+    budgets = [{"scope": "total", "period": "day", "amount": "0.05", "recipients": ["owner@example.com"]}]
+    tagged.client("s3").put_object(Bucket=BUCKET, Key="budgets.json", Body=json.dumps(budgets).encode())
+    monkeypatch.setenv("BUDGETS", f"s3://{BUCKET}/budgets.json")
+    day = TODAY - timedelta(days=1)
+    put_records(tagged.client("logs"), GROUP, [call(day, 1, BOB)])
+    faults = Faults()
+    on_alert = lambda request: "budget-alerts" in request.url  # noqa: E731
+    faults.add("PutObject", Faults.error(403, "AccessDenied", "Access Denied"), times=-1, when=on_alert)
+
+    response = run({"date": day.isoformat()}, session=faults.session()).response
+
+    # THEN the report and its email go out, saying the budgets could not be checked; no alert was sent
+    assert response["status"] == "ok" and response["email"]["sent"] is True
+    assert response["budget_alerts"] == []
+    assert "AccessDenied" in summary_document(tagged, response)["watch"]["alert_failures"][0]
+    assert [m["To"] for m in emails(tagged)] == ["finops@example.com"]
+    assert "Alerts not sent" in emails(tagged)[0].get_body(preferencelist=("html",)).get_content()
