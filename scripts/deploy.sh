@@ -19,9 +19,11 @@ cd "$(dirname "$0")/.."
 # report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
 : "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
 : "${LOG_LEVEL:=INFO}" "${RECONCILE_LAG_DAYS:=2}" "${RECONCILE_COST_METRIC:=UnblendedCost}" "${RECONCILE_ALERT_PERCENT:=5}"
+: "${ATTRIBUTION_KEYS:=}" "${BUDGETS:=}" "${SPIKE_FACTOR:=3}" "${SPIKE_MIN_USD:=1.00}"
 
 : "${SES_REGION:=}"
 # The identity the role may send as: the one SES will authorize (the verified address, else its domain).
+# ALERT_RECIPIENTS (the budgets' recipients), when set, are checked against the SES sandbox too.
 SENDER_IDENTITY=$(SES_REGION="$SES_REGION" scripts/ses_check.sh)
 
 # The package must sit in a bucket of the function's region: create it there, or check where it is.
@@ -60,5 +62,6 @@ aws cloudformation deploy \
     "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \
     "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
-    "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT"
+    "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT" \
+    "AttributionKeys=$ATTRIBUTION_KEYS" "Budgets=$BUDGETS" "SpikeFactor=$SPIKE_FACTOR" "SpikeMinUsd=$SPIKE_MIN_USD"
 aws cloudformation describe-stacks --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

@@ -2,7 +2,8 @@
 # Before `make deploy`: which SES identity may send as SENDER, and is the account still in the SES sandbox?
 # SES authorizes a send against the address identity when that address is verified, else against its domain:
 # granting the role the other one gives AccessDenied. Prints the identity to grant on stdout; advice on stderr.
-# Needs SENDER and RECIPIENTS; SES_REGION (default: the CLI's region).
+# Needs SENDER and RECIPIENTS; SES_REGION (default: the CLI's region); ALERT_RECIPIENTS (optional: the budgets'
+# recipients, who get budget and spike alerts) are checked against the sandbox too.
 set -euo pipefail
 : "${SENDER:?set SENDER}" "${RECIPIENTS:?set RECIPIENTS}"
 region="${SES_REGION:-$(aws configure get region 2>/dev/null || true)}"
@@ -37,7 +38,7 @@ echo "SES in $region sends as $address through the verified identity $identity" 
 production=$(aws sesv2 get-account --region "$region" --query ProductionAccessEnabled --output text 2>/dev/null || true)
 if [[ "$production" != "True" && "$production" != "true" ]]; then
   unverified=()
-  IFS=', ' read -r -a recipients <<<"$RECIPIENTS"
+  IFS=', ' read -r -a recipients <<<"$RECIPIENTS,${ALERT_RECIPIENTS:-}"
   for recipient in "${recipients[@]}"; do
     [[ -n "$recipient" ]] && ! verified "$recipient" && ! verified "${recipient#*@}" && unverified+=("$recipient")
   done

@@ -83,13 +83,14 @@ esac
     return bin_dir
 
 
-def ses_check(tmp_path: Path, verified: set[str], production: bool = True) -> subprocess.CompletedProcess:
+def ses_check(tmp_path: Path, verified: set[str], production: bool = True, **extra: str) -> subprocess.CompletedProcess:
     bin_dir = ses_stub(tmp_path, verified, production)
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "SENDER": "Bedrock reports <reports@example.com>",
         "RECIPIENTS": "finops@example.com,cfo@other.org",
+        **extra,
     }
     env.pop("SES_REGION", None)
     return subprocess.run(
@@ -123,3 +124,21 @@ def test_the_sandbox_names_the_recipients_who_would_get_nothing(tmp_path):
     # finops@example.com is covered by the verified domain; cfo@other.org is not
     assert "in the sandbox" in result.stderr and "would get nothing: cfo@other.org" in result.stderr
     assert "finops@example.com" not in result.stderr.split("would get nothing:")[1].splitlines()[0]
+
+
+def test_the_sandbox_check_covers_the_budgets_alert_recipients(tmp_path):
+    result = ses_check(tmp_path, {"example.com"}, production=False, ALERT_RECIPIENTS="lead@example.com,ops@team.io")
+    # lead@example.com is covered by the verified domain; ops@team.io and cfo@other.org are not
+    assert "would get nothing: cfo@other.org ops@team.io" in result.stderr
+
+
+def test_make_deploy_passes_every_report_setting_of_the_stack():
+    # A report setting the deploy script leaves out keeps its default on every redeploy, whatever the user exported.
+    from cfnlint.decode import decode_str
+
+    template, _ = decode_str((ROOT / "cloudformation" / "template.yaml").read_text())
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    (settings,) = [g["Parameters"] for g in groups if g["Label"]["default"] == "Report settings"]
+    deploy = (ROOT / "scripts" / "deploy.sh").read_text()
+    assert "AttributionKeys" in settings and "Budgets" in settings
+    assert [name for name in settings if f'"{name}=$' not in deploy] == []
