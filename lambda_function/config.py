@@ -132,6 +132,16 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, 
     return value
 
 
+def _object_location(environ: Mapping[str, str], name: str) -> str:
+    """A setting naming a file to read: "" (none), a local path that exists, or s3://bucket/key."""
+    location = _setting(environ, name)
+    if location and not location.startswith("s3://") and not Path(location).is_file():
+        raise ConfigError(name, f"{location!r} is neither a readable file nor an s3://bucket/key URI")
+    if location.startswith("s3://") and "/" not in location.removeprefix("s3://").strip("/"):
+        raise ConfigError(name, f"{location!r} names no object; use s3://bucket/key")
+    return location
+
+
 def _decimal_setting(environ: Mapping[str, str], name: str, default: str) -> Decimal | None:
     """The number, or None when it is not a finite one (Decimal reads NaN and Infinity)."""
     raw = _setting(environ, name) or default
@@ -217,11 +227,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if not Decimal(0) <= discount < Decimal(100):
         raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be from 0 up to (not including) 100, got {raw_discount}")
 
-    overrides = _setting(environ, "PRICE_OVERRIDES")
-    if overrides and not overrides.startswith("s3://") and not Path(overrides).is_file():
-        raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} is neither a readable file nor an s3://bucket/key URI")
-    if overrides.startswith("s3://") and "/" not in overrides.removeprefix("s3://").strip("/"):
-        raise ConfigError("PRICE_OVERRIDES", f"{overrides!r} names no object; use s3://bucket/key")
+    overrides = _object_location(environ, "PRICE_OVERRIDES")
 
     ses_region = _setting(environ, "SES_REGION")
     if ses_region and not _REGION.fullmatch(ses_region):
@@ -238,11 +244,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if not alert.is_finite() or alert < 0:
         raise ConfigError("RECONCILE_ALERT_PERCENT", f"must be a number of percent, got {raw_alert!r}")
 
-    budgets = _setting(environ, "BUDGETS")
-    if budgets and not budgets.startswith("s3://") and not Path(budgets).is_file():
-        raise ConfigError("BUDGETS", f"{budgets!r} is neither a readable file nor an s3://bucket/key URI")
-    if budgets.startswith("s3://") and "/" not in budgets.removeprefix("s3://").strip("/"):
-        raise ConfigError("BUDGETS", f"{budgets!r} names no object; use s3://bucket/key")
+    budgets = _object_location(environ, "BUDGETS")
 
     spike_factor = _decimal_setting(environ, "SPIKE_FACTOR", "3")
     if spike_factor is None or spike_factor <= 1:

@@ -525,14 +525,10 @@ def _before_last(result: QueryResult, split_field: str) -> tuple[QueryResult, st
     keep = [i for i, value in enumerate(values) if (value or "") < last]
     if not keep:
         return None
-    columns: dict[str, list[str | None]] = {}
-    for page in result.pages:
-        for name in page.columns:
-            columns.setdefault(name, [])
-    for page in result.pages:
-        for name, column in columns.items():
-            column.extend(page.column(name))
-    subset = {name: [column[i] for i in keep] for name, column in columns.items()}
+    subset: dict[str, list[str | None]] = {}
+    for name in {name for page in result.pages for name in page.columns}:
+        column = list(result.column(name))
+        subset[name] = [column[i] for i in keep]
     return replace(result, pages=[Page(len(keep), subset)]), last
 
 

@@ -4,13 +4,12 @@ against the median of the previous 7 days' summaries."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from .summaries import breakdown_costs, read_daily_summaries
+from .summaries import StoredSummary, breakdown_costs
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +63,18 @@ def find_spikes(
     return sorted(spikes, key=lambda s: (-s.cost, s.name))
 
 
-def previous_costs(
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    day: date,
-    tz: ZoneInfo,
-    breakdown: str,
-    skipped: list[str],
-    days: int = HISTORY_DAYS,
-) -> list[dict[str, Decimal]]:
-    """`find_spikes`'s history: cost per name in `breakdown` (`by_identity`, `by_attribution.<key>`, ...) for each of
-    the `days` days before `day` whose summary can be read. A summary written before that breakdown existed is left
-    out like a missing day (counting everyone as 0 there would make anything a spike); unreadable ones are skipped
-    and added to `skipped`."""
-    earlier = [day - timedelta(days=n) for n in range(1, days + 1)]
+def week_before(day: date) -> list[date]:
+    """The days whose summaries make a spike's baseline: the HISTORY_DAYS before `day`, newest first."""
+    return [day - timedelta(days=n) for n in range(1, HISTORY_DAYS + 1)]
+
+
+def baseline(summaries: Iterable[StoredSummary], breakdown: str) -> list[dict[str, Decimal]]:
+    """`find_spikes`'s history from earlier daily summaries (summaries.read_daily_summaries, which checked their
+    shape): cost per name in `breakdown` (`by_identity`, `by_attribution.<key>`, ...). A summary written before that
+    breakdown existed is left out like a missing day (counting everyone as 0 there would make anything a spike)."""
     history = []
-    for stored in read_daily_summaries(s3, bucket, prefix, earlier, tz, skipped):
-        costs = breakdown_costs(stored.document, breakdown)  # read_daily_summaries checked its shape
+    for stored in summaries:
+        costs = breakdown_costs(stored.document, breakdown)
         if costs is None:
             log.info("the summary of %s has no %s; left out of the spike baseline", stored.day, breakdown)
             continue

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from functools import partial
@@ -34,7 +34,7 @@ from .budgets import (
 from .deliver import spike_alert_key
 from .errors import DeadlineExceeded
 from .mail import RenderedEmail, build_message, message_bytes, template_environment
-from .spikes import HISTORY_DAYS, Spike, find_spikes
+from .spikes import Spike, baseline, find_spikes, week_before
 from .summaries import breakdown_costs, read_daily_summaries
 
 log = logging.getLogger(__name__)
@@ -101,19 +101,20 @@ def watch_spend(
     """Budgets and spikes for the day `today` (its summary document) reports. `send` sends a raw message (None:
     the run sends no email, so no alert is claimed either)."""
     watch = Watch()
-    earlier_days = sorted({day - timedelta(days=n) for n in range(1, HISTORY_DAYS + 1)} | _month_before(day))
-    earlier = {s.day: s.document for s in read_daily_summaries(s3, bucket, prefix, earlier_days, tz, watch.skipped)}
+    # One read of the earlier summaries serves both: the week before (spikes) and, with budgets, the month so far.
+    wanted = set(week_before(day)) | (_month_before(day) if budgets else set())
+    earlier = {s.day: s for s in read_daily_summaries(s3, bucket, prefix, sorted(wanted), tz, watch.skipped)}
 
     # Spikes: each identity and attribution value against its median over the week before (days with a summary)
-    week = [earlier[d] for d in sorted(earlier) if day - timedelta(days=HISTORY_DAYS) <= d < day]
+    week = [earlier[d] for d in week_before(day) if d in earlier]
     for label, breakdown in [("identity", "by_identity")] + [(k, f"by_attribution.{k}") for k in attribution_keys]:
-        costs = breakdown_costs(today, breakdown) or {}
-        history = [h for h in (breakdown_costs(d, breakdown) for d in week) if h is not None]
-        watch.spikes[label] = find_spikes(costs, history, factor, min_usd)
+        watch.spikes[label] = find_spikes(
+            breakdown_costs(today, breakdown) or {}, baseline(week, breakdown), factor, min_usd
+        )
 
     if not budgets:
         return watch
-    month = [earlier[d] for d in sorted(earlier) if d.year == day.year and d.month == day.month]
+    month = [earlier[d].document for d in sorted(earlier) if d.year == day.year and d.month == day.month]
     watch.budgets = evaluate(budgets, spend_from_summaries(today, month), day)
     if send is None:
         return watch

@@ -13,7 +13,8 @@ import pytest
 from lambda_function.config import load_config
 from lambda_function.deliver import day_summary_key, put_summary, report_key
 from lambda_function.errors import ConfigError
-from lambda_function.spikes import Spike, find_spikes, median, previous_costs
+from lambda_function.spikes import Spike, baseline, find_spikes, median, week_before
+from lambda_function.summaries import read_daily_summaries
 from lambda_function.window import day_window
 
 D = Decimal
@@ -106,7 +107,7 @@ def test_history_from_the_previous_7_summaries(aws):
     put_day(s3, day(8), {ALICE: "100"})  # 8 days back: outside the 7
 
     skipped: list[str] = []
-    history = previous_costs(s3, BUCKET, PREFIX, TODAY, TZ, "by_identity", skipped)
+    history = baseline(read_daily_summaries(s3, BUCKET, PREFIX, week_before(TODAY), TZ, skipped), "by_identity")
     # newest first; days 3 (none), 4 and 6 (unreadable) left out
     assert history == [{ALICE: D(2)}, {ALICE: D(3), BOB: D(1)}, {ALICE: D(4)}, {BOB: D(9)}]
     assert skipped == [day_summary_key(PREFIX, day(4), TZ), day_summary_key(PREFIX, day(6), TZ)]
@@ -115,7 +116,7 @@ def test_history_from_the_previous_7_summaries(aws):
 
     # by team: only the days whose summary has that breakdown (1, 2, 7): ml 2, 4, 1 -> median 2; 7 > 6
     skipped.clear()
-    teams = previous_costs(s3, BUCKET, PREFIX, TODAY, TZ, "by_attribution.team", skipped)
+    teams = baseline(read_daily_summaries(s3, BUCKET, PREFIX, week_before(TODAY), TZ, skipped), "by_attribution.team")
     assert teams == [{"ml": D(2)}, {"ml": D(4)}, {"ml": D(1)}]
     assert find_spikes({"ml": D(7)}, teams, FACTOR, MIN_USD) == [Spike("ml", D(7), D(2), D("3.50"))]
     assert len(skipped) == 2
