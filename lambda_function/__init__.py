@@ -1,5 +1,5 @@
 """Amazon Bedrock usage-and-cost report: `lambda_handler` for Lambda, `python -m lambda_function` for people."""
 
-from .handler import lambda_handler, run_report
+from lambda_function.handler import lambda_handler, run_report
 
 __all__ = ["lambda_handler", "run_report"]

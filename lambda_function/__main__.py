@@ -20,9 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import load_config
-from .errors import ReportError
-from .handler import DEFAULT_TIMEOUT_SECONDS, AwsClients, ReportRun, run_report
+from lambda_function.config import load_config
+from lambda_function.errors import ReportError
+from lambda_function.handler import DEFAULT_TIMEOUT_SECONDS, AwsClients, ReportRun, run_report
 
 
 def build_event(args: argparse.Namespace) -> dict[str, Any]:

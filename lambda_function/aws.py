@@ -29,7 +29,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from .errors import DeadlineExceeded
+from lambda_function.errors import DeadlineExceeded
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,37 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pricing.refresh import DEFAULT_NAMES, DEFAULT_USAGETYPE_REGIONS, parse_names, read_names
-
-from . import reconcile
-from .attribution import TagLookup, attribute_frame
-from .aws import ATTEMPT_SECONDS, AwsClients, error_code
-from .budgets import Budget, load_budgets
-from .config import Config, load_config
-from .deliver import (
+from lambda_function.alerts.budgets import Budget, load_budgets
+from lambda_function.alerts.watch import Watch, watch_spend
+from lambda_function.aws import ATTEMPT_SECONDS, AwsClients, error_code
+from lambda_function.bill import reconcile
+from lambda_function.config import Config, load_config
+from lambda_function.delivery.once import EmailStore, Marker, send_once
+from lambda_function.errors import DeadlineExceeded, IncompleteResults, InvalidRequest
+from lambda_function.metrics import report_metrics
+from lambda_function.pricing.engine import (
+    ContextTiers,
+    ImagePriceTable,
+    PriceTable,
+    load_context_tiers,
+    load_image_prices,
+    load_price_table,
+    price_changes,
+    price_usage,
+)
+from lambda_function.pricing.model_ids import ModelCatalog, read_pairs
+from lambda_function.pricing.profiles import normaliser, resolve_profiles
+from lambda_function.pricing.refresh import bundled_sha, refresh_prices
+from lambda_function.pricing.service_options import ServiceOptions, load_service_options
+from lambda_function.report.history import compare_previous, month_to_date, previous_footer
+from lambda_function.report.mail import RenderedEmail, build_message, message_bytes, render_email
+from lambda_function.report.rows import check_attribution_keys, render_csv, report_rows, summarise, summary_document
+from lambda_function.request import ReportRequest, is_price_refresh, parse_request
+from lambda_function.sources.attribution import TagLookup, attribute_frame
+from lambda_function.sources.insights import InsightsRunner, QueryTotals, plan_queries
+from lambda_function.sources.query import COUNT_FIELD, SPLIT_FIELD, usage_query
+from lambda_function.sources.usage import usage_frame
+from lambda_function.store.bucket import (
     SES_MAX_RAW_MESSAGE,
     PriceStore,
     RefreshedTable,
@@ -44,32 +67,8 @@ from .deliver import (
     report_key,
     sent_marker_key,
 )
-from .errors import DeadlineExceeded, IncompleteResults, InvalidRequest
-from .history import compare_previous, month_to_date, previous_footer
-from .insights import InsightsRunner, QueryTotals, plan_queries
-from .mail import RenderedEmail, build_message, message_bytes, render_email
-from .metrics import report_metrics
-from .model_ids import ModelCatalog, read_pairs
-from .once import EmailStore, Marker, send_once
-from .price_refresh import bundled_sha, refresh_prices
-from .pricing import (
-    ContextTiers,
-    ImagePriceTable,
-    PriceTable,
-    load_context_tiers,
-    load_image_prices,
-    load_price_table,
-    price_changes,
-    price_usage,
-)
-from .profiles import normaliser, resolve_profiles
-from .query import COUNT_FIELD, SPLIT_FIELD, usage_query
-from .report import check_attribution_keys, render_csv, report_rows, summarise, summary_document
-from .request import ReportRequest, is_price_refresh, parse_request
-from .service_options import ServiceOptions, load_service_options
-from .usage import usage_frame
-from .watch import Watch, watch_spend
-from .window import ReportWindow, day_window
+from lambda_function.window import ReportWindow, day_window
+from pricing.refresh import DEFAULT_NAMES, DEFAULT_USAGETYPE_REGIONS, parse_names, read_names
 
 __all__ = ["AwsClients", "ReportRun", "lambda_handler", "run_report"]
 

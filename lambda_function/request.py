@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .config import is_email
-from .errors import InvalidRequest
-from .window import MAX_WINDOW, PERIODS, UNIX_EPOCH, ReportWindow, day_window, local_midnight
+from lambda_function.config import is_email
+from lambda_function.errors import InvalidRequest
+from lambda_function.window import MAX_WINDOW, PERIODS, UNIX_EPOCH, ReportWindow, day_window, local_midnight
 
 ALLOWED_KEYS = ("start", "end", "date", "period", "recipients", "send_email", "force", "scheduled_time")
 

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lambda_function import lambda_handler
-from lambda_function.model_ids import ModelCatalog
+from lambda_function.pricing.model_ids import ModelCatalog
 from pricing.refresh import DEFAULT_NAMES, parse_names, read_names
 
 from .cost_explorer import LineItem

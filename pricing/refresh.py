@@ -24,10 +24,10 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from lambda_function.model_ids import read_pairs
-from lambda_function.pricing import TABLE_HEADER as HEADER
-from lambda_function.pricing import TokenPrice as PriceRow
-from lambda_function.pricing import parse_table
+from lambda_function.pricing.engine import TABLE_HEADER as HEADER
+from lambda_function.pricing.engine import TokenPrice as PriceRow
+from lambda_function.pricing.engine import parse_table
+from lambda_function.pricing.model_ids import read_pairs
 
 PRICING_DIR = Path(__file__).resolve().parent
 DEFAULT_TABLE = PRICING_DIR / "token_prices.csv"
@@ -628,8 +628,8 @@ def refresh(
 
 def curated_factors(pricing_dir: Path) -> dict[tuple[str, str], tuple[Decimal, ...]]:
     """(model, option) -> factors of the curated option tables, long-context tiers as option "long-context"."""
-    from lambda_function.pricing import load_context_tiers
-    from lambda_function.service_options import load_service_options
+    from lambda_function.pricing.engine import load_context_tiers
+    from lambda_function.pricing.service_options import load_service_options
 
     factors: dict[tuple[str, str], tuple[Decimal, ...]] = dict(load_service_options(pricing_dir).latest())
     for model_id, tier in load_context_tiers(pricing_dir).latest().items():

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from lambda_function.attribution import UNATTRIBUTED, SourceCounts, TagLookup, attribute_frame
 from lambda_function.config import load_config
 from lambda_function.errors import ConfigError
+from lambda_function.sources.attribution import UNATTRIBUTED, SourceCounts, TagLookup, attribute_frame
 
 ACCOUNT = "123456789012"  # moto's account
 OTHER_ACCOUNT = "210987654321"

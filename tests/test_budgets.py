@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lambda_function.budgets import (
+from lambda_function.alerts.budgets import (
     THRESHOLDS,
     Budget,
     BudgetAlert,
@@ -24,10 +24,10 @@ from lambda_function.budgets import (
     spend_from_summaries,
 )
 from lambda_function.config import load_config
-from lambda_function.deliver import budget_alert_key, put_summary, report_key
 from lambda_function.errors import ConfigError
-from lambda_function.mail import message_bytes
-from lambda_function.summaries import read_daily_summaries
+from lambda_function.report.mail import message_bytes
+from lambda_function.store.bucket import budget_alert_key, put_summary, report_key
+from lambda_function.store.summaries import read_daily_summaries
 from lambda_function.window import day_window
 
 KEYS = ("team", "project")

@@ -254,7 +254,7 @@ def test_the_pandas_layer_resolves_for_every_mapped_region():
 
 
 def test_the_reports_are_one_athena_table_partitioned_by_day():
-    from lambda_function.report import CSV_COLUMNS
+    from lambda_function.report.rows import CSV_COLUMNS
 
     resources = cfn_yaml.loads(TEMPLATE.read_text())["Resources"]
     table = resources["ReportHistoryTable"]["Properties"]["TableInput"]
@@ -273,7 +273,7 @@ def test_the_reports_are_one_athena_table_partitioned_by_day():
 
 
 def test_the_json_summaries_are_a_table_too():
-    from lambda_function.report import ReportSummary, summary_document
+    from lambda_function.report.rows import ReportSummary, summary_document
 
     resources = cfn_yaml.loads(TEMPLATE.read_text())["Resources"]
     table = resources["ReportSummaryTable"]["Properties"]["TableInput"]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from lambda_function.report import money
+from lambda_function.report.rows import money
 from local_aws.preview import chromium_path, render
 
 from .test_end_to_end import UNKNOWN_MODEL, account, records, report  # noqa: F401  (fixtures)

@@ -19,7 +19,7 @@ from lambda_function.__main__ import main as cli
 from lambda_function.config import load_config
 from lambda_function.errors import ConfigError, QueryFailed
 from lambda_function.handler import AwsClients, run_report
-from lambda_function.report import CSV_COLUMNS, money
+from lambda_function.report.rows import CSV_COLUMNS, money
 from local_aws.generate import expected_totals, generate_records, put_records
 
 GROUP = "/aws/bedrock/modelinvocations"

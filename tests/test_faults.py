@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lambda_function.__main__ import main as cli
-from lambda_function.deliver import report_key
 from lambda_function.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -20,6 +19,7 @@ from lambda_function.errors import (
     EmailNotSent,
     QueryFailed,
 )
+from lambda_function.store.bucket import report_key
 from lambda_function.window import day_window
 from local_aws.generate import generate_records, put_records
 

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from lambda_function.deliver import report_key
-from lambda_function.history import compare_previous, month_to_date, previous_window
+from lambda_function.report.history import compare_previous, month_to_date, previous_window
+from lambda_function.store.bucket import report_key
 from lambda_function.window import ReportWindow, day_window
 
 UTC_TZ = ZoneInfo("UTC")

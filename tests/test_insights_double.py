@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.logs.models import logs_backends
 
-from lambda_function.query import usage_query
+from lambda_function.sources.query import usage_query
 from local_aws.insights import Event, InsightsDouble, MalformedQueryError, execute_query
 
 ACCOUNT = "123456789012"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults
-from lambda_function.insights import (
+from lambda_function.sources.insights import (
     ROWS_KEY,
     Page,
     QueryResult,

@@ -14,10 +14,10 @@ from botocore.config import Config
 
 from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults, QueryFailed
-from lambda_function.insights import InsightsRunner, plan_queries, rows_of
-from lambda_function.pricing import load_context_tiers
-from lambda_function.query import COUNT_FIELD, SPLIT_FIELD, usage_query
-from lambda_function.usage import IMAGE_KEYS, KEYS, TIER_KEYS, usage_frame
+from lambda_function.pricing.engine import load_context_tiers
+from lambda_function.sources.insights import InsightsRunner, plan_queries, rows_of
+from lambda_function.sources.query import COUNT_FIELD, SPLIT_FIELD, usage_query
+from lambda_function.sources.usage import IMAGE_KEYS, KEYS, TIER_KEYS, usage_frame
 
 # moto drops events more than 14 days old, so the logs are yesterday's (UTC), whatever day the suite runs.
 DAY_START = int(datetime.combine(datetime.now(UTC).date() - timedelta(days=1), time(0), tzinfo=UTC).timestamp())
@@ -179,7 +179,7 @@ def test_a_refused_limit_falls_back_to_10000_rows_once_per_run(aws, caplog):
     # WHEN a run asks for 100,000 (the default), over two batches of log groups in two regions
     put(aws.client("logs", "eu-west-1"), "/bedrock/c", [record(3, "c", i=4, region="eu-west-1")])
     eu_arn = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/bedrock/c"
-    with caplog.at_level("WARNING", logger="lambda_function.insights"):
+    with caplog.at_level("WARNING", logger="lambda_function.sources.insights"):
         frame, totals = run(["/bedrock/a", "/bedrock/b", eu_arn], limit=100_000, concurrency=1)
     # THEN every query that ran asked for 10,000, the answer is whole, and the fallback was said once
     assert [q.limit for q in aws.insights.started] == [10_000, 10_000]

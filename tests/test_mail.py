@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 
-from lambda_function.mail import RenderedEmail, build_message, message_bytes
+from lambda_function.report.mail import RenderedEmail, build_message, message_bytes
 
 LONG_SUBJECT = "Bedrock usage 2026-11-23: $1,234,567.89 + unpriced usage (1,234,567 invocations)"
 CSV = "Account Id,Identity ARN\n123456789012,arn:aws:iam::123456789012:user/zoë\n".encode()

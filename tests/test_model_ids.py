@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_function.model_ids import ModelCatalog
+from lambda_function.pricing.model_ids import ModelCatalog
 
 CATALOG = ModelCatalog.load(Path(__file__).resolve().parent.parent / "pricing")
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lambda_function.model_ids import ModelCatalog, ModelRef
-from lambda_function.pricing import (
+from lambda_function.pricing.engine import (
     PRICED,
     load_context_tiers,
     load_image_prices,
@@ -17,9 +16,10 @@ from lambda_function.pricing import (
     parse_tiers,
     price_usage,
 )
-from lambda_function.profiles import normaliser
-from lambda_function.service_options import load_service_options
-from lambda_function.usage import COLUMNS
+from lambda_function.pricing.model_ids import ModelCatalog, ModelRef
+from lambda_function.pricing.profiles import normaliser
+from lambda_function.pricing.service_options import load_service_options
+from lambda_function.sources.usage import COLUMNS
 
 PRICING_DIR = Path(__file__).resolve().parent.parent / "pricing"
 HEADER = "model_id,region,scope,effective_date,input_per_mtok,output_per_mtok,cache_read_per_mtok,cache_write_per_mtok,source"

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lambda_function.pricing import SCOPES, load_price_table, parse_table
-from lambda_function.pricing import TABLE_HEADER as HEADER
-from lambda_function.pricing import TokenPrice as PriceRow
+from lambda_function.pricing.engine import SCOPES, load_price_table, parse_table
+from lambda_function.pricing.engine import TABLE_HEADER as HEADER
+from lambda_function.pricing.engine import TokenPrice as PriceRow
 from pricing.refresh import (
     BEDROCK,
     FOUNDATION_MODELS,

@@ -6,8 +6,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lambda_function.model_ids import ModelCatalog
-from lambda_function.profiles import normaliser, resolve_profiles
+from lambda_function.pricing.model_ids import ModelCatalog
+from lambda_function.pricing.profiles import normaliser, resolve_profiles
 
 CATALOG = ModelCatalog.load(Path(__file__).resolve().parent.parent / "pricing")
 ACCOUNT = "123456789012"

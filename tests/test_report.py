@@ -8,8 +8,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from lambda_function.pricing import PRICED
-from lambda_function.report import CSV_COLUMNS, money, neutralise, render_csv, report_rows, summarise
+from lambda_function.pricing.engine import PRICED
+from lambda_function.report.rows import CSV_COLUMNS, money, neutralise, render_csv, report_rows, summarise
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:sts::123456789012:assumed-role/BatchJobs/run-42"
@@ -149,7 +149,7 @@ def test_money_rounds_half_up_to_cents():
 
 
 def test_breakdowns_never_show_unpriced_usage_as_zero():
-    from lambda_function.report import Spend, cost_label
+    from lambda_function.report.rows import Spend, cost_label
 
     assert cost_label(Spend("acme.unknown-model-v1:0", Decimal(0), 420, 420)) == "unpriced"
     assert cost_label(Spend("bob", Decimal("1.5"), 10, 6)) == "$1.50 + unpriced"

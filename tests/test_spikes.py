@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lambda_function.alerts.spikes import Spike, baseline, find_spikes, median, week_before
 from lambda_function.config import load_config
-from lambda_function.deliver import day_summary_key, put_summary, report_key
 from lambda_function.errors import ConfigError
-from lambda_function.spikes import Spike, baseline, find_spikes, median, week_before
-from lambda_function.summaries import read_daily_summaries
+from lambda_function.store.bucket import day_summary_key, put_summary, report_key
+from lambda_function.store.summaries import read_daily_summaries
 from lambda_function.window import day_window
 
 D = Decimal

@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 import pytest
 
-from lambda_function.summaries import breakdown_costs
+from lambda_function.store.summaries import breakdown_costs
 
 DOCUMENT = {
     "total_cost_usd": "7.5",

@@ -7,9 +7,9 @@ from decimal import Decimal, InvalidOperation
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_function.insights import page_from_rows
-from lambda_function.query import RESULT_FIELDS
-from lambda_function.usage import COUNTS, INVALID, MAX_EXACT, usage_frame
+from lambda_function.sources.insights import page_from_rows
+from lambda_function.sources.query import RESULT_FIELDS
+from lambda_function.sources.usage import COUNTS, INVALID, MAX_EXACT, usage_frame
 
 COUNT_FIELDS = [service for service, name in RESULT_FIELDS.items() if name in COUNTS]
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lambda_function.deliver import day_summary_key
 from lambda_function.errors import ConfigError
+from lambda_function.store.bucket import day_summary_key
 from lambda_function.window import day_window
 from local_aws.generate import put_records
 from tests.faults import Faults

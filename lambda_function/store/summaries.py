@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
 
-from .aws import error_code
-from .deliver import day_summary_key
-from .window import day_window
+from lambda_function.aws import error_code
+from lambda_function.store.bucket import day_summary_key
+from lambda_function.window import day_window
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import error_code
-from .errors import ConfigError, DeadlineExceeded
+from lambda_function.aws import error_code
+from lambda_function.errors import ConfigError, DeadlineExceeded
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .budgets import (
+from lambda_function.alerts.budgets import (
     ATTRIBUTED,
     IDENTITY,
     TOTAL,
@@ -31,11 +31,11 @@ from .budgets import (
     evaluate,
     spend_from_summaries,
 )
-from .deliver import spike_alert_key
-from .errors import DeadlineExceeded
-from .mail import RenderedEmail, build_message, message_bytes, template_environment
-from .spikes import Spike, baseline, find_spikes, week_before
-from .summaries import breakdown_costs, read_daily_summaries
+from lambda_function.alerts.spikes import Spike, baseline, find_spikes, week_before
+from lambda_function.errors import DeadlineExceeded
+from lambda_function.report.mail import RenderedEmail, build_message, message_bytes, template_environment
+from lambda_function.store.bucket import spike_alert_key
+from lambda_function.store.summaries import breakdown_costs, read_daily_summaries
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from lambda_function.aws import AwsClients
+from lambda_function.config import Config
+from lambda_function.errors import ReportError
+from lambda_function.pricing.engine import parse_table
+from lambda_function.pricing.model_ids import read_pairs
+from lambda_function.store.bucket import PriceStore
 from pricing.refresh import (
     DEFAULT_ALIASES,
     DEFAULT_NAMES,
@@ -27,13 +33,6 @@ from pricing.refresh import (
     read_names,
     refresh,
 )
-
-from .aws import AwsClients
-from .config import Config
-from .deliver import PriceStore
-from .errors import ReportError
-from .model_ids import read_pairs
-from .pricing import parse_table
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pandas as pd
 
-from .attribution import UNATTRIBUTED
-from .errors import ConfigError
-from .pricing import INVALID, PRICED
-from .usage import COLUMNS, COUNTS
+from lambda_function.errors import ConfigError
+from lambda_function.pricing.engine import INVALID, PRICED
+from lambda_function.sources.attribution import UNATTRIBUTED
+from lambda_function.sources.usage import COLUMNS, COUNTS
 
 CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")  # CSV charges keep micro-dollars: a Nova Micro call costs far less than a cent

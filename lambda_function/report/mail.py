@@ -8,15 +8,15 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from .identities import friendly_identity
-from .report import cost_label, money
+from lambda_function.config import PACKAGE_ROOT
+from lambda_function.report.identities import friendly_identity
+from lambda_function.report.rows import cost_label, money
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = PACKAGE_ROOT / "templates"
 # Headers go out with RFC 5322's 998-character line limit (SES's RawMessage: no line over 1,000 characters): at
 # the default 78, Python folds a long Subject before its first word ("Subject:" then " Bedrock usage ..." on the
 # next line), which some clients show with a leading space. Bodies are encoded when the message is built, with

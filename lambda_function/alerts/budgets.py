@@ -19,13 +19,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .aws import error_code
-from .config import is_email
-from .deliver import budget_alert_key
-from .errors import ConfigError
-from .identities import friendly_identity
-from .mail import RenderedEmail, build_message, template_environment
-from .summaries import ATTRIBUTION, breakdown_costs
+from lambda_function.aws import error_code
+from lambda_function.config import is_email
+from lambda_function.errors import ConfigError
+from lambda_function.report.identities import friendly_identity
+from lambda_function.report.mail import RenderedEmail, build_message, template_environment
+from lambda_function.store.bucket import budget_alert_key
+from lambda_function.store.summaries import ATTRIBUTION, breakdown_costs
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .aws import error_code
-from .deliver import report_key, summary_key
-from .window import ReportWindow, day_window
+from lambda_function.aws import error_code
+from lambda_function.store.bucket import report_key, summary_key
+from lambda_function.window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
 

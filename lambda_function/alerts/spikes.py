@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from .summaries import StoredSummary, breakdown_costs
+from lambda_function.store.summaries import StoredSummary, breakdown_costs
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
-from .insights import Page
-from .query import READABLE_FIELD, RESULT_FIELDS, meta_field
-from .service_options import DEFAULT_TIER, STANDARD_LATENCY
+from lambda_function.pricing.service_options import DEFAULT_TIER, STANDARD_LATENCY
+from lambda_function.sources.insights import Page
+from lambda_function.sources.query import READABLE_FIELD, RESULT_FIELDS, meta_field
 
 KEYS = ["usage_date", "account_id", "identity_arn", "model_id", "region"]
 COUNTS = [

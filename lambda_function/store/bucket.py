@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
 
-from .aws import error_code
-from .config import LogGroup
-from .errors import ConfigError
-from .window import ReportWindow, day_window
+from lambda_function.aws import error_code
+from lambda_function.config import LogGroup
+from lambda_function.errors import ConfigError
+from lambda_function.window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
 

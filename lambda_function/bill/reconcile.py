@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .metrics import emf
+from lambda_function.metrics import emf
 
 TOKEN_KINDS_OF_CHARGE = "tokens"
 # usage-type marker (lower case) -> kind of billed usage the invocation logs do not record (FACTS §3)

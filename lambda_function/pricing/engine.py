@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from .model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
-from .service_options import ServiceOptions, chosen, why_unpriced
+from lambda_function.pricing.model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
+from lambda_function.pricing.service_options import ServiceOptions, chosen, why_unpriced
 
 PRICED = "priced"
 INVALID = "invalid"  # a pricing status: the logged counts themselves are unusable

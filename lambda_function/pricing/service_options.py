@@ -82,7 +82,7 @@ class ServiceOptions:
 
 
 def parse_options(text: str, where: str = "service_options.csv") -> ServiceOptions:
-    from .pricing import _csv_rows, _day, _price  # one strict CSV reader for every price table
+    from lambda_function.pricing.engine import _csv_rows, _day, _price  # one strict CSV reader for every price table
 
     rows = []
     for at, cells in _csv_rows(text, where, HEADER):
@@ -98,7 +98,7 @@ def parse_options(text: str, where: str = "service_options.csv") -> ServiceOptio
 
 
 def load_service_options(pricing_dir: Path) -> ServiceOptions:
-    from .pricing import load_versioned
+    from lambda_function.pricing.engine import load_versioned
 
     options: ServiceOptions = load_versioned(pricing_dir / "service_options.csv", parse_options, ServiceOptions([]))
     return options

@@ -26,9 +26,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import error_code, is_ambiguous
-from .errors import DeadlineExceeded, EmailDeliveryUncertain, EmailInProgress, EmailNotSent
-from .mail import message_bytes
+from lambda_function.aws import error_code, is_ambiguous
+from lambda_function.errors import DeadlineExceeded, EmailDeliveryUncertain, EmailInProgress, EmailNotSent
+from lambda_function.report.mail import message_bytes
 
 log = logging.getLogger(__name__)
 

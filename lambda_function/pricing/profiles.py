@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .model_ids import APPLICATION_PROFILE, GEO, GLOBAL, IN_REGION, ModelCatalog, ModelRef
+from lambda_function.pricing.model_ids import APPLICATION_PROFILE, GEO, GLOBAL, IN_REGION, ModelCatalog, ModelRef
 
 log = logging.getLogger(__name__)
 

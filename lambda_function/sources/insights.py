@@ -36,8 +36,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .config import LogGroup
-from .errors import ConfigError, IncompleteResults, QueryFailed
+from lambda_function.config import LogGroup
+from lambda_function.errors import ConfigError, IncompleteResults, QueryFailed
 
 log = logging.getLogger(__name__)
 
