@@ -5,7 +5,10 @@ not print them (its stdout is the JSON answer)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lambda_function.outcome import RunOutcome
 
 NAMESPACE = "BedrockUsageReport"
 
@@ -28,18 +31,16 @@ def emf(values: Mapping[str, tuple[float, str]], **properties: Any) -> dict[str,
     }
 
 
-def report_metrics(response: Mapping[str, Any], bytes_scanned: int, queries: int, unpriced: int) -> dict[str, Any]:
-    """A finished report: delivered (the CSV written and the email sent, already sent, or not asked for)."""
-    email = response.get("email") or {}
-    delivered = bool(email.get("sent")) or email == {"sent": False} or "already sent" in str(email.get("reason", ""))
+def report_metrics(outcome: RunOutcome) -> dict[str, Any]:
+    """A finished report: delivered when the CSV is written and nothing is left to send."""
     return emf(
         {
-            "ReportDelivered": (1 if delivered else 0, "Count"),
-            "TotalCostUSD": (float(response["total_cost_usd"]), "None"),
-            "Invocations": (response["invocations"], "Count"),
-            "UnpricedInvocations": (unpriced, "Count"),
-            "BytesScanned": (bytes_scanned, "Bytes"),
-            "Queries": (queries, "Count"),
+            "ReportDelivered": (1 if outcome.email.delivered else 0, "Count"),
+            "TotalCostUSD": (float(outcome.totals.total_cost), "None"),
+            "Invocations": (outcome.totals.invocations, "Count"),
+            "UnpricedInvocations": (outcome.totals.unpriced_invocations, "Count"),
+            "BytesScanned": (outcome.queries.bytes_scanned, "Bytes"),
+            "Queries": (outcome.queries.queries, "Count"),
         },
-        window=response["window"]["label"],
+        window=outcome.window["label"],
     )

@@ -26,8 +26,8 @@ from lambda_function.alerts.budgets import (
 from lambda_function.config import load_config
 from lambda_function.errors import ConfigError
 from lambda_function.report.mail import message_bytes
-from lambda_function.store.bucket import budget_alert_key, put_summary, report_key
-from lambda_function.store.summaries import read_daily_summaries
+from lambda_function.store import ReportStore
+from lambda_function.summary import Summary
 from lambda_function.window import day_window
 
 KEYS = ("team", "project")
@@ -236,8 +236,8 @@ def test_thresholds_are_reached_at_or_above_their_share():
     assert THRESHOLDS == (80, 100)
 
 
-def summary(day: date, total: str, *, identity=None, model=None, team=None) -> dict:
-    """A daily summary as report.summary_document writes it (only the parts budgets and spikes read)."""
+def summary(day: date, total: str, *, identity=None, model=None, team=None) -> Summary:
+    """A daily summary as a run writes it (only the parts budgets and spikes read), read back as the store does."""
 
     def items(costs):
         return [{"name": n, "cost_usd": c, "invocations": 1, "unpriced_invocations": 0} for n, c in costs.items()]
@@ -252,7 +252,7 @@ def summary(day: date, total: str, *, identity=None, model=None, team=None) -> d
     }
     if team is not None:
         document["by_attribution"] = {"team": items(team)}
-    return document
+    return Summary.from_json(json.dumps(document))
 
 
 def test_day_and_month_spend_from_the_summaries():
@@ -280,13 +280,14 @@ def test_day_and_month_spend_from_the_summaries():
 # ---- alerting once, across three daily runs (moto S3) ------------------------------------------------------
 
 
-def daily_run(s3, day: date, today: dict, budgets, run_id: str):
+def daily_run(s3, day: date, today: Summary, budgets, run_id: str):
     """What the handler does for budgets on a daily report: the month's earlier summaries, evaluate, claim."""
-    earlier = read_daily_summaries(s3, BUCKET, PREFIX, [day.replace(day=n) for n in range(1, day.day)], TZ, [])
-    statuses = evaluate(budgets, spend_from_summaries(today, [s.document for s in earlier]), day)
+    store = ReportStore(s3, BUCKET, PREFIX, TZ)
+    earlier = store.summaries(day.replace(day=n) for n in range(1, day.day))
+    statuses = evaluate(budgets, spend_from_summaries(today, list(earlier.values())), day)
     now = datetime(day.year, day.month, day.day, 6, tzinfo=UTC)
-    alerts = claim_alerts(s3, BUCKET, PREFIX, statuses, run_id=run_id, now=now)
-    put_summary(s3, BUCKET, report_key(PREFIX, day_window(day, TZ)), today)
+    alerts = claim_alerts(store, statuses, run_id=run_id, now=now)
+    store.put_summary(day_window(day, TZ), today)
     return [(a.status.budget.name, a.status.period_label, a.thresholds, a.threshold) for a in alerts]
 
 
@@ -315,7 +316,7 @@ def test_80_then_100_percent_each_alerted_exactly_once(aws):
 
     # the markers, where the store puts them, record who claimed them with what figures
     ml = budgets[0]
-    key = budget_alert_key(PREFIX, ml.budget_id, "2026-11", 100)
+    key = ReportStore(s3, BUCKET, PREFIX, TZ).budget_alert_key(ml.budget_id, "2026-11", 100)
     assert key == f"{PREFIX}/budget-alerts/2026-11/{ml.budget_id}-100.json"
     marker = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     assert (marker["run_id"], marker["spend_usd"], marker["amount_usd"], marker["scope"]) == (
@@ -346,13 +347,14 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(aws):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     (budget,) = csv_budgets(HEADER + "all,total,day,10,f@example.com\n")
-    key = budget_alert_key(PREFIX, budget.budget_id, "2026-11-20", 80)
+    store = ReportStore(s3, BUCKET, PREFIX, TZ)
+    key = store.budget_alert_key(budget.budget_id, "2026-11-20", 80)
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({"run_id": "run-a"}))
     (status,) = evaluate([budget], lambda scope, period: Decimal(9), date(2026, 11, 20))  # 9 of 10 = 90 %
     now = datetime(2026, 11, 21, 6, tzinfo=UTC)
     # WHEN / THEN: the marker names this run, so the alert is this run's to send; another run's it is not
-    assert [a.thresholds for a in claim_alerts(s3, BUCKET, PREFIX, [status], run_id="run-a", now=now)] == [(80,)]
-    assert claim_alerts(s3, BUCKET, PREFIX, [status], run_id="run-b", now=now) == []
+    assert [a.thresholds for a in claim_alerts(store, [status], run_id="run-a", now=now)] == [(80,)]
+    assert claim_alerts(store, [status], run_id="run-b", now=now) == []
 
 
 # ---- the alert email ----------------------------------------------------------------------------------------

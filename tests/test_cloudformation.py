@@ -273,11 +273,11 @@ def test_the_reports_are_one_athena_table_partitioned_by_day():
 
 
 def test_the_json_summaries_are_a_table_too():
-    from lambda_function.report.rows import ReportSummary, summary_document
+    from lambda_function.summary import ReportSummary, Summary
 
     resources = cfn_yaml.loads(TEMPLATE.read_text())["Resources"]
     table = resources["ReportSummaryTable"]["Properties"]["TableInput"]
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
     # every column is a key of the summary the function writes
-    document = summary_document(ReportSummary(Decimal(0), 0, 0, 0, 0, 0, 0, 0), {"start": "", "end": ""}, {})
+    document = Summary({"start": "", "end": ""}, ReportSummary(Decimal(0), 0, 0, 0, 0, 0, 0, 0)).document()
     assert {c["Name"] for c in table["StorageDescriptor"]["Columns"]} <= set(document) | {"reconciliation"}

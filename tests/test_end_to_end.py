@@ -206,7 +206,7 @@ def test_the_json_summary_beside_the_csv(account):
 
 def test_a_report_too_large_to_attach_carries_the_link(account, monkeypatch):
     # GIVEN a 10 MB SES limit that this report's message exceeds
-    monkeypatch.setattr("lambda_function.handler.SES_MAX_RAW_MESSAGE", 30_000)
+    monkeypatch.setattr("lambda_function.delivery.email.SES_MAX_RAW_MESSAGE", 30_000)
     response = report({"date": DAY.isoformat()}).response
     raw = account.sent_emails()[0].raw_data.encode("utf-8")
     message = email.message_from_bytes(raw, policy=email.policy.default)

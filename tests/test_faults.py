@@ -19,7 +19,7 @@ from lambda_function.errors import (
     EmailNotSent,
     QueryFailed,
 )
-from lambda_function.store.bucket import report_key
+from lambda_function.store import report_key
 from lambda_function.window import day_window
 from local_aws.generate import generate_records, put_records
 

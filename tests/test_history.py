@@ -6,11 +6,15 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from lambda_function.report.history import compare_previous, month_to_date, previous_window
-from lambda_function.store.bucket import report_key
+from lambda_function.store import ReportStore, report_key
 from lambda_function.window import ReportWindow, day_window
 
 UTC_TZ = ZoneInfo("UTC")
 BUCKET = "history"
+
+
+def store(s3) -> ReportStore:
+    return ReportStore(s3, BUCKET, "bedrock-usage", UTC_TZ)
 
 
 def put_summary(s3, window, total):
@@ -36,7 +40,7 @@ def test_change_and_month_to_date(aws):
     # (no report for the 3rd)
     today = day_window(date(2026, 11, 4), UTC_TZ)
     put_summary(s3, day_window(date(2026, 11, 3), UTC_TZ), "40.000000")
-    previous = compare_previous(s3, BUCKET, "bedrock-usage", today, Decimal("50"))
+    previous = compare_previous(store(s3), today, Decimal("50"))
     # 50 - 40 = +10, +25.0%
     assert (previous.label, previous.total_cost, previous.change, previous.change_percent) == (
         "2026-11-03",
@@ -44,7 +48,7 @@ def test_change_and_month_to_date(aws):
         Decimal("10"),
         Decimal("25.0"),
     )
-    mtd = month_to_date(s3, BUCKET, "bedrock-usage", today, Decimal("50"))
+    mtd = month_to_date(store(s3), today, Decimal("50"))
     # 10 + 80 + 40 + 50 = 180, all 4 days reported
     assert (mtd.total_cost, mtd.days_reported, mtd.days_in_range) == (Decimal("180"), 4, 4)
 
@@ -53,8 +57,8 @@ def test_missing_history_is_said_not_invented(aws):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     today = day_window(date(2026, 11, 4), UTC_TZ)
-    assert compare_previous(s3, BUCKET, "bedrock-usage", today, Decimal("5")) is None
-    mtd = month_to_date(s3, BUCKET, "bedrock-usage", today, Decimal("5"))
+    assert compare_previous(store(s3), today, Decimal("5")) is None
+    mtd = month_to_date(store(s3), today, Decimal("5"))
     assert (mtd.total_cost, mtd.days_reported, mtd.days_in_range) == (Decimal("5"), 1, 4)
 
 
@@ -75,8 +79,9 @@ def test_unreadable_summaries_are_skipped_and_counted(aws):
     put_raw(s3, day(6), b'["a list, not a summary"]')
     put_summary(s3, day(7), "2.500000")
     today = day(8)
-    skipped: list[str] = []
-    mtd = month_to_date(s3, BUCKET, "bedrock-usage", today, Decimal("1"), skipped)
+    reports = store(s3)
+    mtd = month_to_date(reports, today, Decimal("1"))
+    skipped = reports.skipped
     # 10 + 2.5 + today's 1 = 13.5, from 3 of the 8 days; the five unreadable ones are named
     assert (mtd.total_cost, mtd.days_reported, mtd.days_in_range) == (Decimal("13.5"), 3, 8)
     assert [k.rsplit("/", 1)[-1][14:22] for k in skipped] == [
@@ -87,6 +92,6 @@ def test_unreadable_summaries_are_skipped_and_counted(aws):
         "20261106",
     ]
     # a previous day that cannot be read gives no comparison, not an error
-    skipped.clear()
-    assert compare_previous(s3, BUCKET, "bedrock-usage", day(3), Decimal("1"), skipped) is None
-    assert len(skipped) == 1
+    reports = store(s3)
+    assert compare_previous(reports, day(3), Decimal("1")) is None
+    assert len(reports.skipped) == 1

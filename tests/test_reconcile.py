@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lambda_function.store.bucket import report_key
+from lambda_function.store import report_key
 from lambda_function.window import day_window
 from local_aws.cost_explorer import LineItem
 from local_aws.generate import generate_records, put_records

@@ -13,8 +13,8 @@ import pytest
 from lambda_function.alerts.spikes import Spike, baseline, find_spikes, median, week_before
 from lambda_function.config import load_config
 from lambda_function.errors import ConfigError
-from lambda_function.store.bucket import day_summary_key, put_summary, report_key
-from lambda_function.store.summaries import read_daily_summaries
+from lambda_function.store import ReportStore
+from lambda_function.store.reports import report_key, summary_key
 from lambda_function.window import day_window
 
 D = Decimal
@@ -89,7 +89,19 @@ def put_day(s3, day: date, by_identity: dict[str, str], team: dict[str, str] | N
     }
     if team is not None:
         document["by_attribution"] = {"team": items(team)}
-    put_summary(s3, BUCKET, report_key(PREFIX, day_window(day, TZ)), document)
+    s3.put_object(Bucket=BUCKET, Key=day_summary_key(day), Body=json.dumps(document).encode())
+
+
+def day_summary_key(day: date) -> str:
+    return summary_key(report_key(PREFIX, day_window(day, TZ)))
+
+
+def week_of_summaries(s3, skipped: list[str]):
+    """The week before TODAY as the store reads it for a run, newest first; what it could not read into `skipped`."""
+    store = ReportStore(s3, BUCKET, PREFIX, TZ)
+    found = store.summaries(week_before(TODAY)).values()
+    skipped.extend(store.skipped)
+    return found
 
 
 def test_history_from_the_previous_7_summaries(aws):
@@ -99,24 +111,24 @@ def test_history_from_the_previous_7_summaries(aws):
     put_day(s3, day(1), {ALICE: "2"}, team={"ml": "2"})
     put_day(s3, day(2), {ALICE: "3", BOB: "1"}, team={"ml": "4"})
     # day 3: no report
-    s3.put_object(Bucket=BUCKET, Key=day_summary_key(PREFIX, day(4), TZ), Body=b"{cut off")  # unreadable
+    s3.put_object(Bucket=BUCKET, Key=day_summary_key(day(4)), Body=b"{cut off")  # unreadable
     put_day(s3, day(5), {ALICE: "4"})  # written before attribution: no by_attribution
     bad = {"window": day_window(day(6), TZ).as_json(), "total_cost_usd": "1", "by_identity": [{"name": ALICE}]}
-    s3.put_object(Bucket=BUCKET, Key=day_summary_key(PREFIX, day(6), TZ), Body=json.dumps(bad))  # no cost_usd
+    s3.put_object(Bucket=BUCKET, Key=day_summary_key(day(6)), Body=json.dumps(bad))  # no cost_usd
     put_day(s3, day(7), {BOB: "9"}, team={"ml": "1"})
     put_day(s3, day(8), {ALICE: "100"})  # 8 days back: outside the 7
 
     skipped: list[str] = []
-    history = baseline(read_daily_summaries(s3, BUCKET, PREFIX, week_before(TODAY), TZ, skipped), "by_identity")
+    history = baseline(week_of_summaries(s3, skipped), "by_identity")
     # newest first; days 3 (none), 4 and 6 (unreadable) left out
     assert history == [{ALICE: D(2)}, {ALICE: D(3), BOB: D(1)}, {ALICE: D(4)}, {BOB: D(9)}]
-    assert skipped == [day_summary_key(PREFIX, day(4), TZ), day_summary_key(PREFIX, day(6), TZ)]
+    assert skipped == [day_summary_key(day(4)), day_summary_key(day(6))]
     # alice: 2, 3, 4, 0 -> sorted 0 2 3 4 -> median (2 + 3) / 2 = 2.5; today's 8 > 7.5: a spike of 3.2x
     assert find_spikes({ALICE: D(8)}, history, FACTOR, MIN_USD) == [Spike(ALICE, D(8), D("2.5"), D("3.20"))]
 
     # by team: only the days whose summary has that breakdown (1, 2, 7): ml 2, 4, 1 -> median 2; 7 > 6
     skipped.clear()
-    teams = baseline(read_daily_summaries(s3, BUCKET, PREFIX, week_before(TODAY), TZ, skipped), "by_attribution.team")
+    teams = baseline(week_of_summaries(s3, skipped), "by_attribution.team")
     assert teams == [{"ml": D(2)}, {"ml": D(4)}, {"ml": D(1)}]
     assert find_spikes({"ml": D(7)}, teams, FACTOR, MIN_USD) == [Spike("ml", D(7), D(2), D("3.50"))]
     assert len(skipped) == 2

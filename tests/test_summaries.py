@@ -1,14 +1,18 @@
-"""Cost per name in a summary's breakdown, as budgets and spikes read it."""
+"""A stored summary read back: cost per name in a breakdown, as budgets, spikes and the reconciliation read it, and
+one validation for every reader."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal, InvalidOperation
 
 import pytest
 
-from lambda_function.store.summaries import breakdown_costs
+from lambda_function.summary import Summary, SummaryError
 
+WINDOW = {"start": "2026-11-20T00:00:00Z", "end": "2026-11-21T00:00:00Z", "timezone": "UTC", "label": "2026-11-20"}
 DOCUMENT = {
+    "window": WINDOW,
     "total_cost_usd": "7.5",
     "by_identity": [
         {"name": "alice", "cost_usd": "1.25", "invocations": 1},
@@ -17,6 +21,10 @@ DOCUMENT = {
     ],
     "by_attribution": {"team": [{"name": "ml", "cost_usd": "7.5", "invocations": 2}]},
 }
+
+
+def breakdown_costs(document: dict, breakdown: str) -> dict[str, Decimal] | None:
+    return Summary.from_json(json.dumps({"window": WINDOW, "total_cost_usd": "0", **document})).breakdown_costs(breakdown)
 
 
 def test_costs_per_name():
@@ -42,9 +50,9 @@ def test_a_breakdown_the_summary_does_not_have_is_none():
         ({"by_attribution": ["team"]}, TypeError),
     ],
 )
-def test_a_malformed_breakdown_raises(document, error):
+def test_a_malformed_breakdown_is_refused_naming_the_fault(document, error):
     breakdown = "by_attribution.team" if "by_attribution" in document else "by_identity"
-    with pytest.raises(error):
+    with pytest.raises(SummaryError, match=error.__name__):
         breakdown_costs(document, breakdown)
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lambda_function.errors import ConfigError
-from lambda_function.store.bucket import day_summary_key
+from lambda_function.store.reports import report_key, summary_key
 from lambda_function.window import day_window
 from local_aws.generate import put_records
 from tests.faults import Faults
@@ -139,7 +139,7 @@ def _bob_spent_before(aws, day) -> None:
             "by_identity": [{"name": BOB, "cost_usd": cost, "invocations": 1, "unpriced_invocations": 0}],
             "by_attribution": {"team": [{"name": "unattributed", "cost_usd": cost, "invocations": 1}]},
         }
-        key = day_summary_key("bedrock-usage", earlier, UTC_ZONE)
+        key = summary_key(report_key("bedrock-usage", day_window(earlier, UTC_ZONE)))
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
 
 

@@ -14,18 +14,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lambda_function.aws import error_code
 from lambda_function.config import is_email
 from lambda_function.errors import ConfigError
 from lambda_function.report.identities import friendly_identity
 from lambda_function.report.mail import RenderedEmail, build_message, template_environment
-from lambda_function.store.bucket import budget_alert_key
-from lambda_function.store.summaries import ATTRIBUTION, breakdown_costs
+from lambda_function.store import ReportStore, S3Client, read_location
+from lambda_function.summary import ATTRIBUTION, Summary
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +33,6 @@ REQUIRED = ("scope", "period", "amount", "recipients")
 MAX_RECIPIENTS = 50  # one SES message each: SES takes at most 50 recipients a message
 MAX_NAME = 100  # the name goes into the alert's Subject
 SCHEMA = "bedrock-usage-report/budget-alert/1"
-_LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")  # the marker exists, or is being written
 
 
 @dataclass(frozen=True)
@@ -244,25 +239,11 @@ def parse_budgets(content: bytes, location: str, attribution_keys: Sequence[str]
     return budgets
 
 
-def load_budgets(location: str, s3: Any, attribution_keys: Sequence[str]) -> list[Budget]:
+def load_budgets(location: str, s3: S3Client, attribution_keys: Sequence[str]) -> list[Budget]:
     """BUDGETS read from a local file or s3://bucket/key (on every run: they may change); [] when not set."""
     if not location:
         return []
-    if not location.startswith("s3://"):
-        try:
-            content = Path(location).read_bytes()
-        except OSError as err:
-            raise ConfigError("BUDGETS", f"{location!r} cannot be read: {err.strerror}") from None
-        return parse_budgets(content, location, attribution_keys)
-    bucket, key = location.removeprefix("s3://").split("/", 1)
-    try:
-        content = bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError as err:
-        code = error_code(err)
-        if code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "404", "403"):
-            raise ConfigError("BUDGETS", f"{location!r} cannot be read ({code})") from None
-        raise
-    return parse_budgets(content, location, attribution_keys)
+    return parse_budgets(read_location(location, "BUDGETS", s3), location, attribution_keys)
 
 
 # ---- evaluation (pure) ------------------------------------------------------------------------------------------
@@ -303,25 +284,25 @@ def evaluate(
     return statuses
 
 
-def _scope_spend(document: dict[str, Any], scope: Scope) -> Decimal | None:
+def _scope_spend(summary: Summary, scope: Scope) -> Decimal | None:
     if scope.kind == TOTAL:
-        return Decimal(str(document["total_cost_usd"]))
-    costs = breakdown_costs(document, scope.breakdown)
+        return summary.total_cost
+    costs = summary.breakdown_costs(scope.breakdown)
     return None if costs is None else costs.get(scope.value, Decimal(0))
 
 
 def spend_from_summaries(
-    today: dict[str, Any], earlier_this_month: Sequence[dict[str, Any]]
+    today: Summary, earlier_this_month: Sequence[Summary]
 ) -> Callable[[Scope, str], Decimal | None]:
-    """`evaluate`'s spend_for from summary documents: today's (report.summary_document) and those of the month's
-    earlier days that exist (summaries.read_daily_summaries). A missing day, or one written before a breakdown
-    existed, adds nothing: the month's spend is then a lower bound, and an alert may come late, never falsely."""
+    """`evaluate`'s spend_for from summaries: today's and those of the month's earlier days that exist. A missing
+    day, or one written before a breakdown existed, adds nothing: the month's spend is then a lower bound, and an
+    alert may come late, never falsely."""
 
     def spend_for(scope: Scope, period: str) -> Decimal | None:
         spend = _scope_spend(today, scope)
         if spend is None or period == DAY:
             return spend
-        earlier = (_scope_spend(document, scope) for document in earlier_this_month)
+        earlier = (_scope_spend(summary, scope) for summary in earlier_this_month)
         return spend + sum((amount for amount in earlier if amount is not None), Decimal(0))
 
     return spend_for
@@ -343,7 +324,7 @@ class BudgetAlert:
         return self.thresholds[-1]
 
 
-def _claim(s3: Any, bucket: str, key: str, status: BudgetStatus, threshold: int, run_id: str, now: datetime) -> bool:
+def _claim(store: ReportStore, status: BudgetStatus, threshold: int, run_id: str, now: datetime) -> bool:
     budget = status.budget
     body = {
         "schema": SCHEMA,
@@ -357,39 +338,12 @@ def _claim(s3: Any, bucket: str, key: str, status: BudgetStatus, threshold: int,
         "spend_usd": f"{status.spend:f}",
         "recipients": list(budget.recipients),
     }
-    return claim_once(s3, bucket, key, body, run_id=run_id, now=now)
-
-
-def claim_once(s3: Any, bucket: str, key: str, body: dict[str, Any], *, run_id: str, now: datetime) -> bool:
-    """Create the alert marker `key` unless it exists: True when this run holds it (and sends the alert)."""
-    marker = {**body, "run_id": run_id, "claimed_at": now.isoformat()}
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=(json.dumps(marker, indent=2) + "\n").encode(),
-            ContentType="application/json",
-            IfNoneMatch="*",  # created by one run only: the others get PreconditionFailed
-        )
-    except ClientError as err:
-        if error_code(err) not in _LOST_RACE:
-            raise
-        # Ours all the same when our own earlier attempt landed and only its answer was lost (the client retries a
-        # PutObject after a timeout or a 5xx): the marker then names this run.
-        return _claimed_by(s3, bucket, key) == run_id
-    return True
-
-
-def _claimed_by(s3: Any, bucket: str, key: str) -> str:
-    try:
-        return str(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).get("run_id", ""))
-    except (ClientError, ValueError, AttributeError) as err:
-        log.warning("cannot read the budget alert marker s3://%s/%s: %s", bucket, key, err)
-        return ""
+    key = store.budget_alert_key(budget.budget_id, status.period_label, threshold)
+    return store.claim(key, body, run_id=run_id, now=now)
 
 
 def claim_alerts(
-    s3: Any, bucket: str, prefix: str, statuses: Sequence[BudgetStatus], *, run_id: str, now: datetime
+    store: ReportStore, statuses: Sequence[BudgetStatus], *, run_id: str, now: datetime
 ) -> list[BudgetAlert]:
     """For each threshold reached, create its marker unless it exists; the alerts to send are those with at least
     one marker created by this run.
@@ -406,8 +360,7 @@ def claim_alerts(
         for threshold in THRESHOLDS:
             if threshold > status.threshold:
                 break
-            key = budget_alert_key(prefix, status.budget.budget_id, status.period_label, threshold)
-            if _claim(s3, bucket, key, status, threshold, run_id, now):
+            if _claim(store, status, threshold, run_id, now):
                 claimed.append(threshold)
         if claimed:
             alerts.append(BudgetAlert(status, tuple(claimed)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from lambda_function.store.summaries import StoredSummary, breakdown_costs
+from lambda_function.summary import Summary
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,17 @@ def week_before(day: date) -> list[date]:
     return [day - timedelta(days=n) for n in range(1, HISTORY_DAYS + 1)]
 
 
-def baseline(summaries: Iterable[StoredSummary], breakdown: str) -> list[dict[str, Decimal]]:
-    """`find_spikes`'s history from earlier daily summaries (summaries.read_daily_summaries, which checked their
-    shape): cost per name in `breakdown` (`by_identity`, `by_attribution.<key>`, ...). A summary written before that
-    breakdown existed is left out like a missing day (counting everyone as 0 there would make anything a spike)."""
+def baseline(summaries: Iterable[Summary], breakdown: str) -> list[dict[str, Decimal]]:
+    """`find_spikes`'s history from earlier daily summaries (read by the store, which checked their shape): cost per
+    name in `breakdown` (`by_identity`, `by_attribution.<key>`, ...). A summary written before that breakdown existed
+    is left out like a missing day (counting everyone as 0 there would make anything a spike)."""
     history = []
-    for stored in summaries:
-        costs = breakdown_costs(stored.document, breakdown)
+    for summary in summaries:
+        costs = summary.breakdown_costs(breakdown)
         if costs is None:
-            log.info("the summary of %s has no %s; left out of the spike baseline", stored.day, breakdown)
+            log.info(
+                "the summary of %s has no %s; left out of the spike baseline", summary.window.get("label"), breakdown
+            )
             continue
         history.append(costs)
     return history

@@ -14,7 +14,6 @@ from decimal import Decimal
 from email.message import EmailMessage
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,15 +26,17 @@ from lambda_function.alerts.budgets import (
     Scope,
     alert_message,
     claim_alerts,
-    claim_once,
     evaluate,
     spend_from_summaries,
 )
 from lambda_function.alerts.spikes import Spike, baseline, find_spikes, week_before
+from lambda_function.config import Config
+from lambda_function.delivery.email import Ses
 from lambda_function.errors import DeadlineExceeded
 from lambda_function.report.mail import RenderedEmail, build_message, message_bytes, template_environment
-from lambda_function.store.bucket import spike_alert_key
-from lambda_function.store.summaries import breakdown_costs, read_daily_summaries
+from lambda_function.store import ReportStore
+from lambda_function.summary import ATTRIBUTION, Summary
+from lambda_function.window import ReportWindow
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ class Watch:
     alerts_sent: list[str] = field(default_factory=list)  # "<budget> <period> <threshold> %", "spike <...>"
     alert_failures: list[str] = field(default_factory=list)
     spikes: dict[str, list[Spike]] = field(default_factory=dict)  # per breakdown label ("identity", a key)
-    skipped: list[str] = field(default_factory=list)  # earlier summaries that could not be read
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -82,15 +82,12 @@ class Watch:
 
 
 def watch_spend(
-    today: dict[str, Any],
+    today: Summary,
     day: date,
-    tz: ZoneInfo,
     budgets: Sequence[Budget],
     attribution_keys: Sequence[str],
     *,
-    s3: Any,
-    bucket: str,
-    prefix: str,
+    store: ReportStore,
     factor: Decimal,
     min_usd: Decimal,
     send: Callable[[bytes], str] | None,
@@ -98,28 +95,28 @@ def watch_spend(
     report_label: str,
     now: datetime,
 ) -> Watch:
-    """Budgets and spikes for the day `today` (its summary document) reports. `send` sends a raw message (None:
+    """Budgets and spikes for the day `today` (its summary) reports. `send` sends a raw message (None:
     the run sends no email, so no alert is claimed either)."""
     watch = Watch()
     # One read of the earlier summaries serves both: the week before (spikes) and, with budgets, the month so far.
     wanted = set(week_before(day)) | (_month_before(day) if budgets else set())
-    earlier = {s.day: s for s in read_daily_summaries(s3, bucket, prefix, sorted(wanted), tz, watch.skipped)}
+    earlier = store.summaries(sorted(wanted))
 
     # Spikes: each identity and attribution value against its median over the week before (days with a summary)
     week = [earlier[d] for d in week_before(day) if d in earlier]
-    for label, breakdown in [("identity", "by_identity")] + [(k, f"by_attribution.{k}") for k in attribution_keys]:
+    for label, breakdown in [("identity", "by_identity")] + [(k, ATTRIBUTION + k) for k in attribution_keys]:
         watch.spikes[label] = find_spikes(
-            breakdown_costs(today, breakdown) or {}, baseline(week, breakdown), factor, min_usd
+            today.breakdown_costs(breakdown) or {}, baseline(week, breakdown), factor, min_usd
         )
 
     if not budgets:
         return watch
-    month = [earlier[d].document for d in sorted(earlier) if d.year == day.year and d.month == day.month]
+    month = [earlier[d] for d in sorted(earlier) if d.year == day.year and d.month == day.month]
     watch.budgets = evaluate(budgets, spend_from_summaries(today, month), day)
     if send is None:
         return watch
     run_id = str(uuid.uuid4())
-    for alert in claim_alerts(s3, bucket, prefix, watch.budgets, run_id=run_id, now=now):
+    for alert in claim_alerts(store, watch.budgets, run_id=run_id, now=now):
         what = f"{alert.status.budget.label} {alert.status.period_label} {alert.threshold} %"
         _send(watch, what, partial(alert_message, alert, sender=sender, report_label=report_label), send)
     # A spike goes to the recipients of the budgets that cover it: the total's, and those of its identity or value.
@@ -127,7 +124,7 @@ def watch_spend(
         for spike in spikes:
             recipients = sorted({r for b in budgets if _covers(b.scope, label, spike.name) for r in b.recipients})
             spike_id = hashlib.sha256(f"{label}\0{spike.name}".encode()).hexdigest()[:16]
-            key = spike_alert_key(prefix, day.isoformat(), spike_id)
+            key = store.spike_alert_key(day.isoformat(), spike_id)
             body = {
                 "schema": "bedrock-usage-report/spike-alert/1",
                 "breakdown": label,
@@ -136,7 +133,7 @@ def watch_spend(
                 "median_usd": f"{spike.median:f}",
                 "recipients": recipients,
             }
-            if recipients and claim_once(s3, bucket, key, body, run_id=run_id, now=now):
+            if recipients and store.claim(key, body, run_id=run_id, now=now):
                 what = f"spike {label} {spike.name} {day.isoformat()}"
                 message = partial(_spike_message, label, spike, recipients, factor, sender, report_label)
                 _send(watch, what, message, send)
@@ -177,3 +174,36 @@ def _spike_message(
 
 def _month_before(day: date) -> set[date]:
     return {day.replace(day=n) for n in range(1, day.day)}
+
+
+def watch_report(
+    config: Config,
+    window: ReportWindow,
+    partial: bool,
+    budgets: Sequence[Budget],
+    summary: Summary,
+    store: ReportStore,
+    ses: Ses | None,
+    now: datetime,
+) -> Watch | None:
+    """Budgets and spikes for a whole day's report (None for other windows); alert emails only through `ses` (None
+    when the run sends no email). An S3 or SES fault here never stops the report: the email names it."""
+    if not window.is_single_day or partial:
+        return None
+    try:
+        return watch_spend(
+            summary,
+            window.local_start.date(),
+            budgets,
+            config.attribution_keys,
+            store=store,
+            factor=config.spike_factor,
+            min_usd=config.spike_min_usd,
+            send=ses.send if ses else None,
+            sender=config.sender,
+            report_label=window.label,
+            now=now,
+        )
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        log.error("budgets and spikes could not be checked: %s", err)
+        return Watch(alert_failures=[f"budgets and spikes could not be checked: {err}"])

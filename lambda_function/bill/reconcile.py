@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from lambda_function.metrics import emf
+from lambda_function.summary import Summary
 
 TOKEN_KINDS_OF_CHARGE = "tokens"
 # usage-type marker (lower case) -> kind of billed usage the invocation logs do not record (FACTS §3)
@@ -106,18 +107,18 @@ def _likely_cause(billed: Decimal, estimated: Decimal, unpriced: bool) -> str:
 
 def compare(
     day: date,
-    estimate: Mapping[str, Any],
+    estimate: Summary,
     lines: Iterable[BilledLine],
     by_account_region: Iterable[tuple[str, str, Decimal]],
     names: UsageTypeNames,
     base_model: Callable[[str], str],
     alert_percent: Decimal,
 ) -> dict[str, Any]:
-    """The day's comparison (pure): `estimate` is its JSON summary, `lines` its bill by service and usage type,
+    """The day's comparison (pure): `estimate` is its stored summary, `lines` its bill by service and usage type,
     `by_account_region` its bill by linked account and region."""
-    estimated_total = Decimal(estimate["total_cost_usd"])
-    estimated_region = {s["name"]: Decimal(s["cost_usd"]) for s in estimate.get("by_region", [])}
-    unpriced = {base_model(u["model_id"]) for u in estimate.get("unpriced", [])}
+    estimated_total = estimate.total_cost
+    estimated_region = estimate.breakdown_costs("by_region") or {}
+    unpriced = {base_model(model_id) for model_id in estimate.totals.unpriced_models}
     billed_total = Decimal(0)
     billed_model: dict[str, Decimal] = defaultdict(Decimal)
     billed_region_tokens: dict[str, Decimal] = defaultdict(Decimal)
@@ -136,12 +137,12 @@ def compare(
             entry["usage_types"].add(line.usage_type)
 
     estimated_model: dict[str, Decimal] = defaultdict(Decimal)
-    for spend in estimate.get("by_model", []):
-        estimated_model[base_model(spend["name"])] += Decimal(spend["cost_usd"])
+    for model, cost in (estimate.breakdown_costs("by_model") or {}).items():
+        estimated_model[base_model(model)] += cost
     estimated_account: dict[str, Decimal] = defaultdict(Decimal)
-    for spend in estimate.get("by_identity", []):
-        account = spend["name"].split(":")[4] if spend["name"].count(":") >= 5 else "unknown"
-        estimated_account[account] += Decimal(spend["cost_usd"])
+    for identity, cost in (estimate.breakdown_costs("by_identity") or {}).items():
+        account = identity.split(":")[4] if identity.count(":") >= 5 else "unknown"
+        estimated_account[account] += cost
 
     by_model = []
     for model in sorted(set(billed_model) | set(estimated_model)):

@@ -26,15 +26,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_function.aws import error_code, is_ambiguous
+from lambda_function.aws import is_ambiguous
 from lambda_function.errors import DeadlineExceeded, EmailDeliveryUncertain, EmailInProgress, EmailNotSent
 from lambda_function.report.mail import message_bytes
+from lambda_function.store import ConditionalObject
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "bedrock-usage-report/email/2"
 SES_MAX_RECIPIENTS = 50  # per message
-_LOST_RACE = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 @dataclass
@@ -63,60 +63,89 @@ class Marker:
         return (json.dumps(body, indent=2) + "\n").encode()
 
 
+@dataclass(frozen=True)
+class EmailOutcome:
+    """What became of the report email: sent now, sent by an earlier run, or not asked for (`send_email: false`)."""
+
+    sent: bool = False
+    already_sent: bool = False
+    reason: str = ""
+    message_ids: tuple[str, ...] | None = None  # SES's, of this run's batches or of the earlier run's
+    recipients: int = 0  # sent to by this run
+    already_sent_to: int = 0  # by the earlier run whose claim this one took over
+    asked: bool = True
+
+    @property
+    def delivered(self) -> bool:
+        """Nothing is left to send for this window: sent, already sent, or no email asked for."""
+        return self.sent or self.already_sent or not self.asked
+
+    def as_json(self) -> dict[str, Any]:
+        if self.sent:
+            return {
+                "sent": True,
+                "message_id": self.message_ids[0] if self.message_ids else "",
+                "message_ids": list(self.message_ids or ()),
+                "recipients": self.recipients,
+                "already_sent_to": self.already_sent_to,
+            }
+        answer: dict[str, Any] = {"sent": False}
+        if self.reason:
+            answer["reason"] = self.reason
+        if self.message_ids is not None:
+            answer["message_ids"] = list(self.message_ids)
+        return answer
+
+
+NOT_ASKED = EmailOutcome(asked=False)
+
+
 @dataclass
 class EmailStore:
     """The marker object: read it, create it only if absent, change it only if unchanged since read."""
 
-    s3: Any
-    bucket: str
-    key: str
+    marker: ConditionalObject
+
+    @property
+    def uri(self) -> str:
+        return self.marker.uri
 
     def read(self) -> Marker | None:
+        stored = self.marker.read()
+        if stored is None:
+            return None
         try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-        except ClientError as err:
-            # AccessDenied: without s3:ListBucket a missing key reads as denied; creating it will tell.
-            if error_code(err) in ("NoSuchKey", "404", "AccessDenied"):
-                return None
-            raise
-        etag = response.get("ETag", "")
-        try:
-            document = json.loads(response["Body"].read())
+            document = json.loads(stored.body)
             if not isinstance(document, dict):
                 raise ValueError("not a JSON object")
             if document.get("schema") == SCHEMA:
                 datetime.fromisoformat(document["expires_at"])
                 fields = {name: document[name] for name in Marker.__dataclass_fields__ if name in document}
-                return Marker(**{**fields, "etag": etag})
+                return Marker(**{**fields, "etag": stored.etag})
         except (ValueError, KeyError, TypeError) as err:
             raise EmailDeliveryUncertain(
-                f"the email marker s3://{self.bucket}/{self.key} cannot be read ({err}): whether this window's "
+                f"the email marker {self.uri} cannot be read ({err}): whether this window's "
                 'email went out is unknown. Check, then send with "force": true'
             ) from None
         # Written by an earlier version, which kept its marker only once the email had gone out.
-        return Marker("sent", "earlier-version", "", "", document.get("window", {}), [], etag=etag)
+        return Marker("sent", "earlier-version", "", "", document.get("window", {}), [], etag=stored.etag)
 
     def create(self, marker: Marker) -> bool:
-        return self._put(marker, IfNoneMatch="*")
+        return self._written(marker, self.marker.create(marker.document()))
 
     def overwrite(self, marker: Marker) -> None:
         """Unconditionally: only `force` does this, over a marker that cannot even be read."""
-        self._put(marker)
+        self._written(marker, self.marker.overwrite(marker.document()))
 
     def replace(self, marker: Marker) -> bool:
         """Write `marker` over the version it was read as; False when another run changed it meanwhile."""
-        return self._put(marker, IfMatch=marker.etag)
+        return self._written(marker, self.marker.replace(marker.document(), marker.etag))
 
-    def _put(self, marker: Marker, **condition: str) -> bool:
-        try:
-            response = self.s3.put_object(
-                Bucket=self.bucket, Key=self.key, Body=marker.document(), ContentType="application/json", **condition
-            )
-        except ClientError as err:
-            if error_code(err) in _LOST_RACE:
-                return False
-            raise
-        marker.etag = response.get("ETag", "")
+    @staticmethod
+    def _written(marker: Marker, etag: str | None) -> bool:
+        if etag is None:
+            return False
+        marker.etag = etag
         return True
 
 
@@ -129,7 +158,7 @@ def _names(addresses: list[str], limit: int = 10) -> str:
     return shown + (f" and {len(addresses) - limit} more" if len(addresses) > limit else "")
 
 
-def claim(store: EmailStore, fresh: Marker, *, now: datetime, force: bool) -> Marker | dict[str, Any]:
+def claim(store: EmailStore, fresh: Marker, *, now: datetime, force: bool) -> Marker | EmailOutcome:
     """The marker this run now owns, or the answer when there is nothing to send (already sent)."""
     for _ in range(5):  # each lost race re-reads the marker
         try:
@@ -152,11 +181,11 @@ def claim(store: EmailStore, fresh: Marker, *, now: datetime, force: bool) -> Ma
             continue
         if current.state == "sent":
             when = f" at {current.batches[-1]['sent_at']}" if current.batches else ""
-            return {
-                "sent": False,
-                "reason": f'already sent for this window{when}; send with "force": true to send again',
-                "message_ids": [b["message_id"] for b in current.batches],
-            }
+            return EmailOutcome(
+                already_sent=True,
+                reason=f'already sent for this window{when}; send with "force": true to send again',
+                message_ids=tuple(b["message_id"] for b in current.batches),
+            )
         if current.state == "uncertain":
             raise EmailDeliveryUncertain(
                 f"an earlier run could not tell whether SES accepted the email for "
@@ -186,29 +215,28 @@ def claim(store: EmailStore, fresh: Marker, *, now: datetime, force: bool) -> Ma
     raise EmailInProgress("the email's claim kept changing hands while this run tried to take it; run again")
 
 
-def _send_batch(ses: Any, message: EmailMessage, sender: str, batch: list[str]) -> str:
+def _send_batch(send: Callable[[bytes], str], message: EmailMessage, batch: list[str]) -> str:
     # Each batch with its own To header, and no Destinations: SES then sends to the header's addresses, so that no
     # message names more than 50. (Given both, moto counts the header and the list together against the limit.)
     del message["To"]
     message["To"] = ", ".join(batch)
-    # SES v2 SendEmail with raw content: messages up to 40 MB (v1 SendRawEmail: 10 MB)
-    response = ses.send_email(FromEmailAddress=sender, Content={"Raw": {"Data": message_bytes(message)}})
-    return str(response["MessageId"])
+    return send(message_bytes(message))
 
 
 def send_once(
-    store: EmailStore,
-    ses: Any,
+    marker_object: ConditionalObject,
+    send: Callable[[bytes], str],
     message: EmailMessage,
     *,
-    sender: str,
     fresh: Marker,
     now: Callable[[], datetime],
     force: bool,
-) -> dict[str, Any]:
-    """Send the email to the claim's recipients not yet sent to, recording each batch; see the module docstring."""
+) -> EmailOutcome:
+    """Send the email to the claim's recipients not yet sent to, recording each batch; see the module docstring.
+    `send` sends one raw message and gives SES's message id."""
+    store = EmailStore(marker_object)
     owned = claim(store, fresh, now=now(), force=force)
-    if isinstance(owned, dict):
+    if isinstance(owned, EmailOutcome):
         return owned
     marker = owned
     done = set(marker.sent_to) | set(marker.uncertain_recipients)
@@ -218,11 +246,13 @@ def send_once(
         # Taken over from a run that sent every batch but died before saying so.
         marker.state = "sent"
         _record(store, marker, "the end of sending")
-        return {"sent": False, "reason": "already sent for this window (every batch was recorded as accepted)"}
+        return EmailOutcome(
+            already_sent=True, reason="already sent for this window (every batch was recorded as accepted)"
+        )
     ids: list[str] = []
     for batch in _batches(pending):
         try:
-            message_id = _send_batch(ses, message, sender, batch)
+            message_id = _send_batch(send, message, batch)
         except (ClientError, BotoCoreError, DeadlineExceeded) as err:
             if is_ambiguous(err):
                 marker.uncertain.append({"recipients": batch, "error": str(err), "at": now().isoformat()})
@@ -243,7 +273,7 @@ def send_once(
         if not _record(store, marker, f"batch {message_id}"):
             raise EmailDeliveryUncertain(
                 f"SES accepted message {message_id} for {_names(batch)}, but the marker "
-                f"s3://{store.bucket}/{store.key} could not record it: a run after this one's time ends would send "
+                f"{store.uri} could not record it: a run after this one's time ends would send "
                 "it again. Check the marker before re-running"
             )
     if marker.uncertain:
@@ -254,13 +284,7 @@ def send_once(
         )
     marker.state = "sent"
     _record(store, marker, "the end of sending")
-    return {
-        "sent": True,
-        "message_id": ids[0] if ids else "",
-        "message_ids": ids,
-        "recipients": len(pending),
-        "already_sent_to": already,
-    }
+    return EmailOutcome(sent=True, message_ids=tuple(ids), recipients=len(pending), already_sent_to=already)
 
 
 def _record(store: EmailStore, marker: Marker, what: str) -> bool:
@@ -272,7 +296,7 @@ def _record(store: EmailStore, marker: Marker, what: str) -> bool:
         # ETag changed by ourselves), or another run took the claim over, which is a bug in the timing.
         current = store.read()
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
-        log.error("could not record %s in s3://%s/%s: %s", what, store.bucket, store.key, err)
+        log.error("could not record %s in %s: %s", what, store.uri, err)
         return False
     if current is not None and (current.run_id, current.state, current.batches, current.uncertain) == (
         marker.run_id,

@@ -5,16 +5,17 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
 
-from lambda_function.errors import ConfigError
+from lambda_function.errors import ConfigError, IncompleteResults
 from lambda_function.pricing.engine import INVALID, PRICED
 from lambda_function.sources.attribution import UNATTRIBUTED
 from lambda_function.sources.usage import COLUMNS, COUNTS
+from lambda_function.summary import ReportSummary, Spend, UnpricedModel
 
 CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")  # CSV charges keep micro-dollars: a Nova Micro call costs far less than a cent
@@ -78,57 +79,11 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) or text[:1].isspace() else text
 
 
-@dataclass(frozen=True)
-class UnpricedModel:
-    model_id: str
-    reason: str
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    invocations: int
-
-
-@dataclass(frozen=True)
-class Spend:
-    """One line of a breakdown: a name, its priced cost, and its invocations."""
-
-    name: str
-    cost: Decimal
-    invocations: int
-    unpriced_invocations: int = 0
-
-
 def cost_label(spend: Spend) -> str:
     """What a breakdown line shows: never $0.00 for usage we could not price."""
     if spend.unpriced_invocations and spend.unpriced_invocations == spend.invocations:
         return "unpriced"
     return money(spend.cost) + (" + unpriced" if spend.unpriced_invocations else "")
-
-
-@dataclass
-class ReportSummary:
-    total_cost: Decimal
-    invocations: int
-    failed_invocations: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    rows: int
-    cache_write_1h_tokens: int = 0  # the 1-hour part of cache_write_tokens
-    long_context_invocations: int = 0  # billed at a model's long-context tier
-    unreadable_records: int = 0  # successful calls whose token counts could not be read (not priced)
-    invalid_rows: int = 0  # CSV rows whose logged counts are unusable (not priced)
-    by_identity: list[Spend] = field(default_factory=list)
-    by_model: list[Spend] = field(default_factory=list)
-    by_region: list[Spend] = field(default_factory=list)
-    by_attribution: dict[str, list[Spend]] = field(default_factory=dict)  # per ATTRIBUTION_KEYS key
-    unpriced: list[UnpricedModel] = field(default_factory=list)
-
-    @property
-    def unpriced_models(self) -> list[str]:
-        return [u.model_id for u in self.unpriced]
 
 
 def _sum_charges(charges: pd.Series) -> Decimal | None:
@@ -311,52 +266,22 @@ def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> Repor
     )
 
 
-def _spend_json(spends: list[Spend]) -> list[dict[str, object]]:
-    return [
-        {
-            "name": s.name,
-            "cost_usd": f"{s.cost:f}",
-            "invocations": s.invocations,
-            "unpriced_invocations": s.unpriced_invocations,
-        }
-        for s in spends
-    ]
+@dataclass(frozen=True)
+class Report:
+    """The report of a window: the CSV people download, and its totals (what the email and the summary show)."""
+
+    csv: bytes
+    totals: ReportSummary
 
 
-def summary_document(summary: ReportSummary, window: dict[str, str], footer: dict[str, object]) -> dict[str, object]:
-    """The machine-readable summary written beside the CSV (money as strings: exact, never floats)."""
-    return {
-        "schema": "bedrock-usage-report/summary/1",
-        "window": window,
-        "total_cost_usd": f"{summary.total_cost:f}",
-        "invocations": summary.invocations,
-        "failed_invocations": summary.failed_invocations,
-        "long_context_invocations": summary.long_context_invocations,
-        "unreadable_records": summary.unreadable_records,
-        "invalid_rows": summary.invalid_rows,
-        "tokens": {
-            "input": summary.input_tokens,
-            "output": summary.output_tokens,
-            "cache_read": summary.cache_read_tokens,
-            "cache_write": summary.cache_write_tokens,
-            "cache_write_1h": summary.cache_write_1h_tokens,
-        },
-        "rows": summary.rows,
-        "by_identity": _spend_json(summary.by_identity),
-        "by_model": _spend_json(summary.by_model),
-        "by_region": _spend_json(summary.by_region),
-        "by_attribution": {key: _spend_json(spends) for key, spends in summary.by_attribution.items()},
-        "unpriced": [
-            {
-                "model_id": u.model_id,
-                "reason": u.reason,
-                "invocations": u.invocations,
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_read_tokens": u.cache_read_tokens,
-                "cache_write_tokens": u.cache_write_tokens,
-            }
-            for u in summary.unpriced
-        ],
-        "footer": footer,
-    }
+def build_report(priced: pd.DataFrame, attribution_keys: Sequence[str], records_matched: int) -> Report:
+    """The CSV and its totals from the priced usage. Every record the source matched must be in them: the source
+    proved each query complete; this guards the frame and the CSV against dropping rows."""
+    rows = report_rows(priced, attribution_keys)
+    del priced  # at 100,000 groups a frame is tens of MiB (the caller passes its only reference)
+    report = Report(render_csv(rows, attribution_keys), summarise(rows, attribution_keys))
+    if report.totals.invocations != records_matched:
+        raise IncompleteResults(
+            f"the report has {report.totals.invocations} invocations but the source matched {records_matched}"
+        )
+    return report

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_function.aws import error_code
+from lambda_function.aws import AwsClients, error_code
 from lambda_function.errors import ConfigError, DeadlineExceeded
 
 log = logging.getLogger(__name__)
@@ -162,3 +162,21 @@ def attribute_frame(
             unattributed=int(len(frame) - has_metadata.sum() - has_profile.sum() - has_iam.sum()),
         )
     return out, counts
+
+
+def attribute_usage(usage: pd.DataFrame, keys: Sequence[str], aws: AwsClients) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Each row's value per ATTRIBUTION_KEYS key (request metadata, else profile tag, else IAM tag), and what the
+    footer says about it: how many rows each source gave and the tag lookups that failed (never fatal)."""
+    if not keys:
+        return usage, {}
+    try:
+        account = str(aws.client("sts").get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        log.warning("cannot tell this account's id (%s); IAM tags of every principal count as another account's", err)
+        account = ""
+    lookup = TagLookup(aws.client("iam"), lambda region: aws.client("bedrock", region), account)
+    usage, sources = attribute_frame(usage, keys, lookup)
+    return usage, {
+        "sources": {key: vars(counts) for key, counts in sources.items()},
+        "failures": sorted(set(lookup.failures)),
+    }

@@ -36,10 +36,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambda_function.aws import error_code
 from lambda_function.config import LogGroup
 from lambda_function.errors import ConfigError, IncompleteResults, QueryFailed
 
 log = logging.getLogger(__name__)
+
+QUERY_COST_PER_GB = Decimal("0.005")  # Logs Insights, per GB scanned (us-east-1)
 
 MAX_GROUPS_PER_QUERY = 50  # logGroupNames / logGroupIdentifiers accept at most 50 entries
 MAX_LIMIT = 100_000  # StartQuery `limit` (botocore's model: 1-100,000; SDKs from before 2025 say 10,000)
@@ -183,6 +186,21 @@ class QueryTotals:
     rows_fetched: int = 0
     row_limit: int = MAX_LIMIT
     log_groups: list[str] = field(default_factory=list)
+
+    def footer(self) -> dict[str, Any]:
+        """What the report's footer says about where its usage came from and what reading it cost."""
+        gigabytes = Decimal(self.bytes_scanned) / Decimal(1024**3)
+        return {
+            "log_groups": self.log_groups,
+            "records_matched": self.records_matched,
+            "records_scanned": self.records_scanned,
+            "bytes_scanned": self.bytes_scanned,
+            "queries": self.queries,
+            "window_splits": self.splits,
+            "rows_fetched": self.rows_fetched,
+            "row_limit": self.row_limit,  # 10,000 when the service or the SDK refused 100,000
+            "query_cost": f"${(gigabytes * QUERY_COST_PER_GB):.4f}",
+        }
 
 
 def plan_queries(
@@ -555,3 +573,24 @@ def _stop_quietly(client: Any, query_id: str) -> None:
         client.stop_query(queryId=query_id)
     except Exception as err:  # already finished, gone, or no time left: the error being raised matters more
         log.info("StopQuery %s: %s", query_id, err)
+
+
+def check_log_groups(groups: Sequence[LogGroup], logs_for: Callable[[str], Any], default_region: str) -> None:
+    """Each log group named by LOG_GROUP_NAMES exists (DescribeLogGroups), checked before the queries are paid for.
+    Log-group ARNs of other accounts cannot be described from here; StartQuery checks those."""
+    for group in groups:
+        region = group.region or default_region
+        try:
+            found = logs_for(region).describe_log_groups(logGroupNamePrefix=group.name, limit=1).get("logGroups", [])
+        except ClientError as err:
+            if error_code(err) in ("AccessDeniedException", "AccessDenied"):
+                log.warning("cannot check that the log groups exist (%s); StartQuery will", error_code(err))
+                return
+            raise
+        # Names sort ASCII-wise, so the exact name, when it exists, is the first with it as a prefix.
+        if found and found[0].get("logGroupName") == group.name:
+            continue
+        if group.is_arn:
+            log.info("log group %s is not in this account's %s; StartQuery checks it", group.identifier, region)
+            continue
+        raise ConfigError("LOG_GROUP_NAMES", f"{group.identifier!r} does not exist in {region}")

@@ -1,0 +1,77 @@
+"""Where usage comes from: one interface, `UsageSource`, that checks its inputs before anything is paid for and
+collects a window's usage frame with the proof that it is complete. Logs Insights is the one source today; the
+S3-delivered logs plug in beside it (`usage_source` chooses by setting)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pandas as pd
+
+from lambda_function.aws import AwsClients
+from lambda_function.config import Config
+from lambda_function.sources.insights import InsightsRunner, QueryTotals, check_log_groups, plan_queries
+from lambda_function.sources.query import COUNT_FIELD, SPLIT_FIELD, usage_query
+from lambda_function.sources.usage import usage_frame
+from lambda_function.window import ReportWindow
+
+
+@dataclass
+class CollectedUsage:
+    """A window's usage (one row per identity, model, region and option: `sources.usage.COLUMNS`) and what the
+    footer says about how it was read."""
+
+    frame: pd.DataFrame
+    totals: QueryTotals
+
+    def take_frame(self) -> pd.DataFrame:
+        """The frame, handed over: at 100,000 groups it is tens of MiB, and the stages after it make their own."""
+        frame, self.frame = self.frame, self.frame.iloc[0:0]
+        return frame
+
+
+class UsageSource(Protocol):
+    def check(self) -> None:
+        """Raise ConfigError naming the setting when the source cannot be read."""
+
+    def collect(
+        self, window: ReportWindow, context_thresholds: Sequence[int], *, deadline: float
+    ) -> CollectedUsage: ...
+
+
+class LogsInsightsSource:
+    """The invocation logs in CloudWatch Logs, aggregated by Logs Insights queries and proven complete."""
+
+    def __init__(
+        self, config: Config, aws: AwsClients, *, sleep: Callable[[float], None], clock: Callable[[], float]
+    ) -> None:
+        self._config, self._aws, self._sleep, self._clock = config, aws, sleep, clock
+
+    def check(self) -> None:
+        check_log_groups(self._config.log_groups, self._aws.logs, self._config.default_region)
+
+    def collect(self, window: ReportWindow, context_thresholds: Sequence[int], *, deadline: float) -> CollectedUsage:
+        config = self._config
+        start, end = window.epoch_range()
+        query = usage_query(context_thresholds, config.attribution_keys)
+        specs = plan_queries(config.log_groups, config.default_region, start, end, query, config.query_row_limit)
+        runner = InsightsRunner(
+            self._aws.logs,
+            sleep=self._sleep,
+            clock=self._clock,
+            deadline=deadline,
+            concurrency=config.query_concurrency,
+            split_field=SPLIT_FIELD,
+        )
+        results, totals = runner.run_all(specs, COUNT_FIELD)
+        totals.log_groups = [group.identifier for group in config.log_groups]
+        frame = usage_frame((page for result in results for page in result.take_pages()), config.attribution_keys)
+        return CollectedUsage(frame, totals)
+
+
+def usage_source(
+    config: Config, aws: AwsClients, *, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> UsageSource:
+    return LogsInsightsSource(config, aws, sleep=sleep, clock=clock)
