@@ -1,0 +1,121 @@
+"""The report store: each earlier summary read once per run, whoever asks; claims created once; summaries that round
+trip through their one type."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import boto3
+
+from lambda_function.store import ReportStore
+from lambda_function.store.reports import report_key, summary_key
+from lambda_function.summary import ReportSummary, Spend, Summary, UnpricedModel
+from lambda_function.window import day_window
+
+from .support import BUCKET, GROUP, TODAY, configure, run
+
+UTC_ZONE = ZoneInfo("UTC")
+PREFIX = "bedrock-usage"
+
+
+def _the_20th_before_today() -> date:
+    this_month = TODAY.replace(day=20)
+    if this_month < TODAY:
+        return this_month
+    last_month = TODAY.replace(day=1) - timedelta(days=1)
+    return last_month.replace(day=20)
+
+
+def _summary(day: date, total: str) -> Summary:
+    team = [Spend("ml", Decimal(total), 1)]
+    totals = ReportSummary(Decimal(total), 1, 0, 10, 5, 0, 0, 1, by_identity=team, by_attribution={"team": team})
+    return Summary(day_window(day, UTC_ZONE).as_json(), totals, {"price_table_key": "bundled"})
+
+
+def test_a_run_for_the_20th_reads_each_of_the_19_earlier_summaries_once(aws, monkeypatch, tmp_path):
+    # GIVEN days 1-19 of the month reported (a dollar a day), a month budget, spikes and the reconciliation on:
+    # the previous day, the month to date, the price changes, the spikes' week, the budget's month and the settled
+    # day's month to date all look back
+    the_20th = _the_20th_before_today()
+    budgets = tmp_path / "budgets.csv"
+    budgets.write_text("name,scope,period,amount,recipients\nall,total,month,1000,f@example.com\n")
+    configure(aws, monkeypatch, ATTRIBUTION_KEYS="team", BUDGETS=str(budgets))
+    aws.client("logs").create_log_group(logGroupName=GROUP)
+    s3 = aws.client("s3")
+    for n in range(1, 20):
+        day = the_20th.replace(day=n)
+        key = summary_key(report_key(PREFIX, day_window(day, UTC_ZONE)))
+        s3.put_object(Bucket=BUCKET, Key=key, Body=_summary(day, "1").to_json())
+    reads: Counter[str] = Counter()
+    session = boto3.session.Session()
+    session.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: reads.update([params["Key"]])
+    )  # every attempt of the product's S3 client
+
+    # WHEN the 20th is reported
+    now = datetime.combine(TODAY, time(6), tzinfo=UTC)
+    response = run({"date": the_20th.isoformat(), "send_email": False}, session=session, now=now).response
+
+    # THEN each object was fetched once: the 19 summaries, and nothing else twice
+    assert response["status"] == "ok"
+    summaries = {key for key in reads if key.startswith(f"{PREFIX}/reports/") and key.endswith(".json")}
+    assert len(summaries) == 19
+    assert [key for key, count in reads.items() if count > 1] == []
+    # and what they said was used: 19 days at $1 before an empty 20th
+    assert response["reconciliation"]["day"] == (the_20th - timedelta(days=2)).isoformat()
+    written = json.loads(s3.get_object(Bucket=BUCKET, Key=response["summary_uri"].split("/", 3)[3])["Body"].read())
+    assert written["watch"]["budgets"][0]["spend_usd"] == "19"  # 19 x $1 + today's $0
+
+
+def test_a_summary_round_trips_through_its_type():
+    # GIVEN a summary with every part the report writes
+    team = [Spend("ml", Decimal("0.000123"), 3, 1), Spend("unattributed", Decimal("2.5"), 4)]
+    totals = ReportSummary(
+        total_cost=Decimal("2.500123"),
+        invocations=7,
+        failed_invocations=1,
+        input_tokens=1000,
+        output_tokens=200,
+        cache_read_tokens=30,
+        cache_write_tokens=40,
+        rows=2,
+        cache_write_1h_tokens=10,
+        long_context_invocations=1,
+        unreadable_records=0,
+        invalid_rows=0,
+        by_identity=team,
+        by_model=team,
+        by_region=team,
+        by_attribution={"team": team},
+        unpriced=[UnpricedModel("acme.new-model", "no price row", 5, 6, 0, 0, 1)],
+    )
+    summary = Summary(day_window(date(2026, 11, 20), UTC_ZONE).as_json(), totals, {"queries": 1}, {"budgets": []})
+    # WHEN it is written and read back
+    body = summary.to_json()
+    again = Summary.from_json(body)
+    # THEN it is the same summary, written on one line, money as exact strings
+    assert again == summary
+    assert body.count(b"\n") == 1 and b'"total_cost_usd":"2.500123"' in body
+    assert again.breakdown_costs("by_attribution.team") == {"ml": Decimal("0.000123"), "unattributed": Decimal("2.5")}
+
+
+def test_a_claim_is_created_once_and_names_its_run(aws):
+    # GIVEN a bucket
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    store = ReportStore(s3, BUCKET, PREFIX, UTC_ZONE)
+    key = store.spike_alert_key("2026-11-20", "abc")
+    now = datetime(2026, 11, 21, 6, tzinfo=UTC)
+    # WHEN two runs claim the same marker, and the first one's retry claims it again
+    first = store.claim(key, {"what": "spike"}, run_id="run-a", now=now)
+    second = store.claim(key, {"what": "spike"}, run_id="run-b", now=now)
+    retry = store.claim(key, {"what": "spike"}, run_id="run-a", now=now)
+    # THEN only the first holds it (its own retry too), and the marker says who and when
+    assert (first, second, retry) == (True, False, True)
+    marker = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert marker == {"what": "spike", "run_id": "run-a", "claimed_at": "2026-11-21T06:00:00+00:00"}
+    assert key == f"{PREFIX}/budget-alerts/2026-11-20/spike-abc.json"
