@@ -1,17 +1,25 @@
-"""One configuration object, built once from the environment and validated with messages that name the variable."""
+"""One configuration object, built once from the environment and validated with messages that name the variable.
+
+`SETTINGS` is the one table of settings: each entry names its environment variable, the Config field it fills, its
+parser, its default and a line of documentation; `load_config` builds the Config from that table alone, so every
+setting is checked once, at load. The stack's parameters and the README's settings table are held to it by
+tests/test_settings_table.py.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lambda_function.errors import ConfigError
 
 COST_METRICS = ("UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PRICE_TABLE = PACKAGE_ROOT / "pricing" / "token_prices.csv"
 
@@ -31,6 +39,60 @@ _DISPLAY_EMAIL = re.compile(r"(?P<name>[^<>]*)<(?P<addr>[^<>]+)>")
 # Bedrock's tag keys are (`[a-zA-Z0-9\s._:/=+@-]`), and no spaces, as the setting is a comma-separated list.
 _ATTRIBUTION_KEY = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,64}")
 MAX_ATTRIBUTION_KEYS = 5  # each key is one more group-by field of the usage query: more rows per day
+# An attribution key becomes a column of the usage, priced and report frames and a header of the CSV, so it must
+# be none of theirs (compared without case). A copy of the report's names (lambda_function/report/rows.py):
+# config imports nothing from the report, and tests/test_config.py holds the two to each other.
+RESERVED_ATTRIBUTION_KEYS = frozenset(
+    {
+        # the usage frame's columns (sources/usage.py COLUMNS) and the pricing's (pricing/engine.py INVALID)
+        "usage_date",
+        "account_id",
+        "identity_arn",
+        "model_id",
+        "region",
+        "image_width",
+        "image_height",
+        "image_quality",
+        "image_steps",
+        "images_per_call",
+        "service_tier",
+        "latency",
+        "input_band",
+        "invocations",
+        "failed_invocations",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "cache_write_ttl_unknown_tokens",
+        "images",
+        "unreadable_records",
+        "invalid",
+        # the priced and report frames' own
+        "charge",
+        "pricing_status",
+        "priced_model_id",
+        "long_context",
+        "long_context_invocations",
+        # the CSV's headers (report/rows.py CSV_COLUMNS), lower case
+        "account id",
+        "identity arn",
+        "model id",
+        "region name",
+        "number of input tokens",
+        "number of output tokens",
+        "charges incurred",
+        "failed invocations",
+        "cache read input tokens",
+        "cache write input tokens",
+        "pricing status",
+        "images generated",
+        "long-context invocations",
+        "unreadable records",
+        "cache write 1h input tokens",
+    }
+)
 
 
 def is_email(value: str) -> bool:
@@ -85,18 +147,17 @@ class Config:
     query_concurrency: int = 4
     query_row_limit: int = 100_000  # StartQuery's maximum; the runner falls back to 10,000 where refused
     price_discount_percent: Decimal = Decimal(0)
-    price_overrides: str = ""
+    price_overrides: str = ""  # a local path or s3://bucket/key of rows in token_prices.csv's columns
     link_expiry_seconds: int = 7 * 24 * 3600
     ses_region: str = ""  # where SES sends from, when not the function's region ("" = AWS_REGION)
     reconcile_lag_days: int = 2  # reconcile the day this many days before the report's (0: no reconciliation)
     reconcile_metric: str = "UnblendedCost"
-    reconcile_alert_percent: Decimal = Decimal(
-        5
-    )  # a local path or s3://bucket/key of rows in token_prices.csv's columns
+    reconcile_alert_percent: Decimal = Decimal(5)
     attribution_keys: tuple[str, ...] = ()  # cost by team/project/...: request-metadata or tag keys
     budgets: str = ""  # a local path or s3://bucket/key of the budgets (CSV or JSON; see budgets.py)
     spike_factor: Decimal = Decimal(3)  # a day costing more than this times its 7-day median is a spike
     spike_min_usd: Decimal = Decimal("1.00")  # ... and more than this many dollars
+    log_level: str = "INFO"  # the root logger's level, one of LOG_LEVELS
 
     def require_email_settings(self, recipients: tuple[str, ...]) -> None:
         """Sending needs a sender and at least one recipient; checked only when a run sends."""
@@ -106,175 +167,315 @@ class Config:
             raise ConfigError("RECIPIENTS", "is not set and the event names no recipients")
 
 
+T = TypeVar("T")
+
+
+class _Refused(Exception):
+    """A parser's reason for refusing a value; Setting.parse raises it as a ConfigError naming the variable."""
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One environment variable: the Config field it fills, how its text becomes that field's value, its default."""
+
+    name: str  # the environment variable
+    field: str  # the Config field it fills
+    convert: Callable[[str], T]  # the value's text (stripped, the default when empty) to the field's value, or _Refused
+    default: str | None  # the text used when the variable is unset or empty; None: it is required
+    doc: str  # one line: what it sets
+    fallback: str = ""  # another variable read when this one is unset or empty
+
+    def parse(self, raw: str) -> T:
+        """The typed value of the variable's raw text; a ConfigError naming the variable when it is not usable.
+
+        A control character is refused rather than trimmed: these values end up in mail headers, S3 keys and URLs,
+        and one there is a paste error at best, an injection at worst."""
+        if not raw.isprintable():
+            raise ConfigError(self.name, f"{raw!r} has a control character (or another non-printing one)")
+        try:
+            return self.convert(raw.strip() or self.default or "")
+        except _Refused as refused:
+            raise ConfigError(self.name, str(refused)) from None
+
+    def read(self, environ: Mapping[str, str]) -> T:
+        raw = environ.get(self.name, "")
+        if self.fallback and raw.isprintable() and not raw.strip():
+            other = environ.get(self.fallback, "")
+            if not other.isprintable():
+                raise ConfigError(self.fallback, f"{other!r} has a control character (or another non-printing one)")
+            raw = other
+        return self.parse(raw)
+
+
+# The parsers: each takes the stripped text (the default's when the variable is empty) and returns the typed value,
+# or raises _Refused saying why, in words that follow the variable's name.
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in re.split(r"[,\s]+", value) if part.strip()]
 
 
-def _setting(environ: Mapping[str, str], name: str, default: str = "") -> str:
-    """The variable without surrounding spaces. A control character is refused rather than trimmed: these values
-    end up in mail headers, S3 keys and URLs, and one there is a paste error at best, an injection at worst."""
-    raw = environ.get(name, default)
-    if not raw.isprintable():
-        raise ConfigError(name, f"{raw!r} has a control character (or another non-printing one)")
-    return raw.strip()
+def _log_groups(text: str) -> tuple[LogGroup, ...]:
+    raw_groups = _split(text)
+    if not raw_groups:
+        raise _Refused("is not set; give one or more log group names or ARNs, comma-separated")
+    groups = []
+    for raw in raw_groups:
+        group = parse_log_group(raw)
+        if group is None:
+            raise _Refused(f"{raw!r} is neither a log group name nor a log-group ARN")
+        groups.append(group)
+    return tuple(groups)
 
 
-def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = _setting(environ, name)
-    if not raw:
-        return default
+def _bucket(text: str) -> str:
+    if not text:
+        raise _Refused("is not set; name the S3 bucket that receives the CSV reports")
+    if not _BUCKET.fullmatch(text):
+        raise _Refused(f"{text!r} is not a valid S3 bucket name")
+    return text
+
+
+def _prefix(text: str) -> str:
+    prefix = text.strip("/")
+    if not prefix or ".." in prefix or not _PREFIX.fullmatch(prefix):
+        raise _Refused(f"{prefix!r} is not a usable S3 key prefix")
+    return prefix
+
+
+def _sender(text: str) -> str:
+    if text and not email_address(text):
+        raise _Refused(f"{text!r} is not an e-mail address")
+    return text
+
+
+def _recipients(text: str) -> tuple[str, ...]:
+    recipients = tuple(_split(text))
+    for recipient in recipients:
+        if not is_email(recipient):
+            raise _Refused(f"{recipient!r} is not an e-mail address")
+    return recipients
+
+
+def _timezone(text: str) -> ZoneInfo:
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(name, f"must be between {low} and {high}, got {value}")
-    return value
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise _Refused(f"{text!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
 
 
-def _object_location(environ: Mapping[str, str], name: str) -> str:
+def _aws_region(text: str) -> str:
+    if not text:
+        raise _Refused("is not set; Lambda sets it, on the command line export AWS_REGION")
+    if not _REGION.fullmatch(text):  # it becomes part of every endpoint's host name
+        raise _Refused(f"{text!r} is not an AWS region name like eu-west-1")
+    return text
+
+
+def _ses_region(text: str) -> str:
+    if text and not _REGION.fullmatch(text):
+        raise _Refused(f"{text!r} is not a region name like eu-west-1")
+    return text
+
+
+def _price_table(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise _Refused(f"{str(path)!r} is not a readable file")
+    return path
+
+
+def _object_location(text: str) -> str:
     """A setting naming a file to read: "" (none), a local path that exists, or s3://bucket/key."""
-    location = _setting(environ, name)
-    if location and not location.startswith("s3://") and not Path(location).is_file():
-        raise ConfigError(name, f"{location!r} is neither a readable file nor an s3://bucket/key URI")
-    if location.startswith("s3://") and "/" not in location.removeprefix("s3://").strip("/"):
-        raise ConfigError(name, f"{location!r} names no object; use s3://bucket/key")
-    return location
+    if text and not text.startswith("s3://") and not Path(text).is_file():
+        raise _Refused(f"{text!r} is neither a readable file nor an s3://bucket/key URI")
+    if text.startswith("s3://") and "/" not in text.removeprefix("s3://").strip("/"):
+        raise _Refused(f"{text!r} names no object; use s3://bucket/key")
+    return text
 
 
-def _decimal_setting(environ: Mapping[str, str], name: str, default: str) -> Decimal | None:
-    """The number, or None when it is not a finite one (Decimal reads NaN and Infinity)."""
-    raw = _setting(environ, name) or default
+def _whole_number(low: int, high: int, times: int = 1) -> Callable[[str], int]:
+    """A whole number from low to high (inclusive), multiplied by `times` (e.g. hours to seconds)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _Refused(f"must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise _Refused(f"must be between {low} and {high}, got {value}")
+        return value * times
+
+    return parse
+
+
+def _number(text: str) -> Decimal | None:
+    """The number, or None when it is not a finite one (Decimal reads NaN, sNaN and Infinity; comparing a NaN
+    raises InvalidOperation)."""
     try:
-        value = Decimal(raw)
+        value = Decimal(text)
     except InvalidOperation:
         return None
     return value if value.is_finite() else None
 
 
-def _attribution_keys(environ: Mapping[str, str]) -> tuple[str, ...]:
-    keys = [part.strip() for part in _setting(environ, "ATTRIBUTION_KEYS").split(",") if part.strip()]
+def _discount_percent(text: str) -> Decimal:
+    discount = _number(text)
+    if discount is None:
+        raise _Refused(f"must be a number of percent, got {text!r}")
+    if not Decimal(0) <= discount < Decimal(100):
+        raise _Refused(f"must be from 0 up to (not including) 100, got {text}")
+    return discount
+
+
+def _cost_metric(text: str) -> str:
+    if text not in COST_METRICS:
+        raise _Refused(f"{text!r} is not one of {', '.join(COST_METRICS)}")
+    return text
+
+
+def _alert_percent(text: str) -> Decimal:
+    alert = _number(text)
+    if alert is None or alert < 0:
+        raise _Refused(f"must be a number of percent, got {text!r}")
+    return alert
+
+
+def _attribution_keys(text: str) -> tuple[str, ...]:
+    keys = [part.strip() for part in text.split(",") if part.strip()]
     for key in keys:
         if not _ATTRIBUTION_KEY.fullmatch(key):
-            raise ConfigError(
-                "ATTRIBUTION_KEYS", f"{key!r} is not a tag key: 1 to 64 letters, digits or _ . : / = + - @"
-            )
+            raise _Refused(f"{key!r} is not a tag key: 1 to 64 letters, digits or _ . : / = + - @")
     if len(keys) > MAX_ATTRIBUTION_KEYS:
-        raise ConfigError("ATTRIBUTION_KEYS", f"names {len(keys)} keys; at most {MAX_ATTRIBUTION_KEYS} are allowed")
+        raise _Refused(f"names {len(keys)} keys; at most {MAX_ATTRIBUTION_KEYS} are allowed")
     # Compared without case: two CSV columns `team` and `Team` would be a typo, not two ways to split the cost.
     seen: dict[str, str] = {}
     for key in keys:
         if key.lower() in seen:
-            raise ConfigError("ATTRIBUTION_KEYS", f"{key!r} repeats {seen[key.lower()]!r}")
+            raise _Refused(f"{key!r} repeats {seen[key.lower()]!r}")
         seen[key.lower()] = key
+    taken = [key for key in keys if key.lower() in RESERVED_ATTRIBUTION_KEYS]
+    if taken:
+        raise _Refused(f"{', '.join(map(repr, taken))} would clash with a column of the report; choose another")
     return tuple(keys)
 
 
-def load_config(environ: Mapping[str, str]) -> Config:
-    """Build and validate the Config from environment variables; the first problem found is raised."""
-    raw_groups = _split(_setting(environ, "LOG_GROUP_NAMES"))
-    if not raw_groups:
-        raise ConfigError("LOG_GROUP_NAMES", "is not set; give one or more log group names or ARNs, comma-separated")
-    log_groups = []
-    for raw in raw_groups:
-        group = parse_log_group(raw)
-        if group is None:
-            raise ConfigError("LOG_GROUP_NAMES", f"{raw!r} is neither a log group name nor a log-group ARN")
-        log_groups.append(group)
+def _spike_factor(text: str) -> Decimal:
+    factor = _number(text)
+    if factor is None or factor <= 1:
+        raise _Refused(f"must be a number above 1 (times the 7-day median), got {text!r}")
+    return factor
 
-    bucket = _setting(environ, "REPORT_BUCKET")
-    if not bucket:
-        raise ConfigError("REPORT_BUCKET", "is not set; name the S3 bucket that receives the CSV reports")
-    if not _BUCKET.fullmatch(bucket):
-        raise ConfigError("REPORT_BUCKET", f"{bucket!r} is not a valid S3 bucket name")
 
-    prefix = _setting(environ, "REPORT_PREFIX", "bedrock-usage").strip("/")
-    if not prefix or ".." in prefix or not _PREFIX.fullmatch(prefix):
-        raise ConfigError("REPORT_PREFIX", f"{prefix!r} is not a usable S3 key prefix")
+def _spike_min_usd(text: str) -> Decimal:
+    minimum = _number(text)
+    if minimum is None or minimum < 0:
+        raise _Refused(f"must be a number of dollars, 0 or more, got {text!r}")
+    return minimum
 
-    sender = _setting(environ, "SENDER")
-    if sender and not email_address(sender):
-        raise ConfigError("SENDER", f"{sender!r} is not an e-mail address")
 
-    recipients = tuple(_split(_setting(environ, "RECIPIENTS")))
-    for recipient in recipients:
-        if not is_email(recipient):
-            raise ConfigError("RECIPIENTS", f"{recipient!r} is not an e-mail address")
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise _Refused(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
 
-    tz_name = _setting(environ, "REPORT_TIMEZONE") or "UTC"
-    try:
-        timezone = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("REPORT_TIMEZONE", f"{tz_name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
 
-    region = _setting(environ, "AWS_REGION") or _setting(environ, "AWS_DEFAULT_REGION")
-    if not region:
-        raise ConfigError("AWS_REGION", "is not set; Lambda sets it, on the command line export AWS_REGION")
-    if not _REGION.fullmatch(region):  # it becomes part of every endpoint's host name
-        raise ConfigError("AWS_REGION", f"{region!r} is not an AWS region name like eu-west-1")
-
-    price_table = Path(_setting(environ, "PRICE_TABLE") or DEFAULT_PRICE_TABLE)
-    if not price_table.is_file():
-        raise ConfigError("PRICE_TABLE", f"{str(price_table)!r} is not a readable file")
-
-    raw_discount = _setting(environ, "PRICE_DISCOUNT_PERCENT") or "0"
-    try:
-        discount = Decimal(raw_discount)
-    except InvalidOperation:
-        raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be a number of percent, got {raw_discount!r}") from None
-    if not discount.is_finite():  # Decimal reads NaN, sNaN and Infinity; comparing a NaN raises InvalidOperation
-        raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be a number of percent, got {raw_discount!r}")
-    if not Decimal(0) <= discount < Decimal(100):
-        raise ConfigError("PRICE_DISCOUNT_PERCENT", f"must be from 0 up to (not including) 100, got {raw_discount}")
-
-    overrides = _object_location(environ, "PRICE_OVERRIDES")
-
-    ses_region = _setting(environ, "SES_REGION")
-    if ses_region and not _REGION.fullmatch(ses_region):
-        raise ConfigError("SES_REGION", f"{ses_region!r} is not a region name like eu-west-1")
-
-    metric = _setting(environ, "RECONCILE_COST_METRIC") or "UnblendedCost"
-    if metric not in COST_METRICS:
-        raise ConfigError("RECONCILE_COST_METRIC", f"{metric!r} is not one of {', '.join(COST_METRICS)}")
-    raw_alert = _setting(environ, "RECONCILE_ALERT_PERCENT") or "5"
-    try:
-        alert = Decimal(raw_alert)
-    except InvalidOperation:
-        alert = Decimal("NaN")
-    if not alert.is_finite() or alert < 0:
-        raise ConfigError("RECONCILE_ALERT_PERCENT", f"must be a number of percent, got {raw_alert!r}")
-
-    budgets = _object_location(environ, "BUDGETS")
-
-    spike_factor = _decimal_setting(environ, "SPIKE_FACTOR", "3")
-    if spike_factor is None or spike_factor <= 1:
-        raw = _setting(environ, "SPIKE_FACTOR")
-        raise ConfigError("SPIKE_FACTOR", f"must be a number above 1 (times the 7-day median), got {raw!r}")
-    spike_min = _decimal_setting(environ, "SPIKE_MIN_USD", "1.00")
-    if spike_min is None or spike_min < 0:
-        raw = _setting(environ, "SPIKE_MIN_USD")
-        raise ConfigError("SPIKE_MIN_USD", f"must be a number of dollars, 0 or more, got {raw!r}")
-
-    return Config(
-        log_groups=tuple(log_groups),
-        report_bucket=bucket,
-        report_prefix=prefix,
-        sender=sender,
-        recipients=recipients,
-        timezone=timezone,
-        default_region=region,
-        price_table=price_table,
-        query_concurrency=_int_setting(environ, "QUERY_CONCURRENCY", 4, 1, 30),
-        price_discount_percent=discount,
-        price_overrides=overrides,
+# The settings, in the order they are checked (the first problem found is raised).
+SETTINGS: tuple[Setting[Any], ...] = (
+    Setting(
+        "LOG_GROUP_NAMES",
+        "log_groups",
+        _log_groups,
+        None,
+        "comma-separated log group names, or log-group ARNs (cross-account, other regions)",
+    ),
+    Setting("REPORT_BUCKET", "report_bucket", _bucket, None, "the S3 bucket that receives the CSV reports"),
+    Setting("REPORT_PREFIX", "report_prefix", _prefix, "bedrock-usage", "key prefix of the reports in the bucket"),
+    Setting("SENDER", "sender", _sender, "", "From address of the email, a verified SES identity (needed to send)"),
+    Setting("RECIPIENTS", "recipients", _recipients, "", "comma-separated addresses (unless the event names them)"),
+    Setting("REPORT_TIMEZONE", "timezone", _timezone, "UTC", "IANA zone for 'yesterday' and for plain dates"),
+    Setting(
+        "AWS_REGION",
+        "default_region",
+        _aws_region,
+        None,
+        "region of log groups given by name, S3 and SES (set by Lambda; AWS_DEFAULT_REGION when unset)",
+        fallback="AWS_DEFAULT_REGION",
+    ),
+    Setting("PRICE_TABLE", "price_table", _price_table, str(DEFAULT_PRICE_TABLE), "the price table (a local CSV)"),
+    Setting(
+        "PRICE_DISCOUNT_PERCENT",
+        "price_discount_percent",
+        _discount_percent,
+        "0",
+        "discount on list prices, in percent (0 up to, not including, 100)",
+    ),
+    Setting(
+        "PRICE_OVERRIDES",
+        "price_overrides",
+        _object_location,
+        "",
+        "negotiated price rows: a local path or s3://bucket/key",
+    ),
+    Setting(
+        "QUERY_CONCURRENCY", "query_concurrency", _whole_number(1, 30), "4", "Logs Insights queries run at once (1-30)"
+    ),
+    Setting(
+        "LINK_EXPIRY_HOURS",
+        "link_expiry_seconds",
         # SigV4 presigned URLs live at most 7 days (and no longer than the signing credentials).
-        link_expiry_seconds=_int_setting(environ, "LINK_EXPIRY_HOURS", 168, 1, 168) * 3600,
-        ses_region=ses_region,
-        reconcile_lag_days=_int_setting(environ, "RECONCILE_LAG_DAYS", 2, 0, 60),
-        reconcile_metric=metric,
-        reconcile_alert_percent=alert,
-        attribution_keys=_attribution_keys(environ),
-        budgets=budgets,
-        spike_factor=spike_factor,
-        spike_min_usd=spike_min,
-    )
+        _whole_number(1, 168, times=3600),
+        "168",
+        "hours the email's presigned CSV link is valid (1-168)",
+    ),
+    Setting("SES_REGION", "ses_region", _ses_region, "", "the region whose SES sends the email (empty: AWS_REGION)"),
+    Setting(
+        "RECONCILE_LAG_DAYS",
+        "reconcile_lag_days",
+        _whole_number(0, 60),
+        "2",
+        "reconcile the day this many days before the report's with Cost Explorer (0: off)",
+    ),
+    Setting(
+        "RECONCILE_COST_METRIC",
+        "reconcile_metric",
+        _cost_metric,
+        "UnblendedCost",
+        "the Cost Explorer metric billed figures are read in",
+    ),
+    Setting(
+        "RECONCILE_ALERT_PERCENT",
+        "reconcile_alert_percent",
+        _alert_percent,
+        "5",
+        "drift (share of the bill) above which, and above $1, the drift alarm fires",
+    ),
+    Setting(
+        "ATTRIBUTION_KEYS",
+        "attribution_keys",
+        _attribution_keys,
+        "",
+        f"cost by team/project/...: up to {MAX_ATTRIBUTION_KEYS} request-metadata or tag keys, comma-separated",
+    ),
+    Setting("BUDGETS", "budgets", _object_location, "", "budgets (CSV or JSON): a local path or s3://bucket/key"),
+    Setting(
+        "SPIKE_FACTOR",
+        "spike_factor",
+        _spike_factor,
+        "3",
+        "a day above this many times its trailing 7-day median is a spike (above 1)",
+    ),
+    Setting(
+        "SPIKE_MIN_USD", "spike_min_usd", _spike_min_usd, "1.00", "spikes below this day cost in USD are not flagged"
+    ),
+    Setting(
+        "LOG_LEVEL", "log_level", _log_level, "INFO", f"the function's log level: {', '.join(LOG_LEVELS)} (any case)"
+    ),
+)
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Build and validate the Config from environment variables, setting by setting as SETTINGS lists them; the
+    first problem found is raised."""
+    return Config(**{setting.field: setting.read(environ) for setting in SETTINGS})

@@ -1,8 +1,20 @@
 """Configuration from environment variables: every problem names its variable."""
 
+import dataclasses
+
 import pytest
 
-from lambda_function.config import email_address, is_email, load_config, parse_log_group
+from lambda_function.config import (
+    LOG_LEVELS,
+    MAX_ATTRIBUTION_KEYS,
+    RESERVED_ATTRIBUTION_KEYS,
+    SETTINGS,
+    Config,
+    email_address,
+    is_email,
+    load_config,
+    parse_log_group,
+)
 from lambda_function.errors import ConfigError
 
 GOOD = {
@@ -57,6 +69,30 @@ def test_defaults():
         ({"RECONCILE_COST_METRIC": "ListPrice"}, "RECONCILE_COST_METRIC"),
         ({"RECONCILE_ALERT_PERCENT": "NaN"}, "RECONCILE_ALERT_PERCENT"),
         ({"RECONCILE_ALERT_PERCENT": "-5"}, "RECONCILE_ALERT_PERCENT"),
+        ({"LINK_EXPIRY_HOURS": "169"}, "LINK_EXPIRY_HOURS"),  # a SigV4 presigned URL lives at most 7 days
+        ({"RECONCILE_LAG_DAYS": "61"}, "RECONCILE_LAG_DAYS"),
+        ({"BUDGETS": "/nonexistent/budgets.csv"}, "BUDGETS"),
+        ({"BUDGETS": "s3://bucket-only/"}, "BUDGETS"),
+        ({"SPIKE_FACTOR": "1"}, "SPIKE_FACTOR"),  # "above 1": a day at its median is no spike
+        ({"SPIKE_FACTOR": "Infinity"}, "SPIKE_FACTOR"),
+        ({"SPIKE_MIN_USD": "-1"}, "SPIKE_MIN_USD"),
+        # the log level: one of Python's, in any case
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+        ({"LOG_LEVEL": "WARN"}, "LOG_LEVEL"),  # logging's alias, but not one the stack or the docs offer
+        ({"LOG_LEVEL": "10"}, "LOG_LEVEL"),
+        ({"LOG_LEVEL": "INFO\n"}, "LOG_LEVEL"),
+        # attribution keys: tag-key characters, at most MAX_ATTRIBUTION_KEYS, no repeats ...
+        ({"ATTRIBUTION_KEYS": "team name"}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "t" * 65}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": ",".join(f"k{i}" for i in range(MAX_ATTRIBUTION_KEYS + 1))}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "team,Team"}, "ATTRIBUTION_KEYS"),
+        # ... and none a column of the report (checked at load, not when the run reaches the report)
+        ({"ATTRIBUTION_KEYS": "team,region"}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "Charge"}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "pricing_status"}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "project,INVOCATIONS"}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "long_context_invocations"}, "ATTRIBUTION_KEYS"),
+        ({"ATTRIBUTION_KEYS": "invalid"}, "ATTRIBUTION_KEYS"),
     ],
 )
 def test_each_bad_setting_is_named(change, variable):
@@ -130,3 +166,90 @@ def test_a_trailing_newline_does_not_pass_the_patterns(check, value):
 @pytest.mark.parametrize("region", ["us-east-1", "us-gov-west-1", "cn-northwest-1", "eusc-de-east-1"])
 def test_region_names(region):
     assert load_config({**GOOD, "AWS_REGION": region}).default_region == region
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [
+        (None, "INFO"),
+        ("", "INFO"),
+        ("debug", "DEBUG"),
+        (" Warning ", "WARNING"),
+        ("ERROR", "ERROR"),
+        ("critical", "CRITICAL"),
+    ],
+)
+def test_the_log_level_is_read_in_any_case_and_kept_in_upper_case(value, level):
+    environ = GOOD if value is None else {**GOOD, "LOG_LEVEL": value}
+    assert load_config(environ).log_level == level
+
+
+def test_a_reserved_attribution_key_is_named_with_the_reason():
+    with pytest.raises(ConfigError, match=r"^ATTRIBUTION_KEYS: 'Region', 'charge' would clash with a column"):
+        load_config({**GOOD, "ATTRIBUTION_KEYS": "team,Region,charge"})
+    # a key that only contains a column's name is fine
+    config = load_config({**GOOD, "ATTRIBUTION_KEYS": "team, cost-center,region_owner"})
+    assert config.attribution_keys == ("team", "cost-center", "region_owner")
+
+
+def test_the_reserved_keys_are_the_reports_columns():
+    """config keeps its own copy of the report's names (it imports nothing from report/): held to them here."""
+    from lambda_function.report import rows
+    from lambda_function.sources.usage import COLUMNS
+
+    assert {name.lower() for name in [*COLUMNS, *rows.CSV_COLUMNS]} <= RESERVED_ATTRIBUTION_KEYS
+    report_reserved = getattr(rows, "_RESERVED", None)  # the run-time check, while it exists
+    if report_reserved is not None:
+        assert set(report_reserved) == set(RESERVED_ATTRIBUTION_KEYS)
+
+
+def test_the_region_falls_back_to_aws_default_region():
+    environ = {k: v for k, v in GOOD.items() if k != "AWS_REGION"}
+    assert load_config({**environ, "AWS_DEFAULT_REGION": "eu-west-1"}).default_region == "eu-west-1"
+    assert load_config({**GOOD, "AWS_DEFAULT_REGION": "eu-west-1"}).default_region == "us-east-1"
+    with pytest.raises(ConfigError) as caught:
+        load_config({**environ, "AWS_DEFAULT_REGION": "eu-west-1\n"})
+    assert caught.value.variable == "AWS_DEFAULT_REGION"
+
+
+# The table itself: one entry per variable and per Config field, each default a valid value.
+
+
+def test_the_table_fills_every_field_once():
+    names = [setting.name for setting in SETTINGS]
+    filled = [setting.field for setting in SETTINGS]
+    assert len(set(names)) == len(names)
+    assert len(set(filled)) == len(filled)
+    # query_row_limit is no setting: the runner lowers it where the service refuses StartQuery's maximum
+    assert set(filled) == {field.name for field in dataclasses.fields(Config)} - {"query_row_limit"}
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_each_setting_has_a_doc_line_and_a_default_that_is_the_configs(setting):
+    assert setting.doc and "\n" not in setting.doc
+    field = {field.name: field for field in dataclasses.fields(Config)}[setting.field]
+    if setting.default is None:  # required: unset or empty is refused, naming the variable
+        for raw in ("", "  "):
+            with pytest.raises(ConfigError) as caught:
+                setting.parse(raw)
+            assert caught.value.variable == setting.name
+            assert "is not set" in str(caught.value)
+    else:
+        value = setting.parse(setting.default)
+        assert setting.parse("") == value == setting.parse(" ")  # unset or empty: the default
+        if field.default is not dataclasses.MISSING:
+            assert value == field.default
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda setting: setting.name)
+def test_each_parser_refuses_a_control_character_naming_its_variable(setting):
+    with pytest.raises(ConfigError) as caught:
+        setting.parse((setting.default or "x") + "\r\n")
+    assert caught.value.variable == setting.name
+
+
+def test_the_log_levels_are_pythons():
+    import logging
+
+    for level in LOG_LEVELS:
+        assert isinstance(logging.getLevelName(level), int)

@@ -1,0 +1,312 @@
+"""The stack and the README held to the one table of settings (lambda_function/config.py SETTINGS).
+
+Every stack parameter that becomes an environment variable of the function is a setting of the table; every
+constraint the stack puts on such a parameter (AllowedPattern, AllowedValues, MinValue/MaxValue) is shown by
+sample values to agree with the setting's parser; and every setting is documented in the README's table.
+
+Where the two disagree on purpose, the samples say so: the code is laxer where it reads a hand-set variable
+(`team, project`, `1e1`, a local path), and a few values the stack lets through are refused by the code at load:
+KNOWN_DISAGREEMENTS lists them, each still shown to disagree, so that fixing one makes this test ask for its move.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import cfn_yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lambda_function.config import COST_METRICS, RESERVED_ATTRIBUTION_KEYS, SETTINGS, Setting
+from lambda_function.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = cfn_yaml.loads((ROOT / "cloudformation" / "template.yaml").read_text())
+PARAMETERS = TEMPLATE["Parameters"]
+ENVIRONMENT = TEMPLATE["Resources"]["ReportFunction"]["Properties"]["Environment"]["Variables"]
+README = (ROOT / "README.md").read_text()
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+# Settings the stack does not pass: Lambda sets the region; the price table is the packaged one (or the bucket's)
+NOT_FROM_THE_STACK = {"AWS_REGION", "PRICE_TABLE"}
+
+
+def _refs(value: object) -> set[str]:
+    """The names a template value refers to with Ref, at any depth (Fn::Join, Fn::If, ...)."""
+    if isinstance(value, dict):
+        found = {value["Ref"]} if isinstance(value.get("Ref"), str) else set()
+        return found.union(*(_refs(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_refs(item) for item in value))
+    return set()
+
+
+def _parameter_variables() -> dict[str, str]:
+    """Each stack parameter that reaches the function's environment, with the variable it becomes."""
+    return {ref: variable for variable, value in ENVIRONMENT.items() for ref in _refs(value) if ref in PARAMETERS}
+
+
+# The parameters passed as they are (`VARIABLE: !Ref Parameter`): the function reads exactly what the stack checked.
+DIRECT = {
+    value["Ref"]: variable
+    for variable, value in ENVIRONMENT.items()
+    if isinstance(value, dict) and list(value) == ["Ref"] and value["Ref"] in PARAMETERS
+}
+CONSTRAINED = sorted(
+    parameter
+    for parameter in DIRECT
+    if {"AllowedPattern", "AllowedValues", "MinValue", "MaxValue"} & set(PARAMETERS[parameter])
+)
+
+
+def _setting(parameter: str) -> Setting:
+    return BY_NAME[DIRECT[parameter]]
+
+
+def stack_accepts(parameter: str, value: str) -> bool:
+    """Whether CloudFormation takes the value for the parameter (its type and constraints)."""
+    spec = PARAMETERS[parameter]
+    if "AllowedValues" in spec and value not in [str(allowed) for allowed in spec["AllowedValues"]]:
+        return False
+    if spec["Type"] == "Number":  # an integer or a float
+        if not re.fullmatch(r"-?\d+(\.\d+)?", value, re.ASCII):
+            return False
+        number = Decimal(value)
+        if "MinValue" in spec and number < Decimal(str(spec["MinValue"])):
+            return False
+        if "MaxValue" in spec and number > Decimal(str(spec["MaxValue"])):
+            return False
+    # CloudFormation's patterns are Java's: \d is ASCII-only there
+    return "AllowedPattern" not in spec or bool(re.fullmatch(spec["AllowedPattern"], value, re.ASCII))
+
+
+def code_accepts(parameter: str, value: str) -> bool:
+    try:
+        _setting(parameter).parse(value)
+    except ConfigError as refused:
+        assert refused.variable == DIRECT[parameter]
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Every parameter that becomes a variable is a setting, and every setting (but Lambda's own) comes from the stack.
+
+
+def test_every_parameter_that_reaches_the_function_is_a_setting():
+    variables = _parameter_variables()
+    assert {"LogGroupArns", "ReportBucketName", "QueryConcurrency", "LogLevel"} <= set(variables)  # it finds them
+    assert {variable for variable in variables.values() if variable not in BY_NAME} == set()
+    assert set(ENVIRONMENT) <= set(BY_NAME), sorted(set(ENVIRONMENT) - set(BY_NAME))
+
+
+def test_every_setting_but_lambdas_own_comes_from_the_stack():
+    # a setting left out of the stack could only be set in the console, and the next deploy would undo it
+    assert set(BY_NAME) - NOT_FROM_THE_STACK == set(ENVIRONMENT)
+
+
+@pytest.mark.parametrize("parameter", sorted(p for p in DIRECT if "Default" in PARAMETERS[p]))
+def test_a_parameters_default_is_the_settings(parameter):
+    setting = _setting(parameter)
+    assert setting.parse(str(PARAMETERS[parameter]["Default"])) == setting.parse(setting.default or "")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AllowedValues and MinValue/MaxValue: every value the stack offers loads; the ones just outside are refused.
+
+
+@pytest.mark.parametrize("parameter", [p for p in CONSTRAINED if "AllowedValues" in PARAMETERS[p]])
+def test_every_allowed_value_loads_and_others_do_not(parameter):
+    allowed = [str(value) for value in PARAMETERS[parameter]["AllowedValues"]]
+    for value in allowed:
+        assert code_accepts(parameter, value), value
+        assert str(_setting(parameter).parse(value)) == value  # as the stack gave it
+    for value in ["TRACE", "ListPrice", "verbose", "WARN", "unblendedcost"]:
+        assert not stack_accepts(parameter, value)
+        if value.upper() not in allowed:  # the code reads the log level in any case
+            assert not code_accepts(parameter, value), value
+
+
+def test_the_cost_metrics_are_the_stacks():
+    assert tuple(PARAMETERS["ReconcileCostMetric"]["AllowedValues"]) == COST_METRICS
+
+
+@pytest.mark.parametrize("parameter", [p for p in CONSTRAINED if PARAMETERS[p]["Type"] == "Number"])
+def test_the_number_ranges_are_the_same(parameter):
+    spec = PARAMETERS[parameter]
+    # the code is meant to be exactly as strict: both ends of every range in the table are the stack's
+    assert {"MinValue", "MaxValue"} <= set(spec), "an open range the code does not share"
+    low, high = int(spec["MinValue"]), int(spec["MaxValue"])
+    for value, accepted in [(low, True), (high, True), ((low + high) // 2, True), (low - 1, False), (high + 1, False)]:
+        assert stack_accepts(parameter, str(value)) is accepted
+        assert code_accepts(parameter, str(value)) is accepted, value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# AllowedPattern: any value the pattern takes loads (generated from the pattern itself), hand samples on either
+# side, and the known disagreements.
+
+PRINTABLE_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+
+# Per parameter: values both refuse, and values only the stack refuses (the code is laxer by design: it also
+# reads hand-set variables and the CLI's environment).
+SAMPLES: dict[str, dict[str, list[str]]] = {
+    "ReportPrefix": {
+        "both_refuse": ["reports space", "bedrock\\usage", "bédrock", "/", "//"],
+        "only_the_stack_refuses": ["", "/reports", "reports/", "/reports/"],  # the code trims the slashes
+    },
+    "SesRegion": {
+        "both_refuse": ["eu west 1", "eu-west-1.evil.example", "EU-WEST-1", "euwest1", "-eu-west-1"],
+        "only_the_stack_refuses": [],
+    },
+    "PriceDiscountPercent": {
+        "both_refuse": ["100", "150", "-1", "-0.5", "ten", "NaN", "Infinity", "1,5"],
+        # "" is the default (0) to the code, as for every setting: the stack always passes its own default
+        "only_the_stack_refuses": ["", "100.0e-1", "1e1", "5.", ".5", "007", "+5"],
+    },
+    "PriceOverrides": {
+        "both_refuse": ["s3://bucket-only", "s3://bucket-only/", "/nonexistent/overrides.csv"],
+        # a packaged file needs no permission; the stack's parameter is for S3 only
+        "only_the_stack_refuses": [str(ROOT / "pricing" / "token_prices.csv"), "s3://Bucket/key", "s3://b/key"],
+    },
+    "Budgets": {
+        "both_refuse": ["s3://bucket-only", "s3://bucket-only/", "/nonexistent/budgets.csv"],
+        "only_the_stack_refuses": [str(ROOT / "pricing" / "token_prices.csv"), "s3://Bucket/key", "s3://b/key"],
+    },
+    "AttributionKeys": {
+        "both_refuse": ["team name", "t" * 65, "a,b,c,d,e,f", "team;project", "équipe"],
+        "only_the_stack_refuses": ["team, project", "team,,project", ",team"],
+    },
+    "SpikeFactor": {
+        "both_refuse": ["-2", "NaN", "Infinity", "three"],
+        "only_the_stack_refuses": ["", "3e0", "2.", "+3"],
+    },
+    "SpikeMinUsd": {
+        "both_refuse": ["-1", "-0.01", "NaN", "Infinity", "$1"],
+        "only_the_stack_refuses": ["", "1e2", "1.", ".5"],
+    },
+    "ReconcileAlertPercent": {
+        "both_refuse": ["-5", "NaN", "-Infinity", "five"],
+        "only_the_stack_refuses": ["", "5e0", "5.", ".5"],
+    },
+}
+
+# Values the stack takes and the code refuses at load (the stack deploys, the first run fails naming the
+# variable), or reads otherwise than the stack's own resources do. Reported; each is still shown to disagree below.
+KNOWN_DISAGREEMENTS: dict[str, dict[str, str]] = {
+    "AttributionKeys": {
+        "team,Team": "a key repeated (compared without case)",
+        "team,region": "a name reserved by the report's columns",
+        "Charge": "a name reserved by the report's columns",
+    },
+    "SpikeFactor": {"1": "a factor of 1 or less", "0.5": "a factor of 1 or less", "0": "a factor of 1 or less"},
+    "ReportPrefix": {"a..b": "'..' in the prefix", "../reports": "'..' in the prefix"},
+    "PriceOverrides": {
+        "s3://bucket//": "a key of only slashes",
+        "s3://bucket/prices.csv ": "a trailing space: the role may read 'prices.csv ', the code reads 'prices.csv'",
+    },
+    "Budgets": {"s3://bucket// ": "a key of only slashes and spaces"},
+    # a Number parameter takes a float; the code wants a whole number
+    "QueryConcurrency": {"2.5": "a fraction", "4.0": "a fraction"},
+    "LinkExpiryHours": {"1.5": "a fraction"},
+    "ReconcileLagDays": {"2.0": "a fraction"},
+}
+
+
+def _known_disagreement(parameter: str, value: str) -> bool:
+    """Whether a generated value falls in one of KNOWN_DISAGREEMENTS' kinds."""
+    if parameter == "AttributionKeys":
+        keys = [key.lower() for key in value.split(",") if key]
+        return len(set(keys)) < len(keys) or bool(set(keys) & RESERVED_ATTRIBUTION_KEYS)
+    if parameter == "SpikeFactor":
+        return Decimal(value) <= 1
+    if parameter == "ReportPrefix":
+        return ".." in value
+    if parameter in ("PriceOverrides", "Budgets") and value:
+        key = value.removeprefix("s3://").split("/", 1)[1]
+        return not key.strip(" /") or key != key.rstrip()  # only slashes; trailing spaces the code trims
+    if PARAMETERS[parameter]["Type"] == "Number":
+        return "." in value
+    return False
+
+
+PATTERNED = [p for p in CONSTRAINED if "AllowedPattern" in PARAMETERS[p]]
+
+
+def test_every_patterned_parameter_has_samples():
+    assert sorted(SAMPLES) == sorted(PATTERNED)
+
+
+@pytest.mark.parametrize("parameter", PATTERNED)
+def test_what_the_stack_refuses_the_code_refuses_where_it_is_as_strict(parameter):
+    for value in SAMPLES[parameter]["both_refuse"]:
+        assert not stack_accepts(parameter, value), value
+        assert not code_accepts(parameter, value), value
+    for value in SAMPLES[parameter]["only_the_stack_refuses"]:
+        assert not stack_accepts(parameter, value), value
+        assert code_accepts(parameter, value), value
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [(parameter, value) for parameter, values in KNOWN_DISAGREEMENTS.items() for value in values],
+)
+def test_the_known_disagreements_still_disagree(parameter, value):
+    # when this fails, the stack or the code was brought in line: move the value to SAMPLES
+    assert stack_accepts(parameter, value)
+    assert not code_accepts(parameter, value) or _setting(parameter).parse(value) != value
+    assert _known_disagreement(parameter, value)
+
+
+@pytest.mark.parametrize("parameter", PATTERNED)
+def test_what_the_stack_accepts_loads_as_given(parameter):
+    pattern = re.compile(PARAMETERS[parameter]["AllowedPattern"], re.ASCII)
+    setting = _setting(parameter)
+
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.from_regex(pattern, fullmatch=True, alphabet=PRINTABLE_ASCII))
+    def check(value: str) -> None:
+        assert stack_accepts(parameter, value)
+        if _known_disagreement(parameter, value):
+            return
+        assert code_accepts(parameter, value), value
+        # the stack uses the same text in its own resources (the report prefix and the objects in the role's
+        # policy, the SES region): the function must use it unchanged
+        if parameter in ("ReportPrefix", "PriceOverrides", "Budgets", "SesRegion", "AttributionKeys"):
+            parsed = setting.parse(value)
+            assert (",".join(parsed) if isinstance(parsed, tuple) else parsed) == value
+
+    check()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The README's settings table names every setting, and only settings.
+
+
+def _readme_settings() -> list[str]:
+    section = README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.MULTILINE)
+
+
+README_GAPS = {"LOG_LEVEL"}  # reported: not in the README's table yet
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name, marks=pytest.mark.xfail(name in README_GAPS, reason="not in the README's table", strict=True)
+        )
+        for name in BY_NAME
+    ],
+)
+def test_every_setting_is_in_the_readmes_table(name):
+    assert name in _readme_settings()
+
+
+def test_the_readmes_table_names_only_settings():
+    documented = _readme_settings()
+    assert len(documented) >= 15  # the section was found
+    assert set(documented) <= set(BY_NAME), sorted(set(documented) - set(BY_NAME))
