@@ -1,8 +1,9 @@
 """`make package`: the Lambda deployment zip for python3.12 on arm64.
 
-Holds the product (lambda_function/), its templates and price tables, and the dependencies that neither the
-runtime (boto3) nor the AWS SDK for pandas layer (pandas, numpy) provides: jinja2 and markupsafe, as arm64
-wheels. No tests, no dev tools. The zip is reproducible: sorted entries, fixed timestamps.
+Holds the product (lambda_function/), its templates and price tables (pricing/*.csv: data, not the tools beside
+them), and the dependencies that neither the runtime (boto3) nor the AWS SDK for pandas layer (pandas, numpy)
+provides: jinja2 and markupsafe, as arm64 wheels. No tests, no dev tools. The zip is reproducible: sorted
+entries, fixed timestamps.
 """
 
 from __future__ import annotations
@@ -28,12 +29,8 @@ def stage(build: Path, platform: str, python_version: str) -> None:
     shutil.copytree(ROOT / "lambda_function", build / "lambda_function", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "templates", build / "templates")
     (build / "pricing").mkdir()
-    # the tables, and the refresh code the function runs weekly (lambda_function.price_refresh)
-    for item in [
-        *sorted((ROOT / "pricing").glob("*.csv")),
-        ROOT / "pricing" / "__init__.py",
-        ROOT / "pricing" / "refresh.py",
-    ]:
+    # the tables only: pricing/'s code is the maintainers' tools, which the function never imports
+    for item in sorted((ROOT / "pricing").glob("*.csv")):
         shutil.copy2(item, build / "pricing" / item.name)
     subprocess.run(
         [

@@ -40,11 +40,10 @@ def test_the_zip_holds_the_product_and_nothing_else(artifact):
     assert any(n.startswith("jinja2/") for n in names) and any(n.startswith("markupsafe/") for n in names)
     assert any(n.endswith("aarch64-linux-gnu.so") for n in names)  # built for the arm64 runtime
     assert not [n for n in names if n.startswith(("tests/", "local_aws/", "bench/", "pandas/", "boto3/", "moto/"))]
-    # of pricing/'s code, only the refresh the function runs weekly (not the maintainers' tools)
-    assert sorted(n for n in names if n.endswith(".py") and n.startswith("pricing/")) == [
-        "pricing/__init__.py",
-        "pricing/refresh.py",
-    ]
+    # pricing/ ships as data only: its tables, none of the maintainers' tools (the product never imports them)
+    assert not [n for n in names if n.startswith("pricing/") and n.endswith(".py")]
+    tables = sorted(path.name for path in (ROOT / "pricing").glob("*.csv"))
+    assert tables and sorted(n.removeprefix("pricing/") for n in names if n.startswith("pricing/")) == tables
     assert artifact.stat().st_size < 50 * 1024 * 1024
 
 

@@ -1,6 +1,7 @@
 """Pricing arithmetic, worked out by hand, over a small price table written here (the real table is data and
 is checked against FACTS.md's reference prices in tests/test_price_table.py)."""
 
+import ast
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -456,3 +457,59 @@ def test_latency_optimized_and_service_tiers(row, expected, status):
     options = load_service_options(PRICING_DIR)
     priced = price_usage(pd.DataFrame([row], columns=COLUMNS), shipped, CATALOG.normalise, options=options)
     assert (priced.loc[0, "charge"], priced.loc[0, "pricing_status"]) == (expected, status)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at its top or late inside a function (`from a import b` counts as a.b too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_product_never_imports_the_maintainers_tools():
+    # pricing/ ships as data only (scripts/package.py): an import of its code would fail in Lambda
+    product = Path(__file__).resolve().parent.parent / "lambda_function"
+    offenders = {
+        str(path.relative_to(product.parent)): sorted(
+            name for name in _imports(path) if name.split(".")[0] == "pricing"
+        )
+        for path in product.rglob("*.py")
+    }
+    assert not {path: names for path, names in offenders.items() if names}
+
+
+def test_the_pricing_modules_import_each_other_without_a_cycle():
+    package = Path(__file__).resolve().parent.parent / "lambda_function" / "pricing"
+    modules = {path.stem for path in package.glob("*.py")} - {"__init__"}
+    prefix = "lambda_function.pricing."
+    graph = {
+        module: {name.removeprefix(prefix) for name in _imports(package / f"{module}.py")} & modules - {module}
+        for module in modules
+    }
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for imported in sorted(graph[module]):
+                visit(imported, (*path, module))
+            done.add(module)
+
+    for module in sorted(modules):
+        visit(module, ())
+    assert graph["tables"] == set()  # the one table reader depends on nothing else of the package
+
+
+def test_the_package_names_what_the_rest_of_the_function_uses():
+    import lambda_function.pricing as pricing_package
+
+    assert all(hasattr(pricing_package, name) for name in pricing_package.__all__)
+    # and the modules stay importable by their own paths
+    from lambda_function.pricing.engine import price_usage as deep
+
+    assert pricing_package.price_usage is deep

@@ -14,28 +14,29 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lambda_function.pricing.engine import SCOPES, load_price_table, parse_table
-from lambda_function.pricing.engine import TABLE_HEADER as HEADER
-from lambda_function.pricing.engine import TokenPrice as PriceRow
-from pricing.refresh import (
+from lambda_function.pricing.engine import load_price_table
+from lambda_function.pricing.model_ids import read_pairs
+from lambda_function.pricing.price_list import (
     BEDROCK,
     FOUNDATION_MODELS,
     PriceRecord,
     Skipped,
     _factor_lines,
     assemble,
-    curated_factors,
     fetch_products,
     format_table,
-    main,
     merge,
     parse_product,
     plain,
+    price_list_names,
     read_names,
-    read_pairs,
     refresh,
     tokens_per_unit,
 )
+from lambda_function.pricing.tables import SCOPES, parse_table
+from lambda_function.pricing.tables import TABLE_HEADER as HEADER
+from lambda_function.pricing.tables import TokenPrice as PriceRow
+from pricing.refresh import curated_factors, main
 
 ROOT = Path(__file__).resolve().parent.parent
 PRICING = ROOT / "pricing"
@@ -683,6 +684,22 @@ def test_price_list_names_point_at_priced_models():
     assert all(row["evidence"] in ("observed", "pattern") for row in rows)
     assert [row["model_id"] for row in rows if row["model_id"] not in priced] == []
     assert len({(row["offer"], row["name"]) for row in rows}) == len(rows)
+
+
+def test_the_names_are_the_bundled_ones_with_the_operators_rows_over_them():
+    # the one loader of the weekly refresh and the reconciliation with the bill
+    bundled, regions = price_list_names()
+    assert bundled == NAMES and regions == REGIONS_BY_PREFIX
+    extra = (
+        "offer,name,model_id,evidence\n"
+        f"{BEDROCK},Claude 3 Haiku,acme.haiku-fork-v1:0,operator\n"
+        f"{FOUNDATION_MODELS},Brand New (Amazon Bedrock Edition),acme.brand-new-v1:0,operator\n"
+    )
+    names = price_list_names(extra.encode()).names
+    assert names[(BEDROCK, "Claude 3 Haiku")] == "acme.haiku-fork-v1:0"  # the operator's row wins
+    assert names[(FOUNDATION_MODELS, "Brand New (Amazon Bedrock Edition)")] == "acme.brand-new-v1:0"
+    assert len(names) == len(NAMES) + 1
+    assert price_list_names(b"").names == NAMES == price_list_names(None).names
 
 
 def test_usagetype_prefixes_name_regions():

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 from bisect import bisect_right
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,10 @@ import pandas as pd
 
 from lambda_function.pricing.model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
 from lambda_function.pricing.service_options import ServiceOptions, chosen, why_unpriced
+from lambda_function.pricing.tables import LEGACY_TABLE_HEADER as LEGACY_TABLE_HEADER
+from lambda_function.pricing.tables import SCOPES as SCOPES
+from lambda_function.pricing.tables import TABLE_HEADER as TABLE_HEADER
+from lambda_function.pricing.tables import TokenPrice, csv_rows, load_versioned, parse_day, parse_price, parse_table
 
 PRICED = "priced"
 INVALID = "invalid"  # a pricing status: the logged counts themselves are unusable
@@ -36,99 +39,6 @@ TOKEN_KINDS = (
     ("cache_write_1h_tokens", "cache_write_1h", "1-hour cache-write"),
 )
 TTL_NOT_LOGGED = "priced; cache TTL not logged"  # writes priced as 5-minute ones: the body with the TTL split is absent
-
-
-TABLE_HEADER = (
-    "model_id",
-    "region",
-    "scope",
-    "effective_date",
-    "input_per_mtok",
-    "output_per_mtok",
-    "cache_read_per_mtok",
-    "cache_write_per_mtok",
-    "cache_write_1h_per_mtok",
-    "source",
-)
-# Override files written before the 1-hour column existed are still read (no 1-hour price in them).
-LEGACY_TABLE_HEADER = tuple(name for name in TABLE_HEADER if name != "cache_write_1h_per_mtok")
-SCOPES = ("in_region", "geo", "global")
-
-
-@dataclass(frozen=True)
-class TokenPrice:
-    """One row of token_prices.csv: USD per 1M tokens; None where the model has no such price."""
-
-    model_id: str
-    region: str
-    scope: str
-    effective: date
-    input: Decimal | None
-    output: Decimal | None
-    cache_read: Decimal | None
-    cache_write: Decimal | None
-    source: str
-    cache_write_1h: Decimal | None = None  # 1-hour cache writes (FACTS §3: 2x input for Anthropic models)
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.model_id, self.region, self.scope)
-
-    @property
-    def prices(self) -> tuple[Decimal | None, ...]:
-        return (self.input, self.output, self.cache_read, self.cache_write)
-
-
-def _price(text: str, where: str) -> Decimal | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{where}: {text!r} is not a decimal") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{where}: {text!r} is not a price")
-    return value
-
-
-def _csv_rows(
-    text: str, where: str, header: tuple[str, ...], *older: tuple[str, ...]
-) -> Iterator[tuple[str, list[str]]]:
-    """(`file:line`, stripped cells) for each row of a strict CSV table: exact header (or one of the `older`
-    ones, whose rows come back with the missing columns empty), exact column count."""
-    reader = csv.reader(io.StringIO(text))
-    found = tuple(next(reader, []))
-    if found != header and found not in older:
-        raise ValueError(f"{where}: header must be {','.join(header)}")
-    for line, cells in enumerate(reader, start=2):
-        at = f"{where}:{line}"
-        if len(cells) != len(found):
-            raise ValueError(f"{at}: {len(cells)} columns, expected {len(found)}")
-        by_name = dict(zip(found, (cell.strip() for cell in cells), strict=True))
-        yield at, [by_name.get(name, "") for name in header]
-
-
-def _day(text: str, at: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{at}: effective_date {text!r} is not an ISO date") from None
-
-
-def parse_table(text: str, where: str = "token_prices.csv") -> list[TokenPrice]:
-    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
-    rows = []
-    for at, cells in _csv_rows(text, where, TABLE_HEADER, LEGACY_TABLE_HEADER):
-        model_id, region, scope, effective, *prices, source = cells
-        if not model_id or not region:
-            raise ValueError(f"{at}: model_id and region are required")
-        if scope not in SCOPES:
-            raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
-        day = _day(effective, at)
-        i, o, cache_read, cache_write, cache_write_1h = (_price(p, at) for p in prices)
-        rows.append(TokenPrice(model_id, region, scope, day, i, o, cache_read, cache_write, source, cache_write_1h))
-    return rows
 
 
 class PriceTable:
@@ -229,32 +139,17 @@ class ContextTiers:
 
 def parse_tiers(text: str, where: str = "context_tiers.csv") -> ContextTiers:
     tiers = []
-    for at, cells in _csv_rows(text, where, TIER_HEADER):
+    for at, cells in csv_rows(text, where, TIER_HEADER):
         model_id, above, effective, *factors, source = cells
         if not above.isdigit() or int(above) <= 0:
             raise ValueError(f"{at}: above_input_tokens {above!r} is not a positive whole number of tokens")
-        day = _day(effective, at)
-        values = [_price(factor, at) for factor in factors]
+        day = parse_day(effective, at)
+        values = [parse_price(factor, at) for factor in factors]
         if any(value is None for value in values):
             raise ValueError(f"{at}: every factor is required (1 where the tier does not change a price)")
         i, o, cache_read, cache_write = (value or Decimal(0) for value in values)
         tiers.append(ContextTier(model_id, int(above), day, (i, o, cache_read, cache_write), source))
     return ContextTiers(tiers)
-
-
-def content_version(path: Path, content: bytes) -> str:
-    """How a footer names a table: its file name and the start of its content's hash."""
-    return f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}"
-
-
-def load_versioned(path: Path, parse: Callable[[str, str], Any], empty: Any) -> Any:
-    """A side table (tiers, options) parsed and named by content, or `empty` when the package has none."""
-    if not path.is_file():
-        return empty
-    content = path.read_bytes()
-    table = parse(content.decode("utf-8"), str(path))
-    table.version = content_version(path, content)
-    return table
 
 
 def load_context_tiers(pricing_dir: Path) -> ContextTiers:

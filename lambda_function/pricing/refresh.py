@@ -1,7 +1,7 @@
 """The weekly price refresh the function runs itself (event `{"refresh_prices": true}`, its own schedule).
 
 It reads both Bedrock offers of the AWS Price List, folds them into the newest refreshed table (or the bundled
-one) with `pricing.refresh`, and writes the result to the report bucket under a dated key. Every report then
+one) with `price_list.refresh`, and writes the result to the report bucket under a dated key. Every report then
 prices with the newest refreshed table built from the bundled one it ships with, so a model AWS starts selling
 is priced without a new package, once its Price List name maps to a model id (the bundled
 `price_list_names.csv`, plus rows an operator puts in `<prefix>/prices/price_list_names.csv`).
@@ -18,21 +18,18 @@ from typing import Any
 from lambda_function.aws import AwsClients
 from lambda_function.config import Config
 from lambda_function.errors import ReportError
-from lambda_function.pricing.engine import parse_table
 from lambda_function.pricing.model_ids import read_pairs
-from lambda_function.store.bucket import PriceStore
-from pricing.refresh import (
+from lambda_function.pricing.price_list import (
     DEFAULT_ALIASES,
-    DEFAULT_NAMES,
-    DEFAULT_USAGETYPE_REGIONS,
     OFFERS,
     PRICING_API_REGION,
     fetch_products,
     format_table,
-    parse_names,
-    read_names,
+    price_list_names,
     refresh,
 )
+from lambda_function.pricing.tables import parse_table
+from lambda_function.store import PriceStore
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +44,8 @@ def refresh_prices(config: Config, aws: AwsClients, today: date) -> dict[str, An
     store = PriceStore(aws.client("s3"), config.report_bucket, config.report_prefix)
     base = store.newest(sha)
     curated = parse_table(base.content.decode("utf-8"), base.key) if base else parse_table(bundled.read_text())
-    names = read_names(DEFAULT_NAMES)
-    extra = store.extra_names()
-    if extra:
-        names.update(parse_names(extra.decode("utf-8")))
+    names, regions_by_prefix = price_list_names(store.extra_names())
     aliases = read_pairs(DEFAULT_ALIASES, "alias", "model_id")
-    regions_by_prefix = read_pairs(DEFAULT_USAGETYPE_REGIONS, "prefix", "region")
     client = aws.client("pricing", PRICING_API_REGION)
     products = {offer: list(fetch_products(client, offer)) for offer in OFFERS}
     if not any(products.values()):

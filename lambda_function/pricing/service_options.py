@@ -13,6 +13,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from lambda_function.pricing.tables import csv_rows, load_versioned, parse_day, parse_price
+
 STANDARD_LATENCY = "standard"
 DEFAULT_TIER = "default"
 LATENCIES = (STANDARD_LATENCY, "optimized")
@@ -82,23 +84,19 @@ class ServiceOptions:
 
 
 def parse_options(text: str, where: str = "service_options.csv") -> ServiceOptions:
-    from lambda_function.pricing.engine import _csv_rows, _day, _price  # one strict CSV reader for every price table
-
     rows = []
-    for at, cells in _csv_rows(text, where, HEADER):
+    for at, cells in csv_rows(text, where, HEADER):
         model_id, option, effective, *factors, source = cells
         if option not in OPTIONS:
             raise ValueError(f"{at}: option {option!r} is not one of {', '.join(OPTIONS)}")
-        values = [_price(factor, at) for factor in factors]
+        values = [parse_price(factor, at) for factor in factors]
         if any(value is None for value in values):
             raise ValueError(f"{at}: every factor is required (1 where the option does not change a price)")
         i, o, cache_read, cache_write = (value or Decimal(0) for value in values)
-        rows.append(OptionPrice(model_id, option, _day(effective, at), (i, o, cache_read, cache_write), source))
+        rows.append(OptionPrice(model_id, option, parse_day(effective, at), (i, o, cache_read, cache_write), source))
     return ServiceOptions(rows)
 
 
 def load_service_options(pricing_dir: Path) -> ServiceOptions:
-    from lambda_function.pricing.engine import load_versioned
-
     options: ServiceOptions = load_versioned(pricing_dir / "service_options.csv", parse_options, ServiceOptions([]))
     return options
