@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lambda_function.columns import RESERVED
 from lambda_function.errors import ConfigError
 
 COST_METRICS = ("UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost")
@@ -39,60 +40,8 @@ _DISPLAY_EMAIL = re.compile(r"(?P<name>[^<>]*)<(?P<addr>[^<>]+)>")
 # Bedrock's tag keys are (`[a-zA-Z0-9\s._:/=+@-]`), and no spaces, as the setting is a comma-separated list.
 _ATTRIBUTION_KEY = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,64}")
 MAX_ATTRIBUTION_KEYS = 5  # each key is one more group-by field of the usage query: more rows per day
-# An attribution key becomes a column of the usage, priced and report frames and a header of the CSV, so it must
-# be none of theirs (compared without case). A copy of the report's names (lambda_function/report/rows.py):
-# config imports nothing from the report, and tests/test_config.py holds the two to each other.
-RESERVED_ATTRIBUTION_KEYS = frozenset(
-    {
-        # the usage frame's columns (sources/usage.py COLUMNS) and the pricing's (pricing/engine.py INVALID)
-        "usage_date",
-        "account_id",
-        "identity_arn",
-        "model_id",
-        "region",
-        "image_width",
-        "image_height",
-        "image_quality",
-        "image_steps",
-        "images_per_call",
-        "service_tier",
-        "latency",
-        "input_band",
-        "invocations",
-        "failed_invocations",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cache_write_1h_tokens",
-        "cache_write_ttl_unknown_tokens",
-        "images",
-        "unreadable_records",
-        "invalid",
-        # the priced and report frames' own
-        "charge",
-        "pricing_status",
-        "priced_model_id",
-        "long_context",
-        "long_context_invocations",
-        # the CSV's headers (report/rows.py CSV_COLUMNS), lower case
-        "account id",
-        "identity arn",
-        "model id",
-        "region name",
-        "number of input tokens",
-        "number of output tokens",
-        "charges incurred",
-        "failed invocations",
-        "cache read input tokens",
-        "cache write input tokens",
-        "pricing status",
-        "images generated",
-        "long-context invocations",
-        "unreadable records",
-        "cache write 1h input tokens",
-    }
-)
+# An attribution key becomes a column of the frames and a header of the CSV: none of theirs (columns.RESERVED).
+RESERVED_ATTRIBUTION_KEYS = RESERVED
 
 
 def is_email(value: str) -> bool:

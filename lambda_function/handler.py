@@ -37,6 +37,7 @@ from lambda_function.sources.collect import CollectedUsage, UsageSource, usage_s
 from lambda_function.sources.insights import QueryTotals
 from lambda_function.store import ReportStore, read_location
 from lambda_function.summary import Summary
+from lambda_function.window import ReportWindow
 
 __all__ = ["AwsClients", "ReportRun", "lambda_handler", "run_report"]
 
@@ -73,18 +74,15 @@ def run_report(
     """One report. `timeout` is the time the run has (Lambda's remaining time, the CLI's --timeout): the queries
     stop in time for delivery, and no AWS call starts so late that it could outlast it."""
     run = RunTime(now, clock, timeout)
-    aws.bound(clock=clock, sleep=sleep, deadline=run.end - min(ATTEMPT_SECONDS, timeout / 10))
-    # 1. What to report (or the weekly refresh of the price table: its own schedule, no report)
-    try:
+    aws.bound(clock=clock, sleep=sleep, deadline=run.calls_end)
+    try:  # 1. What to report (or the weekly refresh of the price table: its own schedule, no report)
         if is_price_refresh(event):
             return ReportRun(refresh_prices(config, aws, now.date()))
         request = parse_request(event, tz=config.timezone, now=now, default_recipients=config.recipients)
     except InvalidRequest as err:
         log.warning("refused request: %s", err)
         return ReportRun(err.as_response())
-    window = request.window
-    LOG_CONTEXT["window"] = window.label
-    log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
+    window = announce(request.window)
     # 2. Every place read or written, the prices and the budgets: a bad setting fails before a query is paid for
     store = ReportStore(aws.client("s3"), config.report_bucket, config.report_prefix, config.timezone)
     source = usage_source(config, aws, sleep=sleep, clock=clock)
@@ -107,13 +105,7 @@ def run_report(
     email = report_email(
         config, request.recipients, store, stored, report.csv, summary, history, watch, bill.result, aws.credentials()
     )
-    sent = NOT_ASKED
-    if ses is not None:
-        # the claim lasts as long as this run can: after that, a run that takes it over knows this one is gone
-        claim = Claim(
-            request.recipients, force=request.force, now=run.wall_now, expires=now + timedelta(seconds=timeout)
-        )
-        sent = send_report_once(store, stored, ses, email, summary.window, claim)
+    sent = send_report_once(store, stored, ses, email, summary.window, run.claim(request)) if ses else NOT_ASKED
     # 10. The answer, and the run's metrics
     outcome = RunOutcome(summary.window, stored.uri, summary_uri, report.totals, usage.totals, sent, watch, bill.result)
     metrics = [report_metrics(outcome)] + ([bill.metric] if bill.metric else [])
@@ -140,8 +132,24 @@ class RunTime:
     def queries_end(self) -> float:
         return self.end - min(DELIVERY_MARGIN_SECONDS, self.timeout / 4)
 
+    @property
+    def calls_end(self) -> float:
+        """No AWS call starts after this: one more attempt could outlast the run."""
+        return self.end - min(ATTEMPT_SECONDS, self.timeout / 10)
+
     def wall_now(self) -> datetime:
         return self.began_at + timedelta(seconds=self.clock() - self.began)
+
+    def claim(self, request: ReportRequest) -> Claim:
+        """The email's claim lasts as long as this run can: after that, a run that takes it over knows it is gone."""
+        expires = self.began_at + timedelta(seconds=self.timeout)
+        return Claim(request.recipients, force=request.force, now=self.wall_now, expires=expires)
+
+
+def announce(window: ReportWindow) -> ReportWindow:
+    LOG_CONTEXT["window"] = window.label
+    log.info("reporting %s [%s, %s)", window.label, window.start.isoformat(), window.end.isoformat())
+    return window
 
 
 @dataclass(frozen=True)
@@ -219,10 +227,10 @@ def _log_every_line_with_the_run() -> None:
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Entry point for Lambda (scheduled or manual invocation)."""
-    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO"))
     LOG_CONTEXT.update(run_id=str(getattr(context, "aws_request_id", "") or uuid.uuid4()), window="")
     _log_every_line_with_the_run()
     config = load_config(os.environ)
+    logging.getLogger().setLevel(config.log_level)
     timeout = DEFAULT_TIMEOUT_SECONDS
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         timeout = context.get_remaining_time_in_millis() / 1000

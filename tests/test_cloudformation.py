@@ -218,10 +218,11 @@ def test_every_setting_is_a_parameter_and_checkov_sees_every_statement():
     template = cfn_yaml.loads(TEMPLATE.read_text())
     env = template["Resources"]["ReportFunction"]["Properties"]["Environment"]["Variables"]
     # every setting load_config reads (but AWS_REGION, which Lambda sets) comes from the stack
-    config = (ROOT / "lambda_function" / "config.py").read_text()
-    settings = set(re.findall(r'environ(?:\.get\(|, )"([A-Z][A-Z_]+)"', config))
-    assert {"LOG_GROUP_NAMES", "QUERY_CONCURRENCY", "RECONCILE_LAG_DAYS"} <= settings  # the pattern finds them
-    settings -= {"AWS_REGION", "AWS_DEFAULT_REGION", "PRICE_TABLE"}  # Lambda's own; the packaged table
+    from lambda_function.config import SETTINGS
+
+    settings = {setting.name for setting in SETTINGS}
+    assert {"LOG_GROUP_NAMES", "QUERY_CONCURRENCY", "RECONCILE_LAG_DAYS", "LOG_LEVEL"} <= settings
+    settings -= {"AWS_REGION", "PRICE_TABLE"}  # Lambda's own; the packaged table
     assert settings <= set(env), sorted(settings - set(env))
     # no Fn::If inside the role's policy: conditional statements are policies of their own
     role_policy = template["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]

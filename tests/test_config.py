@@ -192,15 +192,15 @@ def test_a_reserved_attribution_key_is_named_with_the_reason():
     assert config.attribution_keys == ("team", "cost-center", "region_owner")
 
 
-def test_the_reserved_keys_are_the_reports_columns():
-    """config keeps its own copy of the report's names (it imports nothing from report/): held to them here."""
+def test_the_reserved_keys_are_the_frames_and_the_csvs_columns():
     from lambda_function.report import rows
     from lambda_function.sources.usage import COLUMNS
 
     assert {name.lower() for name in [*COLUMNS, *rows.CSV_COLUMNS]} <= RESERVED_ATTRIBUTION_KEYS
-    report_reserved = getattr(rows, "_RESERVED", None)  # the run-time check, while it exists
-    if report_reserved is not None:
-        assert set(report_reserved) == set(RESERVED_ATTRIBUTION_KEYS)
+    # what pricing adds to the frame, and the report's own columns, case-insensitively
+    for name in ("charge", "pricing_status", "priced_model_id", "long_context", "long_context_invocations", "Charge"):
+        with pytest.raises(ConfigError, match="ATTRIBUTION_KEYS"):
+            load_config({**GOOD, "ATTRIBUTION_KEYS": f"team,{name}"})
 
 
 def test_the_region_falls_back_to_aws_default_region():

@@ -290,18 +290,7 @@ def _readme_settings() -> list[str]:
     return re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", section, re.MULTILINE)
 
 
-README_GAPS = {"LOG_LEVEL"}  # reported: not in the README's table yet
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name, marks=pytest.mark.xfail(name in README_GAPS, reason="not in the README's table", strict=True)
-        )
-        for name in BY_NAME
-    ],
-)
+@pytest.mark.parametrize("name", list(BY_NAME))
 def test_every_setting_is_in_the_readmes_table(name):
     assert name in _readme_settings()
 

@@ -11,55 +11,18 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pandas as pd
 
-from lambda_function.errors import ConfigError, IncompleteResults
+from lambda_function.columns import COUNTS, CSV_COLUMNS, CSV_NAMES, IMAGES, LONG_CONTEXT_INVOCATIONS, ROW_KEYS
+from lambda_function.errors import IncompleteResults
 from lambda_function.pricing.engine import INVALID, PRICED
 from lambda_function.sources.attribution import UNATTRIBUTED
-from lambda_function.sources.usage import COLUMNS, COUNTS
 from lambda_function.summary import ReportSummary, Spend, UnpricedModel
 
 CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")  # CSV charges keep micro-dollars: a Nova Micro call costs far less than a cent
 
-CSV_COLUMNS = [
-    "Account Id",
-    "Identity ARN",
-    "Model Id",
-    "Region Name",
-    "Number of Input tokens",
-    "Number of output tokens",
-    "Charges incurred",
-    "Invocations",
-    "Failed invocations",
-    "Cache read input tokens",
-    "Cache write input tokens",
-    "Pricing status",
-    "Images generated",
-    "Long-context invocations",
-    "Unreadable records",
-    "Cache write 1h input tokens",
-]
-_ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
-_SOURCE_COLUMNS = {
-    "account_id": "Account Id",
-    "identity_arn": "Identity ARN",
-    "model_id": "Model Id",
-    "region": "Region Name",
-    "input_tokens": "Number of Input tokens",
-    "output_tokens": "Number of output tokens",
-    "charge": "Charges incurred",
-    "invocations": "Invocations",
-    "failed_invocations": "Failed invocations",
-    "cache_read_tokens": "Cache read input tokens",
-    "cache_write_tokens": "Cache write input tokens",
-    "pricing_status": "Pricing status",
-    "images": "Images generated",
-    "long_context_invocations": "Long-context invocations",
-    "unreadable_records": "Unreadable records",
-    "cache_write_1h_tokens": "Cache write 1h input tokens",
-}
-_CSV_SOURCES = {csv_name: name for name, csv_name in _SOURCE_COLUMNS.items()}
+_CSV_SOURCES = {csv_name: name for name, csv_name in CSV_NAMES.items()}
 _TEXT_COLUMNS = {"Account Id", "Identity ARN", "Model Id", "Region Name", "Pricing status"}
-_SUMMED = COUNTS + ["images", "long_context_invocations"]
+_SUMMED = COUNTS + [IMAGES, LONG_CONTEXT_INVOCATIONS]
 # What a spreadsheet app may read as the start of a formula, with the full-width forms (＝ ＋ － ＠) some of them
 # fold to ASCII. Leading whitespace of any kind (TAB, CR, LF, NBSP, ...) is caught in neutralise: apps trim it.
 _FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -103,33 +66,10 @@ def _status(statuses: pd.Series) -> str:
 
 # Columns of the usage, priced and report frames, and the CSV's headers: an attribution key becomes a column of
 # each, so it must be none of them (checked before any query is paid for).
-_RESERVED = {
-    name.lower()
-    for name in [
-        *COLUMNS,
-        INVALID,
-        *CSV_COLUMNS,
-        *_SUMMED,
-        "charge",
-        "pricing_status",
-        "priced_model_id",
-        "long_context",
-    ]
-}
-
-
-def check_attribution_keys(keys: Sequence[str]) -> None:
-    taken = [key for key in keys if key.lower() in _RESERVED]
-    if taken:
-        raise ConfigError(
-            "ATTRIBUTION_KEYS", f"{', '.join(map(repr, taken))} would clash with a column of the report; choose another"
-        )
-
-
 def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> pd.DataFrame:
     """One row per (account, identity ARN, model id as logged, region, and attribution values), over all days;
     largest charges first."""
-    keys = [*_ROW_KEYS, *attribution_keys]
+    keys = [*ROW_KEYS, *attribution_keys]
     if priced.empty:
         empty = pd.DataFrame(columns=keys + _SUMMED + ["charge", "pricing_status"])
         return empty

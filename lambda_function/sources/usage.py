@@ -13,32 +13,12 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pandas as pd
 
+from lambda_function.columns import COLUMNS, COUNTS, IMAGE_KEYS, INVALID, KEYS, METADATA_PREFIX, OPTION_KEYS, TIER_KEYS
 from lambda_function.pricing.service_options import DEFAULT_TIER, STANDARD_LATENCY
 from lambda_function.sources.insights import Page
 from lambda_function.sources.query import READABLE_FIELD, RESULT_FIELDS, meta_field
 
-KEYS = ["usage_date", "account_id", "identity_arn", "model_id", "region"]
-COUNTS = [
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",  # the 1-hour part of cache_write_tokens, from the logged response body
-    "cache_write_ttl_unknown_tokens",  # the part of cache_write_tokens whose record's body says no TTL
-    "invocations",
-    "failed_invocations",
-    "unreadable_records",  # matched the invocation-log filter, succeeded, but no token count could be read
-]
-# Image settings as logged (-1 / "-" when the request did not say); text models have the sentinels only.
-IMAGE_KEYS = ["image_width", "image_height", "image_quality", "image_steps", "images_per_call"]
-# How many of the tier table's input thresholds the requests were above (0: none; see query.usage_query).
-TIER_KEYS = ["input_band"]
-# Per-request options with prices of their own (service_options.py): the service tier and the latency mode.
-OPTION_KEYS = ["service_tier", "latency"]
-COLUMNS = KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + COUNTS
-INVALID = "invalid"  # why a group's counts are not usable ("" when they are)
 MAX_EXACT = 2**53  # Logs Insights sums in double precision: every integer below this is exact, not all above
-METADATA_PREFIX = "meta:"  # a usage column per attribution key: its requestMetadata value (see attribution.py)
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
 
 
