@@ -24,7 +24,9 @@ DOCUMENT = {
 
 
 def breakdown_costs(document: dict, breakdown: str) -> dict[str, Decimal] | None:
-    return Summary.from_json(json.dumps({"window": WINDOW, "total_cost_usd": "0", **document})).breakdown_costs(breakdown)
+    return Summary.from_json(json.dumps({"window": WINDOW, "total_cost_usd": "0", **document})).breakdown_costs(
+        breakdown
+    )
 
 
 def test_costs_per_name():
