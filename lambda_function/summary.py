@@ -289,9 +289,3 @@ def _unpriced(item: Any) -> UnpricedModel:
         cache_write_tokens=_count(entry, "cache_write_tokens"),
         invocations=_count(entry, "invocations"),
     )
-
-
-def summary_from(
-    totals: ReportSummary, window: Mapping[str, str], footer: Mapping[str, Any], watch: dict[str, Any] | None = None
-) -> Summary:
-    return Summary(dict(window), totals, dict(footer), watch)

@@ -18,8 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lambda_function import lambda_handler
+from lambda_function.pricing import price_list_names
 from lambda_function.pricing.model_ids import ModelCatalog
-from pricing.refresh import DEFAULT_NAMES, parse_names, read_names
+from lambda_function.pricing.price_list import PRICING_DIR
 
 from .cost_explorer import LineItem
 from .embedded import EmbeddedAws, embedded_aws
@@ -128,15 +129,14 @@ def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any]) -> None:
     """Cost Explorer's view of the settled day: what its report estimated, per model, billed under the services and
     usage types AWS uses (the Price List names), plus the gaps a reconciliation must find: a region billed with
     no invocation logs, a batch job, and one model billed above our price."""
-    names = read_names(DEFAULT_NAMES)
     # Cohere Embed's marketplace name is not in the bundled names: the operator's row in the bucket maps it
     extra = (
         "offer,name,model_id,evidence\n"
         "AmazonBedrockFoundationModels,Cohere Embed English (Amazon Bedrock Edition),cohere.embed-english-v3,demo\n"
     )
     aws.client("s3").put_object(Bucket=BUCKET, Key="bedrock-usage/prices/price_list_names.csv", Body=extra.encode())
-    names.update(parse_names(extra))
-    catalog = ModelCatalog.load(DEFAULT_NAMES.parent)
+    names = price_list_names(extra.encode()).names
+    catalog = ModelCatalog.load(PRICING_DIR)
     marketplace = {model: name for (offer, name), model in names.items() if offer == "AmazonBedrockFoundationModels"}
     native = {model: name for (offer, name), model in names.items() if offer == "AmazonBedrock"}
     account = "123456789012"

@@ -32,7 +32,6 @@ from lambda_function.pricing.price_list import (
     read_names,
     refresh,
 )
-from lambda_function.pricing.price_list import parse_names as parse_names  # re-exported: local_aws/demo.py
 from lambda_function.pricing.service_options import load_service_options
 from lambda_function.pricing.tables import parse_table
 

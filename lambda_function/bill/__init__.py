@@ -1,0 +1,11 @@
+"""What AWS charged: a settled day's estimate against the bill.
+
+- `reconcile`: the comparison (pure) and the Cost Explorer adapter;
+- `settled`: the stage: which day, its stored summary, the verdict written back into it.
+
+The CUR 2.0 reader (per identity) lands here beside Cost Explorer.
+"""
+
+from lambda_function.bill.settled import Reconciliation, reconcile_settled_day
+
+__all__ = ["Reconciliation", "reconcile_settled_day"]

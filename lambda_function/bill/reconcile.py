@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from lambda_function.metrics import emf
 from lambda_function.summary import Summary
@@ -34,6 +34,13 @@ UNLOGGED_KINDS = (
     ("guardrail", "guardrails"),
 )
 _PREFIX = re.compile(r"^([A-Z]{2,4}\d)[-_:]")
+
+
+class CostExplorerClient(Protocol):
+    """The Cost Explorer operations the reconciliation reads (a boto3 `ce` client)."""
+
+    def get_cost_and_usage(self, **params: Any) -> Any: ...
+    def get_dimension_values(self, **params: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -201,14 +208,14 @@ def _period(first: date, last_exclusive: date) -> dict[str, str]:
     return {"Start": first.isoformat(), "End": last_exclusive.isoformat()}
 
 
-def bedrock_services(ce: Any, first: date, end: date) -> list[str]:
+def bedrock_services(ce: CostExplorerClient, first: date, end: date) -> list[str]:
     """Amazon Bedrock and every service a Bedrock model is billed under in [first, end) (its name says Bedrock)."""
     response = ce.get_dimension_values(TimePeriod=_period(first, end), Dimension="SERVICE", SearchString="Bedrock")
     return sorted(v["Value"] for v in response.get("DimensionValues", []) if "bedrock" in v["Value"].lower())
 
 
 def _grouped(
-    ce: Any, first: date, end: date, metric: str, services: list[str], groups: list[str]
+    ce: CostExplorerClient, first: date, end: date, metric: str, services: list[str], groups: list[str]
 ) -> list[tuple[list[str], Decimal]]:
     params: dict[str, Any] = {
         "TimePeriod": _period(first, end),
@@ -231,7 +238,9 @@ def _grouped(
         params["NextPageToken"] = response["NextPageToken"]
 
 
-def billed_day(ce: Any, day: date, metric: str) -> tuple[list[BilledLine], list[tuple[str, str, Decimal]]]:
+def billed_day(
+    ce: CostExplorerClient, day: date, metric: str
+) -> tuple[list[BilledLine], list[tuple[str, str, Decimal]]]:
     end = day + timedelta(days=1)
     services = bedrock_services(ce, day, end)
     if not services:
@@ -243,7 +252,7 @@ def billed_day(ce: Any, day: date, metric: str) -> tuple[list[BilledLine], list[
     return lines, accounts
 
 
-def billed_month_to_date(ce: Any, day: date, metric: str) -> Decimal:
+def billed_month_to_date(ce: CostExplorerClient, day: date, metric: str) -> Decimal:
     """The Bedrock bill from the 1st of `day`'s month through `day`."""
     first, end = day.replace(day=1), day + timedelta(days=1)
     services = bedrock_services(ce, first, end)  # the month's: a model billed on earlier days only counts too

@@ -9,7 +9,8 @@ Modules, each importing only those before it (no cycles):
 - `engine`: the priced usage frame (token, long-context, image and option prices), in Decimal;
 - `profiles`: application inference profiles resolved through Bedrock;
 - `price_list`: the AWS Price List read into table rows, merged with the curated table; the Price List names;
-- `refresh`: the function's weekly refresh into the report bucket.
+- `refresh`: the function's weekly refresh into the report bucket;
+- `prices`: the stage: the tables a report prices with (bundled or refreshed, overrides, discount), the usage priced.
 
 What the rest of the function uses is below; the modules stay importable by their own paths too.
 """
@@ -28,6 +29,7 @@ from lambda_function.pricing.engine import (
 )
 from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import PriceListNames, price_list_names
+from lambda_function.pricing.prices import PriceTables, changes_since, load_prices, price_frame
 from lambda_function.pricing.profiles import normaliser, resolve_profiles
 from lambda_function.pricing.refresh import bundled_sha, refresh_prices
 from lambda_function.pricing.service_options import (
@@ -47,14 +49,18 @@ __all__ = [
     "ModelCatalog",
     "PriceListNames",
     "PriceTable",
+    "PriceTables",
     "ServiceOptions",
     "bundled_sha",
+    "changes_since",
     "load_context_tiers",
     "load_image_prices",
     "load_price_table",
+    "load_prices",
     "load_service_options",
     "normaliser",
     "price_changes",
+    "price_frame",
     "price_list_names",
     "price_usage",
     "refresh_prices",

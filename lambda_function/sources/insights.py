@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +43,18 @@ from lambda_function.errors import ConfigError, IncompleteResults, QueryFailed
 log = logging.getLogger(__name__)
 
 QUERY_COST_PER_GB = Decimal("0.005")  # Logs Insights, per GB scanned (us-east-1)
+
+
+class LogsClient(Protocol):
+    """The CloudWatch Logs operations the runner uses (a boto3 `logs` client, or our retrying wrapper of one)."""
+
+    meta: Any
+
+    def start_query(self, **params: Any) -> Any: ...
+    def get_query_results(self, **params: Any) -> Any: ...
+    def stop_query(self, **params: Any) -> Any: ...
+    def describe_log_groups(self, **params: Any) -> Any: ...
+
 
 MAX_GROUPS_PER_QUERY = 50  # logGroupNames / logGroupIdentifiers accept at most 50 entries
 MAX_LIMIT = 100_000  # StartQuery `limit` (botocore's model: 1-100,000; SDKs from before 2025 say 10,000)
@@ -280,7 +292,7 @@ class InsightsRunner:
 
     def __init__(
         self,
-        client_for_region: Callable[[str], Any],
+        client_for_region: Callable[[str], LogsClient],
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -318,7 +330,7 @@ class InsightsRunner:
                     )
         return client
 
-    def _limit(self, client: Any, spec: QuerySpec) -> int:
+    def _limit(self, client: LogsClient, spec: QuerySpec) -> int:
         allowed = _model_limit(client, "StartQuery", "limit") or FALLBACK_LIMIT
         with self._lock:
             cap = self._row_cap or spec.limit
@@ -340,7 +352,7 @@ class InsightsRunner:
     def _time_left(self) -> float:
         return float("inf") if self._deadline is None else self._deadline - self._clock()
 
-    def _start(self, client: Any, spec: QuerySpec, cancel: threading.Event) -> tuple[QuerySpec, str]:
+    def _start(self, client: LogsClient, spec: QuerySpec, cancel: threading.Event) -> tuple[QuerySpec, str]:
         """Start `spec`; returns it with the limit actually asked for, and the query id."""
         spec = replace(spec, limit=self._limit(client, spec))
         params: dict[str, Any] = {"startTime": spec.start, "endTime": spec.end, "queryString": spec.query_string}
@@ -389,7 +401,7 @@ class InsightsRunner:
             _stop_quietly(client, query_id)
             raise
 
-    def _wait(self, client: Any, spec: QuerySpec, query_id: str, cancel: threading.Event) -> QueryResult:
+    def _wait(self, client: LogsClient, spec: QuerySpec, query_id: str, cancel: threading.Event) -> QueryResult:
         # Polls ask for one row: a Running query's partial rows are of no use, and at 100,000 groups each poll
         # would otherwise carry megabytes. The rest of a Complete result is then read a full page at a time.
         pages_known = _model_limit(client, "GetQueryResults", "maxItems") is not None
@@ -568,14 +580,14 @@ class _Cancelled(Exception):
     """A query given up because another one failed; never escapes run_all."""
 
 
-def _stop_quietly(client: Any, query_id: str) -> None:
+def _stop_quietly(client: LogsClient, query_id: str) -> None:
     try:
         client.stop_query(queryId=query_id)
     except Exception as err:  # already finished, gone, or no time left: the error being raised matters more
         log.info("StopQuery %s: %s", query_id, err)
 
 
-def check_log_groups(groups: Sequence[LogGroup], logs_for: Callable[[str], Any], default_region: str) -> None:
+def check_log_groups(groups: Sequence[LogGroup], logs_for: Callable[[str], LogsClient], default_region: str) -> None:
     """Each log group named by LOG_GROUP_NAMES exists (DescribeLogGroups), checked before the queries are paid for.
     Log-group ARNs of other accounts cannot be described from here; StartQuery checks those."""
     for group in groups:
