@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 SCHEMA = "bedrock-usage-report/summary/1"
-BREAKDOWNS = ("by_identity", "by_model", "by_region")
+BY_IDENTITY, BY_MODEL, BY_REGION = BREAKDOWNS = ("by_identity", "by_model", "by_region")
 ATTRIBUTION = "by_attribution."  # `by_attribution.<key>` names the breakdown of one ATTRIBUTION_KEYS key
 
 

@@ -21,7 +21,7 @@ from lambda_function.errors import ConfigError
 from lambda_function.report.identities import friendly_identity
 from lambda_function.report.mail import RenderedEmail, build_message, template_environment
 from lambda_function.store import ReportStore, S3Client, read_location
-from lambda_function.summary import ATTRIBUTION, Summary
+from lambda_function.summary import ATTRIBUTION, BY_IDENTITY, BY_MODEL, Summary
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Scope:
     @property
     def breakdown(self) -> str:
         """The summary breakdown whose names this scope's value is one of ("" for the total)."""
-        return {IDENTITY: "by_identity", MODEL: "by_model", ATTRIBUTED: ATTRIBUTION + self.key}.get(self.kind, "")
+        return {IDENTITY: BY_IDENTITY, MODEL: BY_MODEL, ATTRIBUTED: ATTRIBUTION + self.key}.get(self.kind, "")
 
 
 @dataclass(frozen=True)

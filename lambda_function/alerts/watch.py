@@ -35,7 +35,7 @@ from lambda_function.delivery.email import Ses
 from lambda_function.errors import DeadlineExceeded
 from lambda_function.report.mail import RenderedEmail, build_message, message_bytes, template_environment
 from lambda_function.store import ReportStore
-from lambda_function.summary import ATTRIBUTION, Summary
+from lambda_function.summary import ATTRIBUTION, BY_IDENTITY, Summary
 from lambda_function.window import ReportWindow
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def watch_spend(
 
     # Spikes: each identity and attribution value against its median over the week before (days with a summary)
     week = [earlier[d] for d in week_before(day) if d in earlier]
-    for label, breakdown in [("identity", "by_identity")] + [(k, ATTRIBUTION + k) for k in attribution_keys]:
+    for label, breakdown in [("identity", BY_IDENTITY)] + [(k, ATTRIBUTION + k) for k in attribution_keys]:
         watch.spikes[label] = find_spikes(
             today.breakdown_costs(breakdown) or {}, baseline(week, breakdown), factor, min_usd
         )

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from lambda_function.metrics import emf
-from lambda_function.summary import Summary
+from lambda_function.summary import BY_IDENTITY, BY_MODEL, BY_REGION, Summary
 
 TOKEN_KINDS_OF_CHARGE = "tokens"
 # usage-type marker (lower case) -> kind of billed usage the invocation logs do not record (FACTS §3)
@@ -124,7 +124,7 @@ def compare(
     """The day's comparison (pure): `estimate` is its stored summary, `lines` its bill by service and usage type,
     `by_account_region` its bill by linked account and region."""
     estimated_total = estimate.total_cost
-    estimated_region = estimate.breakdown_costs("by_region") or {}
+    estimated_region = estimate.breakdown_costs(BY_REGION) or {}
     unpriced = {base_model(model_id) for model_id in estimate.totals.unpriced_models}
     billed_total = Decimal(0)
     billed_model: dict[str, Decimal] = defaultdict(Decimal)
@@ -144,10 +144,10 @@ def compare(
             entry["usage_types"].add(line.usage_type)
 
     estimated_model: dict[str, Decimal] = defaultdict(Decimal)
-    for model, cost in (estimate.breakdown_costs("by_model") or {}).items():
+    for model, cost in (estimate.breakdown_costs(BY_MODEL) or {}).items():
         estimated_model[base_model(model)] += cost
     estimated_account: dict[str, Decimal] = defaultdict(Decimal)
-    for identity, cost in (estimate.breakdown_costs("by_identity") or {}).items():
+    for identity, cost in (estimate.breakdown_costs(BY_IDENTITY) or {}).items():
         account = identity.split(":")[4] if identity.count(":") >= 5 else "unknown"
         estimated_account[account] += cost
 

@@ -67,6 +67,11 @@ class Bucket:
         """Write `key` only if it does not exist (If-None-Match): its ETag, or None when it already existed."""
         return self._conditional(key, body, content_type, IfNoneMatch="*")
 
+    def overwrite(self, key: str, body: bytes, content_type: str = JSON) -> str:
+        """Write `key` whatever is there: the new ETag."""
+        response = self.s3.put_object(Bucket=self.name, Key=key, Body=body, ContentType=content_type)
+        return str(response.get("ETag", ""))
+
     def replace(self, key: str, body: bytes, etag: str, content_type: str = JSON) -> str | None:
         """Write `key` over the version whose ETag is `etag` (If-Match): the new ETag, or None when it changed."""
         return self._conditional(key, body, content_type, IfMatch=etag)

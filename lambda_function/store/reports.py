@@ -192,8 +192,7 @@ class ConditionalObject:
 
     def overwrite(self, body: bytes) -> str:
         """Unconditionally (only `force` does this, over a marker that cannot even be read); the new ETag."""
-        response = self.bucket.s3.put_object(Bucket=self.bucket.name, Key=self.key, Body=body, ContentType=JSON)
-        return str(response.get("ETag", ""))
+        return self.bucket.overwrite(self.key, body)
 
 
 @dataclass(frozen=True)
