@@ -24,11 +24,13 @@ email-preview: $(STAMP)
 	@ls out/*.html >/dev/null 2>&1 || $(MAKE) demo
 	$(BIN)/python -m local_aws.preview --png docs/email-preview.png
 
-## Run the whole test suite offline.
+## Run the whole test suite offline, on every CPU (at most 4; TEST_WORKERS=0 runs it in one process).
+## Hypothesis runs a tenth of its examples unless HYPOTHESIS_PROFILE=ci (as .ci/run sets).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy lambda_function
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 ## Rebuild pricing/token_prices.csv from the AWS Price List API (needs AWS credentials; prints what changed).
 pricing-refresh: $(STAMP)
@@ -85,4 +87,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy lambda_function
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) out build dist .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out build dist .cache .pytest_cache .ruff_cache .mypy_cache

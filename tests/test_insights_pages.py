@@ -21,12 +21,14 @@ from lambda_function.sources.insights import (
     rows_of,
 )
 
+from .depth import examples
+
 names = st.sampled_from(["day", "identity", "model", "input_tokens", "invocations", "img_q"])
 values = st.text(max_size=40)  # any text: quotes, backslashes, unicode, control characters
 rows = st.lists(st.dictionaries(names, values, max_size=6), max_size=30)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(rows=rows, status=st.sampled_from(["Complete", "Running"]))
 def test_the_raw_body_reader_gives_botocores_rows(rows, status):
     body = {

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import venv
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from local_aws.generate import generate_records, put_records
+
+from .clean_venv import clean_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the python3.12 runtime (boto3) and the AWS SDK for pandas layer (pandas 2.2, numpy 2) provide: the layer's
@@ -48,14 +49,9 @@ def test_the_zip_holds_the_product_and_nothing_else(artifact):
 
 
 def test_the_zip_runs_the_handler_in_a_clean_environment(artifact, aws, tmp_path):
-    # GIVEN a virtualenv with only the runtime's and the layer's packages, and the zip unpacked as Lambda does
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *RUNTIME_AND_LAYER],
-        check=True,
-    )
+    # GIVEN a virtualenv with only the runtime's and the layer's packages (built once, then reused while the list
+    # and the Python are unchanged: tests/clean_venv.py), and the zip unpacked as Lambda does
+    python = clean_venv(RUNTIME_AND_LAYER)
     task = tmp_path / "task"
     zipfile.ZipFile(artifact).extractall(task)
 

@@ -11,6 +11,8 @@ from lambda_function.errors import InvalidRequest
 from lambda_function.request import ALLOWED_KEYS, ReportRequest, parse_request
 from lambda_function.window import PERIODS
 
+from .depth import examples
+
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ENVELOPE_KEYS = ["version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"]
 TIMEZONES = [
@@ -107,7 +109,7 @@ nows = (
 )
 
 
-@settings(max_examples=2000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events, st.sampled_from(TIMEZONES), nows)
 def test_any_event_gives_a_finished_window_or_names_the_field(event, tz, now):
     try:

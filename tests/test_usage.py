@@ -11,6 +11,8 @@ from lambda_function.sources.insights import page_from_rows
 from lambda_function.sources.query import RESULT_FIELDS
 from lambda_function.sources.usage import COUNTS, INVALID, MAX_EXACT, usage_frame
 
+from .depth import examples
+
 COUNT_FIELDS = [service for service, name in RESULT_FIELDS.items() if name in COUNTS]
 
 
@@ -78,7 +80,7 @@ numbers_as_text = st.one_of(
 )
 
 
-@settings(max_examples=1000, deadline=None, database=None)
+@settings(max_examples=examples(1000), deadline=None, database=None)
 @given(st.dictionaries(st.sampled_from(COUNT_FIELDS), numbers_as_text, min_size=1))
 def test_any_text_is_an_exact_count_or_a_reason(counts):
     frame = usage_frame([page_from_rows([row(**counts)])])
