@@ -107,6 +107,27 @@ class Config:
     spike_factor: Decimal = Decimal(3)  # a day costing more than this times its 7-day median is a spike
     spike_min_usd: Decimal = Decimal("1.00")  # ... and more than this many dollars
     log_level: str = "INFO"  # the root logger's level, one of LOG_LEVELS
+    # who may receive reports and alerts: addresses and "@domain" entries ("": the domains of RECIPIENTS)
+    allowed_recipients: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        outside = [address for address in self.recipients if not self.is_allowed_recipient(address)]
+        if outside:
+            raise ConfigError("RECIPIENTS", f"{outside[0]!r} is not in ALLOWED_RECIPIENTS")
+
+    @property
+    def recipient_allowlist(self) -> tuple[str, ...]:
+        """ALLOWED_RECIPIENTS, or the domains of RECIPIENTS when it is not set (lower case)."""
+        if self.allowed_recipients:
+            return self.allowed_recipients
+        return tuple(sorted({"@" + address.rsplit("@", 1)[1].lower() for address in self.recipients}))
+
+    def is_allowed_recipient(self, address: str) -> bool:
+        """Whether reports and alerts may go to `address` (a bare address): it is listed, or its domain is."""
+        address = address.strip().lower()
+        domain = "@" + address.rsplit("@", 1)[-1]
+        allowed = self.recipient_allowlist
+        return address in allowed or domain in allowed
 
     def require_email_settings(self, recipients: tuple[str, ...]) -> None:
         """Sending needs a sender and at least one recipient; checked only when a run sends."""
@@ -204,6 +225,18 @@ def _recipients(text: str) -> tuple[str, ...]:
         if not is_email(recipient):
             raise _Refused(f"{recipient!r} is not an e-mail address")
     return recipients
+
+
+def _allowed_recipients(text: str) -> tuple[str, ...]:
+    entries = []
+    for entry in _split(text):
+        if entry.startswith("@"):
+            if not is_email("x" + entry):
+                raise _Refused(f"{entry!r} is not an @domain entry (e.g. @example.com)")
+        elif not is_email(entry):
+            raise _Refused(f"{entry!r} is neither an e-mail address nor an @domain entry")
+        entries.append(entry.lower())
+    return tuple(dict.fromkeys(entries))
 
 
 def _timezone(text: str) -> ZoneInfo:
@@ -420,6 +453,13 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ),
     Setting(
         "LOG_LEVEL", "log_level", _log_level, "INFO", f"the function's log level: {', '.join(LOG_LEVELS)} (any case)"
+    ),
+    Setting(
+        "ALLOWED_RECIPIENTS",
+        "allowed_recipients",
+        _allowed_recipients,
+        "",
+        "who may receive reports and alerts: addresses and @domain entries (empty: the domains of RECIPIENTS)",
     ),
 )
 
