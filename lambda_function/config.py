@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lambda_function.columns import RESERVED
+from lambda_function.columns import METADATA_PREFIX, RESERVED
 from lambda_function.errors import ConfigError
 
 COST_METRICS = ("UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost")
@@ -336,7 +336,7 @@ def _attribution_keys(text: str) -> tuple[str, ...]:
         if key.lower() in seen:
             raise _Refused(f"{key!r} repeats {seen[key.lower()]!r}")
         seen[key.lower()] = key
-    taken = [key for key in keys if key.lower() in RESERVED_ATTRIBUTION_KEYS]
+    taken = [key for key in keys if key.lower() in RESERVED_ATTRIBUTION_KEYS or key.startswith(METADATA_PREFIX)]
     if taken:
         raise _Refused(f"{', '.join(map(repr, taken))} would clash with a column of the report; choose another")
     return tuple(keys)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambda_function.alerts.budgets import Budget, load_budgets
+from lambda_function.alerts.budgets import Budgets, read_budgets
 from lambda_function.alerts.watch import watch_report
 from lambda_function.aws import ATTEMPT_SECONDS, AwsClients
 from lambda_function.bill.settled import reconcile_settled_day
@@ -158,7 +158,7 @@ class Inputs:
 
     prices: PriceTables
     overrides: bytes | None
-    budgets: list[Budget]
+    budgets: Budgets
 
 
 def preflight(
@@ -170,7 +170,7 @@ def preflight(
     source.check()
     s3 = store.bucket.s3
     overrides = read_location(config.price_overrides, "PRICE_OVERRIDES", s3) if config.price_overrides else None
-    budgets = load_budgets(config.budgets, s3, config.attribution_keys)
+    budgets = read_budgets(config.budgets, s3, config.attribution_keys)
     return Inputs(load_prices(config, store.prices, overrides), overrides, budgets)
 
 

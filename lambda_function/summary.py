@@ -13,6 +13,10 @@ from typing import Any
 SCHEMA = "bedrock-usage-report/summary/1"
 BY_IDENTITY, BY_MODEL, BY_REGION = BREAKDOWNS = ("by_identity", "by_model", "by_region")
 ATTRIBUTION = "by_attribution."  # `by_attribution.<key>` names the breakdown of one ATTRIBUTION_KEYS key
+# What a report's figures can be. A stored summary outside these was not written by a report (storage is untrusted
+# input): a trillion dollars a day, a negative cost, a count past 2^53 (where float sums stop being exact).
+MAX_USD = Decimal(10) ** 12
+MAX_COUNT = 2**53
 
 
 class SummaryError(ValueError):
@@ -253,15 +257,20 @@ def _text(value: Any, what: str) -> str:
 def _money(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise TypeError(f"{what} is not an amount: {value!r}")
-    amount = Decimal(str(value))
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidOperation(f"{what} is {value!r}, not an amount") from None
     if not amount.is_finite():
         raise InvalidOperation(f"{what} is {value!r}, not an amount")
+    if not 0 <= amount <= MAX_USD:
+        raise ValueError(f"{what} is {value!r}: not a report's amount (0 to {MAX_USD:,} USD)")
     return amount
 
 
 def _count(document: Mapping[str, Any], name: str) -> int:
     value = document.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_COUNT:
         raise TypeError(f"{name} is not a count: {value!r}")
     return value
 

@@ -119,6 +119,11 @@ def test_not_set_means_no_budgets_and_a_missing_file_is_named(tmp_path):
         (HEADER + ",total,day,0,a@example.com\n", "row 2: amount '0' is not a positive number"),
         (HEADER + ",total,day,NaN,a@example.com\n", "row 2: amount 'NaN' is not a positive number"),
         (HEADER + ",total,day,$40,a@example.com\n", "row 2: amount '$40' is not a number of dollars"),
+        # amounts no budget has, which the arithmetic of percentages and the email cannot carry
+        (HEADER + ",total,day,1e30,a@example.com\n", "row 2: amount '1e30' is not a budget"),
+        (HEADER + ",total,day," + "9" * 30 + ",a@example.com\n", "row 2: amount '9999"),
+        (HEADER + ",total,day,1e-1000000,a@example.com\n", "row 2: amount '1e-1000000' is not a budget"),
+        (HEADER + ",total,day,0.001,a@example.com\n", "row 2: amount '0.001' is not a budget"),
         (HEADER + ",total,day,40,nobody\n", "row 2: recipient 'nobody' is not an e-mail address"),
         (HEADER + ",total,day,40,\n", "row 2: recipients is missing"),
         (HEADER + ",total,day,40\n", "row 2: recipients is missing"),

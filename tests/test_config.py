@@ -198,7 +198,16 @@ def test_the_reserved_keys_are_the_frames_and_the_csvs_columns():
 
     assert {name.lower() for name in [*COLUMNS, *rows.CSV_COLUMNS]} <= RESERVED_ATTRIBUTION_KEYS
     # what pricing adds to the frame, and the report's own columns, case-insensitively
-    for name in ("charge", "pricing_status", "priced_model_id", "long_context", "long_context_invocations", "Charge"):
+    # and `meta:<key>`, the usage frame's column of another key's request metadata
+    for name in (
+        "charge",
+        "pricing_status",
+        "priced_model_id",
+        "long_context",
+        "long_context_invocations",
+        "Charge",
+        "meta:team",
+    ):
         with pytest.raises(ConfigError, match="ATTRIBUTION_KEYS"):
             load_config({**GOOD, "ATTRIBUTION_KEYS": f"team,{name}"})
 

@@ -50,6 +50,10 @@ def test_a_breakdown_the_summary_does_not_have_is_none():
         ({"by_identity": [{"name": "alice", "cost_usd": "lots"}]}, InvalidOperation),
         ({"by_identity": [{"name": "alice", "cost_usd": "Infinity"}]}, InvalidOperation),
         ({"by_attribution": ["team"]}, TypeError),
+        # figures no report writes: a negative cost, a trillion dollars and more, a count past 2^53
+        ({"by_identity": [{"name": "alice", "cost_usd": "-0.01"}]}, ValueError),
+        ({"by_identity": [{"name": "alice", "cost_usd": "1e30"}]}, ValueError),
+        ({"by_identity": [{"name": "alice", "cost_usd": "1", "invocations": 2**53}]}, TypeError),
     ],
 )
 def test_a_malformed_breakdown_is_refused_naming_the_fault(document, error):
@@ -61,3 +65,15 @@ def test_a_malformed_breakdown_is_refused_naming_the_fault(document, error):
 def test_an_unknown_breakdown_is_a_programming_error():
     with pytest.raises(ValueError, match="'by_colour' is not a breakdown"):
         breakdown_costs(DOCUMENT, "by_colour")
+
+
+@pytest.mark.parametrize("total", ["1e30", "-5", "1000000000000.01", "NaN", "", None, True])
+def test_a_total_no_report_writes_is_refused(total):
+    with pytest.raises(SummaryError, match="total_cost_usd"):
+        Summary.from_json(json.dumps({"window": WINDOW, "total_cost_usd": total}))
+
+
+def test_the_largest_amount_a_report_writes_is_read():
+    assert Summary.from_json(json.dumps({"window": WINDOW, "total_cost_usd": "1000000000000"})).total_cost == Decimal(
+        10**12
+    )

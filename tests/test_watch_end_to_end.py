@@ -225,3 +225,41 @@ def test_alerts_that_cannot_be_claimed_or_sent_never_stop_the_report(tagged, mon
     assert "AccessDenied" in summary_document(tagged, response)["watch"]["alert_failures"][0]
     assert [m["To"] for m in emails(tagged)] == ["finops@example.com"]
     assert "Alerts not sent" in emails(tagged)[0].get_body(preferencelist=("html",)).get_content()
+
+
+def test_a_budget_no_one_could_mean_never_stops_the_report(tagged, monkeypatch):
+    # GIVEN a budgets file whose second row asks for 1e30 dollars (once accepted, then InvalidOperation while rendering)
+    body = "name,scope,period,amount,recipients\nok,total,day,10,owner@example.com\nhuge,total,day,1e30,a@example.com\n"
+    tagged.client("s3").put_object(Bucket=BUCKET, Key="budgets.csv", Body=body.encode())
+    monkeypatch.setenv("BUDGETS", f"s3://{BUCKET}/budgets.csv")
+    day = TODAY - timedelta(days=1)
+    put_records(tagged.client("logs"), GROUP, [call(day, 0, BOB)])
+    # WHEN the day is reported
+    response = run({"date": day.isoformat()}).response
+    # THEN the report goes out, and says which row kept every budget from being checked
+    assert response["status"] == "ok" and response["email"]["sent"] is True
+    (failure,) = summary_document(tagged, response)["watch"]["alert_failures"]
+    assert "no budget was checked" in failure and "row 3: amount '1e30' is not a budget" in failure
+    (report,) = [m for m in emails(tagged) if "finops@example.com" in m["To"]]
+    assert "row 3: amount '1e30' is not a budget" in report.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_earlier_summaries_with_figures_no_report_writes_are_left_out_and_counted(tagged):
+    # GIVEN bob's steady week (median $0.05), but two days whose summaries were tampered with: a total of 1e30, and a
+    # negative cost for bob (together they once made a steady bob a "spike" and crashed the rendering)
+    day = TODAY - timedelta(days=1)
+    _bob_spent_before(tagged, day)
+    s3 = tagged.client("s3")
+    for n, (total, bob) in {1: ("1e30", "0.05"), 2: ("0.05", "-0.10")}.items():
+        earlier = day - timedelta(days=n)
+        key = summary_key(report_key("bedrock-usage", day_window(earlier, UTC_ZONE)))
+        document = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        document["total_cost_usd"] = total
+        document["by_identity"][0]["cost_usd"] = bob
+        s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+    # WHEN bob spends as usual today: one call, $0.06
+    put_records(tagged.client("logs"), GROUP, [call(day, 0, BOB)])
+    response = run({"date": day.isoformat()}).response
+    # THEN the report goes out, no spike is found in the three days left (0.04, 0.06, 0.05), and both are counted
+    assert response["status"] == "ok" and response["spikes"] == 0
+    assert summary_document(tagged, response)["footer"]["unreadable_summaries"] == 2

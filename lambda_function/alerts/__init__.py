@@ -6,7 +6,7 @@ summaries earlier runs left, each alert claimed once in the store.
 - `watch`: both for one day's report, alert emails through the report's SES sender.
 """
 
-from lambda_function.alerts.budgets import Budget, load_budgets
+from lambda_function.alerts.budgets import Budget, Budgets, load_budgets, read_budgets
 from lambda_function.alerts.watch import Watch, watch_report
 
-__all__ = ["Budget", "Watch", "load_budgets", "watch_report"]
+__all__ = ["Budget", "Budgets", "Watch", "load_budgets", "read_budgets", "watch_report"]

@@ -21,7 +21,7 @@ from lambda_function.errors import ConfigError
 from lambda_function.report.identities import friendly_identity
 from lambda_function.report.mail import RenderedEmail, build_message, template_environment
 from lambda_function.store import ReportStore, S3Client, read_location
-from lambda_function.summary import ATTRIBUTION, BY_IDENTITY, BY_MODEL, Summary
+from lambda_function.summary import ATTRIBUTION, BY_IDENTITY, BY_MODEL, MAX_USD, Summary
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ FIELDS = ("name", "scope", "period", "amount", "recipients")
 REQUIRED = ("scope", "period", "amount", "recipients")
 MAX_RECIPIENTS = 50  # one SES message each: SES takes at most 50 recipients a message
 MAX_NAME = 100  # the name goes into the alert's Subject
+MIN_AMOUNT = Decimal("0.01")  # a cent: below it every percentage is noise (and 1e-1000000 breaks the arithmetic)
 SCHEMA = "bedrock-usage-report/budget-alert/1"
 
 
@@ -122,6 +123,8 @@ def _parse_amount(raw: Any) -> Decimal:
         raise ValueError(f"amount {raw!r} is not a number of dollars") from None
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"amount {raw!r} is not a positive number of dollars")
+    if not MIN_AMOUNT <= amount <= MAX_USD:
+        raise ValueError(f"amount {raw!r} is not a budget: from {MIN_AMOUNT} to {MAX_USD:,} dollars")
     return amount
 
 
@@ -244,6 +247,24 @@ def load_budgets(location: str, s3: S3Client, attribution_keys: Sequence[str]) -
     if not location:
         return []
     return parse_budgets(read_location(location, "BUDGETS", s3), location, attribution_keys)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The budgets a run checks, or why BUDGETS could not be used: the report goes out all the same, and says so."""
+
+    budgets: list[Budget]
+    problem: str = ""
+
+
+def read_budgets(location: str, s3: S3Client, attribution_keys: Sequence[str]) -> Budgets:
+    """BUDGETS for a run. The file is data operators edit, not a setting: a row that is wrong (an amount no budget has,
+    an address not allowed, a file gone) never stops the report; the email and the summary name it."""
+    try:
+        return Budgets(load_budgets(location, s3, attribution_keys))
+    except ConfigError as err:
+        log.error("no budget is checked: %s", err)
+        return Budgets([], str(err))
 
 
 # ---- evaluation (pure) ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from lambda_function.alerts.budgets import (
     IDENTITY,
     TOTAL,
     Budget,
+    Budgets,
     BudgetStatus,
     Scope,
     alert_message,
@@ -180,7 +181,7 @@ def watch_report(
     config: Config,
     window: ReportWindow,
     partial: bool,
-    budgets: Sequence[Budget],
+    budgets: Budgets,
     summary: Summary,
     store: ReportStore,
     ses: Ses | None,
@@ -191,10 +192,10 @@ def watch_report(
     if not window.is_single_day or partial:
         return None
     try:
-        return watch_spend(
+        watch = watch_spend(
             summary,
             window.local_start.date(),
-            budgets,
+            budgets.budgets,
             config.attribution_keys,
             store=store,
             factor=config.spike_factor,
@@ -206,4 +207,7 @@ def watch_report(
         )
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
         log.error("budgets and spikes could not be checked: %s", err)
-        return Watch(alert_failures=[f"budgets and spikes could not be checked: {err}"])
+        watch = Watch(alert_failures=[f"budgets and spikes could not be checked: {err}"])
+    if budgets.problem:
+        watch.alert_failures.insert(0, f"no budget was checked: {budgets.problem}")
+    return watch
