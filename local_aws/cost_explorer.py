@@ -57,12 +57,16 @@ class CostExplorerDouble:
         self._failures: list[str] = []
         self._lock = threading.Lock()
         self._saved: list[dict[str, Any]] = []
+        self.unit = "USD"  # the currency amounts come in (an account billed in EUR gets "EUR")
+        self.dimension_page_size = 1000  # values per GetDimensionValues page
 
     def reset(self) -> None:
         with self._lock:
             self.items.clear()
             self.requests.clear()
             self._failures.clear()
+            self.unit = "USD"
+            self.dimension_page_size = 1000
 
     def add(self, *items: LineItem) -> None:
         self.items.extend(items)
@@ -107,7 +111,16 @@ class CostExplorerDouble:
                 if start <= date.fromisoformat(i.day) < end and search in getattr(i, attribute).lower()
             }
         )
-        return {"DimensionValues": [{"Value": v, "Attributes": {}} for v in values], "ReturnSize": len(values)}
+        offset = int(params.get("NextPageToken") or 0)
+        page = values[offset : offset + self.dimension_page_size]
+        answer: dict[str, Any] = {
+            "DimensionValues": [{"Value": v, "Attributes": {}} for v in page],
+            "ReturnSize": len(page),
+            "TotalSize": len(values),
+        }
+        if offset + self.dimension_page_size < len(values):
+            answer["NextPageToken"] = str(offset + self.dimension_page_size)
+        return answer
 
     def get_cost_and_usage(self, params: dict[str, Any]) -> dict[str, Any]:
         start, end = self._check("GetCostAndUsage", params)
@@ -138,11 +151,13 @@ class CostExplorerDouble:
                 by_key: dict[tuple[str, ...], dict[str, Any]] = {}
                 for key, amount in sorted(totals.items()):
                     metrics_of = by_key.setdefault(key[:-1], {})
-                    metrics_of[key[-1]] = {"Amount": f"{amount:f}", "Unit": "USD"}
+                    metrics_of[key[-1]] = {"Amount": f"{amount:f}", "Unit": self.unit}
                 entry["Groups"] = [{"Keys": list(k), "Metrics": m} for k, m in by_key.items()]
                 entry["Total"] = {}
             else:
-                entry["Total"] = {m: {"Amount": f"{totals.get((m,), Decimal(0)):f}", "Unit": "USD"} for m in metrics}
+                entry["Total"] = {
+                    m: {"Amount": f"{totals.get((m,), Decimal(0)):f}", "Unit": self.unit} for m in metrics
+                }
                 entry["Groups"] = []
             entry["Estimated"] = False
             results.append(entry)

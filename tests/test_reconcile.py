@@ -14,6 +14,7 @@ from lambda_function.window import day_window
 from local_aws.cost_explorer import LineItem
 from local_aws.generate import generate_records, put_records
 
+from .faults import Faults
 from .support import BUCKET, DAY, END, GROUP, START, configure, emails, run, text_body
 
 SETTLED = DAY - timedelta(days=2)  # RECONCILE_LAG_DAYS, 2 by default
@@ -214,3 +215,71 @@ def test_the_month_to_date_counts_a_service_billed_on_earlier_days_only(account)
     assert result["billed_usd"] == "10.000000"
     assert result["month_to_date"]["billed_usd"] == "12.500000"
     assert result["month_to_date"]["estimated_usd"] == "10.000000"
+
+
+def test_every_page_of_the_services_is_read(account):
+    # GIVEN Cost Explorer answering GetDimensionValues one service a page: "Amazon Bedrock", then Sonnet's
+    account.cost_explorer.dimension_page_size = 1
+    result = reconciled(account, *EXACT)
+    # THEN both are billed: 4 + 2 (Sonnet) + 3 + 1 (Nova Lite) = 10, not the first page's 4 (Nova Lite alone)
+    assert (result["status"], result["billed_usd"], result["difference_usd"]) == ("ok", "10.000000", "0.000000")
+
+
+def test_a_bill_in_another_currency_is_not_compared_as_dollars(account):
+    account.cost_explorer.unit = "EUR"
+    account.cost_explorer.add(*EXACT)
+    report = run({"date": DAY.isoformat()})
+    result = report.response["reconciliation"]
+    assert result["status"] == "unavailable" and "in EUR, not USD" in result["why"]
+    assert report.response["email"]["sent"] is True
+    assert [m for m in report.metrics if "ReconciliationDriftPercent" in m] == []  # no drift, no alarm
+
+
+@pytest.mark.parametrize("amount", ["", "NaN", "Infinity", "12,50"])
+def test_an_amount_that_is_no_number_makes_the_reconciliation_unavailable(account, amount):
+    # GIVEN Cost Explorer's GetCostAndUsage answering with an amount that is not a number (at the HTTP boundary)
+    faults = Faults()
+    bad = {"Amount": amount, "Unit": "USD"}
+    result = {"TimePeriod": {"Start": SETTLED.isoformat(), "End": DAY.isoformat()}, "Estimated": False}
+    faults.add(
+        "GetCostAndUsage",
+        faults.answer(
+            lambda request: {
+                "ResultsByTime": [
+                    {
+                        **result,
+                        "Groups": [
+                            {"Keys": [SONNET, "USE1-MP:USE1_InputTokenCount-Units"], "Metrics": {"UnblendedCost": bad}}
+                        ],
+                        "Total": {},
+                    }
+                ]
+            }
+        ),
+        times=-1,
+    )
+    account.cost_explorer.add(*EXACT)
+    response = run({"date": DAY.isoformat()}, session=faults.session()).response
+    # THEN the report goes out, and the reconciliation names the value instead of comparing it
+    assert response["email"]["sent"] is True
+    assert response["reconciliation"]["status"] == "unavailable"
+    assert f"the amount {amount!r}, not a number" in response["reconciliation"]["why"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"total_cost_usd": "ten"},
+        {"by_model": [{"name": "amazon.nova-lite-v1:0", "invocations": 5}]},  # its cost missing
+    ],
+)
+def test_a_settled_summary_that_cannot_be_read_makes_the_reconciliation_unavailable(account, change):
+    s3 = account.client("s3")
+    document = json.loads(s3.get_object(Bucket=BUCKET, Key=account.settled_key)["Body"].read())
+    s3.put_object(Bucket=BUCKET, Key=account.settled_key, Body=json.dumps({**document, **change}).encode())
+    result = reconciled(account, *EXACT)
+    assert result == {
+        "status": "unavailable",
+        "day": SETTLED.isoformat(),
+        "why": f"the summary of {SETTLED.isoformat()} cannot be read: nothing to compare with",
+    }

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from lambda_function.metrics import emf
@@ -208,10 +208,38 @@ def _period(first: date, last_exclusive: date) -> dict[str, str]:
     return {"Start": first.isoformat(), "End": last_exclusive.isoformat()}
 
 
+class BillUnavailable(Exception):
+    """Cost Explorer answered with something the comparison cannot use: the reconciliation is `unavailable`."""
+
+
+def _amount(metric: Any) -> Decimal:
+    """An amount in USD, or BillUnavailable naming what came instead (another currency, a value that is no number)."""
+    if not isinstance(metric, dict):
+        raise BillUnavailable(f"Cost Explorer gave {metric!r} where an amount was due")
+    unit = metric.get("Unit", "USD")
+    if unit != "USD":
+        raise BillUnavailable(f"Cost Explorer gives this account's bill in {unit}, not USD: not compared")
+    raw = metric.get("Amount")
+    try:
+        amount = Decimal(str(raw))
+    except InvalidOperation:
+        raise BillUnavailable(f"Cost Explorer gave the amount {raw!r}, not a number") from None
+    if not amount.is_finite():
+        raise BillUnavailable(f"Cost Explorer gave the amount {raw!r}, not a number")
+    return amount
+
+
 def bedrock_services(ce: CostExplorerClient, first: date, end: date) -> list[str]:
-    """Amazon Bedrock and every service a Bedrock model is billed under in [first, end) (its name says Bedrock)."""
-    response = ce.get_dimension_values(TimePeriod=_period(first, end), Dimension="SERVICE", SearchString="Bedrock")
-    return sorted(v["Value"] for v in response.get("DimensionValues", []) if "bedrock" in v["Value"].lower())
+    """Amazon Bedrock and every service a Bedrock model is billed under in [first, end) (its name says Bedrock),
+    read to the last page."""
+    params: dict[str, Any] = {"TimePeriod": _period(first, end), "Dimension": "SERVICE", "SearchString": "Bedrock"}
+    services: set[str] = set()
+    while True:
+        response = ce.get_dimension_values(**params)
+        services.update(v["Value"] for v in response.get("DimensionValues", []) if "bedrock" in v["Value"].lower())
+        if not response.get("NextPageToken"):
+            return sorted(services)
+        params["NextPageToken"] = response["NextPageToken"]
 
 
 def _grouped(
@@ -230,9 +258,10 @@ def _grouped(
         response = ce.get_cost_and_usage(**params)
         for result in response.get("ResultsByTime", []):
             if groups:
-                out += [(g["Keys"], Decimal(g["Metrics"][metric]["Amount"])) for g in result.get("Groups", [])]
+                out += [(g["Keys"], _amount(g["Metrics"][metric])) for g in result.get("Groups", [])]
             else:
-                out.append(([], Decimal(result.get("Total", {}).get(metric, {}).get("Amount", "0"))))
+                total = result.get("Total", {}).get(metric)
+                out.append(([], Decimal(0) if total is None else _amount(total)))
         if not response.get("NextPageToken"):
             return out
         params["NextPageToken"] = response["NextPageToken"]

@@ -42,7 +42,11 @@ def reconcile_settled_day(
     settled = day_window(day, window.tz)
     estimate = store.summary(settled)
     if estimate is None:
-        return Reconciliation(reconcile.unavailable(f"no report for {day.isoformat()} to compare with", day))
+        if store.skipped_summary(settled):
+            why = f"the summary of {day.isoformat()} cannot be read: nothing to compare with"
+        else:
+            why = f"no report for {day.isoformat()} to compare with"
+        return Reconciliation(reconcile.unavailable(why, day))
     try:
         ce = aws.client("ce", COST_EXPLORER_REGION)
         lines, accounts = reconcile.billed_day(ce, day, config.reconcile_metric)
@@ -65,7 +69,7 @@ def reconcile_settled_day(
             estimated.days_in_range,
         )
         result["metric"] = config.reconcile_metric
-    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+    except (ClientError, BotoCoreError, DeadlineExceeded, reconcile.BillUnavailable) as err:
         why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
         log.warning("reconciliation of %s unavailable: %s", day, why)
         result = reconcile.unavailable(why, day)

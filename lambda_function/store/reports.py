@@ -110,6 +110,10 @@ class ReportStore:
             self._summaries[key] = self._read_summary(key, window)
         return self._summaries[key]
 
+    def skipped_summary(self, window: ReportWindow) -> bool:
+        """Whether the summary of `window` is there but could not be read (see `summary`)."""
+        return summary_key(report_key(self.prefix, window)) in self.skipped
+
     def day_summary(self, day: date) -> Summary | None:
         """The summary of the daily report of `day` (a local day in the report's time zone)."""
         return self.summary(day_window(day, self.tz))
