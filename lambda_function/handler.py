@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from lambda_function.alerts.budgets import Budgets, read_budgets
@@ -86,7 +86,7 @@ def run_report(
     # 2. Every place read or written, the prices and the budgets: a bad setting fails before a query is paid for
     store = ReportStore(aws.client("s3"), config.report_bucket, config.report_prefix, config.timezone)
     source = usage_source(config, aws, sleep=sleep, clock=clock)
-    inputs = preflight(config, request, aws, store, source)
+    inputs = preflight(config, request, aws, store, source, now.date())
     # 3. Usage, proven complete; 4. priced; 5. the report (its CSV, in S3 under the same key on a re-run)
     usage = source.collect(window, inputs.prices.context_tiers.thresholds, deadline=run.queries_end)
     report, attribution = price_and_report(usage, config, aws, inputs.prices)
@@ -162,7 +162,7 @@ class Inputs:
 
 
 def preflight(
-    config: Config, request: ReportRequest, aws: AwsClients, store: ReportStore, source: UsageSource
+    config: Config, request: ReportRequest, aws: AwsClients, store: ReportStore, source: UsageSource, today: date
 ) -> Inputs:
     if request.send_email:
         config.require_email_settings(request.recipients)
@@ -221,6 +221,7 @@ class _RunContext(logging.Filter):
 
 def _log_every_line_with_the_run() -> None:
     for handler in logging.getLogger().handlers:
+        **({"price_tables_refused": [vars(table) for table in inputs.prices.refused]} if inputs.prices.refused else {}),
         if not any(isinstance(f, _RunContext) for f in handler.filters):
             handler.addFilter(_RunContext())
 

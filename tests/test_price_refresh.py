@@ -168,3 +168,62 @@ def test_a_table_refreshed_from_an_older_package_is_not_used(account):
 def test_the_refresh_event_takes_no_other_key(account):
     answer = run({"refresh_prices": True, "date": DAY.isoformat()}).response
     assert answer["status"] == "error" and answer["error"]["field"] == "refresh_prices"
+
+
+BUNDLED_TABLE = Path(__file__).resolve().parent.parent / "pricing" / "token_prices.csv"
+SHA12 = hashlib.sha256(BUNDLED_TABLE.read_bytes()).hexdigest()[:12]
+
+
+def _plant(aws, day: str, body: bytes) -> str:
+    key = f"bedrock-usage/prices/token_prices.{day}.{SHA12}.csv"
+    aws.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+    return key
+
+
+def _with_new_model(price: str = "2") -> str:
+    """The bundled table plus a row for the new model: what a refresh would write."""
+    return BUNDLED_TABLE.read_text() + f"{NEW_MODEL},us-east-1,in_region,2024-01-01,{price},8,,,,refresh\n"
+
+
+def test_a_table_dated_after_today_is_ignored_and_named(account):
+    # GIVEN a good refreshed table from yesterday, and one "from 2099" that prices the new model at 100x
+    good = _plant(account, (NOW.date() - timedelta(days=1)).isoformat(), _with_new_model("2").encode())
+    future = _plant(account, "2099-12-31", _with_new_model("200").encode())
+    # WHEN the day is reported
+    response = run({"date": DAY.isoformat()}).response
+    # THEN yesterday's table priced it: 1,000,000 x 2 + 100,000 x 8 per 1M = 2.80, and the footer names the other
+    (row,) = [r for r in csv_rows(account, response) if r["Model Id"] == NEW_MODEL]
+    assert row["Charges incurred"] == "2.800000"
+    footer = summary_document(account, response)["footer"]
+    assert footer["price_table_key"] == good
+    assert footer["price_tables_refused"] == [{"key": future, "why": f"dated 2099-12-31, after today ({NOW.date()})"}]
+    assert f"Price table NOT used: {future}" in text_body(emails(account)[-1])
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (_with_new_model("-2").encode(), "is not a price"),
+        (_with_new_model("5000").encode(), "$5000 per million tokens, more than any model costs"),
+        (b"model_id,region\nx,y\n", "header must be"),
+        (_with_new_model()[:-30].encode(), "columns, expected"),  # a row cut in the middle
+        (_with_new_model().encode("utf-16"), "utf-8"),
+        (BUNDLED_TABLE.read_text().splitlines()[0].encode() + b"\n", "has no price rows"),
+    ],
+    ids=["negative", "absurd", "columns", "cut-off", "not-utf8", "no-rows"],
+)
+def test_a_poisoned_table_is_never_used_and_every_report_still_goes_out(account, body, why):
+    # GIVEN today's refreshed table is poisoned
+    poisoned = _plant(account, NOW.date().isoformat(), body)
+    # WHEN the day is reported, and the weekly refresh runs after it
+    response = run({"date": DAY.isoformat()}).response
+    # THEN the report goes out on the bundled table, naming the table it did not use and why
+    assert response["status"] == "ok" and response["unpriced_models"] == [NEW_MODEL]
+    (refused,) = summary_document(account, response)["footer"]["price_tables_refused"]
+    assert refused["key"] == poisoned and why in refused["why"]
+    # AND the weekly refresh does not build on it either
+    faults = Faults()
+    faults.add(
+        "GetProducts", Faults.answer(price_list([product("X", "USE1-MP:USE1_InputTokenCount-Units", "2")])), times=-1
+    )
+    assert refresh(faults)["based_on"] == "bundled"

@@ -29,9 +29,9 @@ from lambda_function.pricing.engine import (
 )
 from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import PriceListNames, price_list_names
-from lambda_function.pricing.prices import PriceTables, changes_since, load_prices, price_frame
+from lambda_function.pricing.prices import PriceTables, bundled_sha, changes_since, load_prices, price_frame
 from lambda_function.pricing.profiles import normaliser, resolve_profiles
-from lambda_function.pricing.refresh import bundled_sha, refresh_prices
+from lambda_function.pricing.refresh import refresh_prices
 from lambda_function.pricing.service_options import (
     DEFAULT_TIER,
     STANDARD_LATENCY,

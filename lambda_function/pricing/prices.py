@@ -3,9 +3,10 @@ operator's overrides and discount, and the usage frame priced with them."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -29,13 +30,28 @@ from lambda_function.pricing.engine import (
 )
 from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.profiles import normaliser, resolve_profiles
-from lambda_function.pricing.refresh import bundled_sha
 from lambda_function.pricing.service_options import ServiceOptions, load_service_options
+from lambda_function.pricing.tables import parse_table
 from lambda_function.store import PriceStore, RefreshedTable
 
 log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"  # the footer's price_table_key when the report was priced with the table in the package
+# No Bedrock price comes near this (the dearest, output of the largest models, is about $140 per million tokens): a
+# table in the bucket with more was not written by the refresh.
+MAX_PRICE_PER_MTOK = Decimal(1000)
+
+
+def bundled_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RefusedTable:
+    """A refreshed table in the bucket that was not used, and why (the footer names it)."""
+
+    key: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,7 @@ class PriceTables:
     options: ServiceOptions
     catalog: ModelCatalog
     key: str = BUNDLED  # where the token table came from: BUNDLED, or the refreshed table's S3 key
+    refused: tuple[RefusedTable, ...] = ()  # newer refreshed tables passed over
 
     @property
     def version(self) -> str:
@@ -69,9 +86,9 @@ def _tables(
     )
 
 
-def load_prices(config: Config, store: PriceStore, overrides: bytes | None) -> PriceTables:
-    refreshed = _newest_refreshed(store, config.price_table)
-    return _tables(
+def load_prices(config: Config, store: PriceStore, overrides: bytes | None, today: date) -> PriceTables:
+    refreshed, refused = usable_refreshed_table(store, config.price_table, today)
+    tables = _tables(
         config.price_table,
         overrides,
         config.price_discount_percent,
@@ -79,16 +96,53 @@ def load_prices(config: Config, store: PriceStore, overrides: bytes | None) -> P
         refreshed.name if refreshed else "",
         refreshed.key if refreshed else BUNDLED,
     )
+    return replace(tables, refused=tuple(refused)) if refused else tables
 
 
-def _newest_refreshed(store: PriceStore, bundled: Path) -> RefreshedTable | None:
-    """The newest table the weekly refresh built from this package's table; None (the bundled one) when there is
-    none or it cannot be read: a refresh problem never stops a report."""
+def usable_refreshed_table(
+    store: PriceStore, bundled: Path, today: date
+) -> tuple[RefreshedTable | None, list[RefusedTable]]:
+    """The newest table the weekly refresh built from this package's table that can be trusted, and the newer ones
+    passed over: dated after `today` (no refresh writes tomorrow's table: a key dated 2099 would win forever), or
+    not a table a refresh writes (not UTF-8, malformed, no rows, a price no model has). None: the bundled table.
+    The bucket is untrusted input, and a refresh problem never stops a report."""
+    refused: list[RefusedTable] = []
     try:
-        return store.newest(bundled_sha(bundled))
+        for day, key in store.refreshed(bundled_sha(bundled)):
+            if day > today:
+                refused.append(RefusedTable(key, f"dated {day.isoformat()}, after today ({today.isoformat()})"))
+                continue
+            content = store.read(key)
+            if content is None:
+                continue
+            try:
+                check_refreshed_table(content, key.rsplit("/", 1)[-1])
+            except (ValueError, UnicodeDecodeError) as err:
+                refused.append(RefusedTable(key, str(err)))
+                continue
+            return RefreshedTable(key, content), _logged(refused)
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
         log.warning("cannot read the refreshed price tables (%s); pricing with the bundled table", err)
-        return None
+    return None, _logged(refused)
+
+
+def _logged(refused: list[RefusedTable]) -> list[RefusedTable]:
+    for table in refused:
+        log.warning("refreshed price table %s not used: %s", table.key, table.why)
+    return refused
+
+
+def check_refreshed_table(content: bytes, name: str) -> None:
+    """Raise ValueError (UnicodeDecodeError) when `content` is not a table the weekly refresh would write."""
+    rows = parse_table(content.decode("utf-8"), name)
+    if not rows:
+        raise ValueError(f"{name} has no price rows")
+    for row in rows:
+        dearest = max((price for price in (*row.prices, row.cache_write_1h) if price is not None), default=Decimal(0))
+        if dearest > MAX_PRICE_PER_MTOK:
+            raise ValueError(
+                f"{name}: {row.model_id} in {row.region} at ${dearest} per million tokens, more than any model costs"
+            )
 
 
 def price_frame(usage: pd.DataFrame, prices: PriceTables, bedrock: Callable[[str], Any]) -> pd.DataFrame:

@@ -9,10 +9,8 @@ is priced without a new package, once its Price List name maps to a model id (th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from lambda_function.aws import AwsClients
@@ -28,21 +26,19 @@ from lambda_function.pricing.price_list import (
     price_list_names,
     refresh,
 )
+from lambda_function.pricing.prices import bundled_sha, usable_refreshed_table
 from lambda_function.pricing.tables import parse_table
 from lambda_function.store import PriceStore
 
 log = logging.getLogger(__name__)
 
 
-def bundled_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def refresh_prices(config: Config, aws: AwsClients, today: date) -> dict[str, Any]:
     bundled = config.price_table
     sha = bundled_sha(bundled)
     store = PriceStore(aws.client("s3"), config.report_bucket, config.report_prefix)
-    base = store.newest(sha)
+    # built on the newest table a refresh could have written (never one dated after today, or poisoned)
+    base, _ = usable_refreshed_table(store, bundled, today)
     curated = parse_table(base.content.decode("utf-8"), base.key) if base else parse_table(bundled.read_text())
     names, regions_by_prefix = price_list_names(store.extra_names())
     aliases = read_pairs(DEFAULT_ALIASES, "alias", "model_id")

@@ -227,17 +227,19 @@ class PriceStore:
     def table_key(self, day: str, bundled_sha: str) -> str:
         return f"{self.prefix}token_prices.{day}.{bundled_sha[:12]}.csv"
 
-    def newest(self, bundled_sha: str) -> RefreshedTable | None:
-        """The newest refreshed table built from this bundled table, or None (a new deploy ships a new bundled
-        table: tables built from an older one are not used until the next refresh)."""
-        keys = self.bucket.keys(f"{self.prefix}token_prices.")
-        # The key says which bundled table each was built from: tables of older packages are never downloaded.
-        ours = [key for key in keys if (m := self._TABLE.search(key)) and m.group(2) == bundled_sha[:12]]
-        if not ours:
-            return None
-        newest = max(ours)  # the day sorts as text
-        stored = self.bucket.get(newest)
-        return RefreshedTable(newest, stored.body) if stored else None
+    def refreshed(self, bundled_sha: str) -> list[tuple[date, str]]:
+        """The refreshed tables built from this bundled table, newest first: (the day in the key, the key). Tables
+        built from an older bundled table are not listed (a new deploy ships a new one; they are not used until the
+        next refresh), and none is downloaded here."""
+        found = []
+        for key in self.bucket.keys(f"{self.prefix}token_prices."):
+            match = self._TABLE.search(key)
+            if match and match.group(2) == bundled_sha[:12]:
+                try:
+                    found.append((date.fromisoformat(match.group(1)), key))
+                except ValueError:
+                    continue  # 2026-13-45: no refresh wrote that
+        return sorted(found, reverse=True)
 
     def read(self, key: str) -> bytes | None:
         stored = self.bucket.get(key)
