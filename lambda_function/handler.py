@@ -171,7 +171,7 @@ def preflight(
     s3 = store.bucket.s3
     overrides = read_location(config.price_overrides, "PRICE_OVERRIDES", s3) if config.price_overrides else None
     budgets = read_budgets(config.budgets, s3, config.attribution_keys)
-    return Inputs(load_prices(config, store.prices, overrides), overrides, budgets)
+    return Inputs(load_prices(config, store.prices, overrides, today), overrides, budgets)
 
 
 def price_and_report(
@@ -203,6 +203,7 @@ def footer(
         "unreadable_summaries": len(set(store.skipped)),
         "price_table_key": inputs.prices.key,
         "price_changes": changes,
+        **({"price_tables_refused": [vars(table) for table in inputs.prices.refused]} if inputs.prices.refused else {}),
         **({"attribution": attribution} if attribution else {}),
     }
 
@@ -221,7 +222,6 @@ class _RunContext(logging.Filter):
 
 def _log_every_line_with_the_run() -> None:
     for handler in logging.getLogger().handlers:
-        **({"price_tables_refused": [vars(table) for table in inputs.prices.refused]} if inputs.prices.refused else {}),
         if not any(isinstance(f, _RunContext) for f in handler.filters):
             handler.addFilter(_RunContext())
 
