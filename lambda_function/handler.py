@@ -78,7 +78,7 @@ def run_report(
     try:  # 1. What to report (or the weekly refresh of the price table: its own schedule, no report)
         if is_price_refresh(event):
             return ReportRun(refresh_prices(config, aws, now.date()))
-        request = parse_request(event, tz=config.timezone, now=now, default_recipients=config.recipients)
+        request = read_request(event, config, now)
     except InvalidRequest as err:
         log.warning("refused request: %s", err)
         return ReportRun(err.as_response())
@@ -152,6 +152,12 @@ def announce(window: ReportWindow) -> ReportWindow:
     return window
 
 
+def read_request(event: Any, config: Config, now: datetime) -> ReportRequest:
+    """The event as a request; the addresses it names must be in ALLOWED_RECIPIENTS."""
+    tz, recipients, allowed = config.timezone, config.recipients, config.is_allowed_recipient
+    return parse_request(event, tz=tz, now=now, default_recipients=recipients, allowed=allowed)
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What the run reads before its queries: the price tables and the budgets."""
@@ -170,7 +176,7 @@ def preflight(
     source.check()
     s3 = store.bucket.s3
     overrides = read_location(config.price_overrides, "PRICE_OVERRIDES", s3) if config.price_overrides else None
-    budgets = read_budgets(config.budgets, s3, config.attribution_keys)
+    budgets = read_budgets(config.budgets, s3, config.attribution_keys, config.is_allowed_recipient)
     return Inputs(load_prices(config, store.prices, overrides, today), overrides, budgets)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -149,7 +149,9 @@ def _window(event: Mapping[str, Any], tz: ZoneInfo, now: datetime) -> ReportWind
     return _finished(field, window, now)
 
 
-def _recipients(event: Mapping[str, Any], default: tuple[str, ...]) -> tuple[str, ...]:
+def _recipients(
+    event: Mapping[str, Any], default: tuple[str, ...], allowed: Callable[[str], bool] | None
+) -> tuple[str, ...]:
     if "recipients" not in event:
         return default
     value = event["recipients"]
@@ -164,6 +166,9 @@ def _recipients(event: Mapping[str, Any], default: tuple[str, ...]) -> tuple[str
     for address in cleaned:
         if not is_email(address):
             raise InvalidRequest("recipients", f"{_shown(address)} is not an e-mail address")
+        if allowed is not None and not allowed(address):
+            # whoever may invoke the function must not be able to mail its cost and identity data outside
+            raise InvalidRequest("recipients", f"{_shown(address)} is not in ALLOWED_RECIPIENTS")
     return cleaned
 
 
@@ -176,8 +181,16 @@ def is_price_refresh(event: Any) -> bool:
     return True
 
 
-def parse_request(event: Any, *, tz: ZoneInfo, now: datetime, default_recipients: tuple[str, ...]) -> ReportRequest:
-    """Validate the event. Unknown keys are refused rather than ignored: a typo must not send a wrong report."""
+def parse_request(
+    event: Any,
+    *,
+    tz: ZoneInfo,
+    now: datetime,
+    default_recipients: tuple[str, ...],
+    allowed: Callable[[str], bool] | None = None,
+) -> ReportRequest:
+    """Validate the event. Unknown keys are refused rather than ignored: a typo must not send a wrong report.
+    `allowed` says whether an address the event names may receive the report (ALLOWED_RECIPIENTS)."""
     if event is None:
         event = {}
     if not isinstance(event, Mapping):
@@ -199,7 +212,7 @@ def parse_request(event: Any, *, tz: ZoneInfo, now: datetime, default_recipients
         raise InvalidRequest("force", f"must be true or false, got {_shown(force)}")
     return ReportRequest(
         window=_window(event, tz, now),
-        recipients=_recipients(event, default_recipients),
+        recipients=_recipients(event, default_recipients, allowed),
         send_email=send_email,
         force=force,
         partial=event.get("period") == "month_to_date",

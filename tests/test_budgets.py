@@ -296,6 +296,16 @@ def daily_run(s3, day: date, today: Summary, budgets, run_id: str):
     return [(a.status.budget.name, a.status.period_label, a.thresholds, a.threshold) for a in alerts]
 
 
+def test_a_budget_mailing_outside_the_allowed_recipients_is_refused_naming_it():
+    allowed = load_config(
+        {"LOG_GROUP_NAMES": "g", "REPORT_BUCKET": "bucket", "AWS_REGION": "us-east-1", "RECIPIENTS": "a@example.com"}
+    ).is_allowed_recipient
+    body = HEADER + "ok,total,day,10,b@example.com\nleak,total,day,10,b@example.com;spy@rival.io\n"
+    with pytest.raises(ConfigError, match="row 3: recipient 'spy@rival.io' is not in ALLOWED_RECIPIENTS"):
+        parse_budgets(body.encode(), "budgets.csv", KEYS, allowed)
+    assert len(parse_budgets(body.encode(), "budgets.csv", KEYS)) == 2  # without an allowlist (the parser alone)
+
+
 def test_80_then_100_percent_each_alerted_exactly_once(aws):
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=BUCKET)

@@ -233,6 +233,9 @@ def test_a_manual_window_and_recipients(account, records):
         ({"start": END.isoformat(), "end": START.isoformat()}, "end"),
         ({"start": "2024-01-01", "end": "2025-06-01"}, "end"),
         ({"date": DAY.isoformat(), "recipients": ["finops-at-example.com"]}, "recipients"),
+        # outside ALLOWED_RECIPIENTS (by default the domains of RECIPIENTS: @example.com)
+        ({"date": DAY.isoformat(), "recipients": ["me@gmail.com"]}, "recipients"),
+        ({"date": DAY.isoformat(), "recipients": ["cfo@example.com", "cfo@example.com.evil.io"]}, "recipients"),
     ],
 )
 def test_bad_input_gets_an_answer_and_does_nothing(account, event, field):
@@ -272,6 +275,22 @@ def test_the_command_line(account, tmp_path, capsys):
     response = json.loads(capsys.readouterr().out)
     assert code == 2
     assert response["error"]["field"] == "end"
+
+
+def test_recipients_are_allowed_not_free(account, monkeypatch):
+    # GIVEN reports allowed to one outside address and the company's domain
+    monkeypatch.setenv("ALLOWED_RECIPIENTS", "auditor@partner.io,@example.com")
+    # WHEN a run names the auditor, and another someone else at partner.io
+    sent = report({"date": DAY.isoformat(), "recipients": ["auditor@partner.io", "cfo@example.com"]}).response
+    refused = report({"date": DAY.isoformat(), "recipients": ["intern@partner.io"], "force": True}).response
+    # THEN the first goes out, the second is refused naming the address, and nothing more was sent
+    assert sent["email"]["sent"] is True
+    assert refused["status"] == "error" and refused["error"]["field"] == "recipients"
+    assert "'intern@partner.io' is not in ALLOWED_RECIPIENTS" in refused["error"]["message"]
+    assert sorted(a for m in account.sent_emails() for a in set(m.destinations)) == [
+        "auditor@partner.io",
+        "cfo@example.com",
+    ]
 
 
 def test_more_than_50_recipients_are_sent_in_batches(account):

@@ -128,7 +128,7 @@ def _parse_amount(raw: Any) -> Decimal:
     return amount
 
 
-def _parse_recipients(raw: Any) -> tuple[str, ...]:
+def _parse_recipients(raw: Any, allowed: Callable[[str], bool] | None) -> tuple[str, ...]:
     if isinstance(raw, str):
         addresses = [part for part in re.split(r"[;,\s]+", raw) if part]
     elif isinstance(raw, list) and all(isinstance(part, str) for part in raw):
@@ -140,6 +140,9 @@ def _parse_recipients(raw: Any) -> tuple[str, ...]:
     for address in addresses:
         if not is_email(address):
             raise ValueError(f"recipient {address!r} is not an e-mail address")
+        if allowed is not None and not allowed(address):
+            # whoever may write the budgets file must not be able to mail cost data outside
+            raise ValueError(f"recipient {address!r} is not in ALLOWED_RECIPIENTS")
     if len(addresses) > MAX_RECIPIENTS:
         raise ValueError(f"recipients names {len(addresses)} addresses; at most {MAX_RECIPIENTS} are allowed")
     return tuple(dict.fromkeys(addresses))
@@ -153,7 +156,7 @@ def _text(raw: Any, field: str) -> str:
     return raw.strip()
 
 
-def _budget(entry: dict[str, Any], attribution_keys: Sequence[str]) -> Budget:
+def _budget(entry: dict[str, Any], attribution_keys: Sequence[str], allowed: Callable[[str], bool] | None) -> Budget:
     unknown = sorted(set(entry) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r} (the fields are {', '.join(FIELDS)})")
@@ -170,7 +173,7 @@ def _budget(entry: dict[str, Any], attribution_keys: Sequence[str]) -> Budget:
         scope=_parse_scope(_text(entry["scope"], "scope"), attribution_keys),
         period=period,
         amount=_parse_amount(entry["amount"]),
-        recipients=_parse_recipients(entry["recipients"]),
+        recipients=_parse_recipients(entry["recipients"], allowed),
         name=name,
     )
 
@@ -215,7 +218,9 @@ def _json_entries(text: str) -> list[tuple[str, dict[str, Any]]]:
     return entries
 
 
-def parse_budgets(content: bytes, location: str, attribution_keys: Sequence[str]) -> list[Budget]:
+def parse_budgets(
+    content: bytes, location: str, attribution_keys: Sequence[str], allowed: Callable[[str], bool] | None = None
+) -> list[Budget]:
     """The budgets in a CSV or JSON file: by the name's ending (.csv, .json), else JSON when the text starts with
     '[' or '{'. Every problem raises ConfigError("BUDGETS", ...) naming the row or entry and the field."""
     try:
@@ -232,7 +237,7 @@ def parse_budgets(content: bytes, location: str, attribution_keys: Sequence[str]
         raise ConfigError("BUDGETS", f"{location} {err}") from None
     for where, entry in entries:
         try:
-            budget = _budget(entry, attribution_keys)
+            budget = _budget(entry, attribution_keys, allowed)
         except ValueError as err:
             raise ConfigError("BUDGETS", f"{location} {where}: {err}") from None
         if budget.budget_id in seen:
@@ -242,11 +247,14 @@ def parse_budgets(content: bytes, location: str, attribution_keys: Sequence[str]
     return budgets
 
 
-def load_budgets(location: str, s3: S3Client, attribution_keys: Sequence[str]) -> list[Budget]:
-    """BUDGETS read from a local file or s3://bucket/key (on every run: they may change); [] when not set."""
+def load_budgets(
+    location: str, s3: S3Client, attribution_keys: Sequence[str], allowed: Callable[[str], bool] | None = None
+) -> list[Budget]:
+    """BUDGETS read from a local file or s3://bucket/key (on every run: they may change); [] when not set. With
+    `allowed`, every recipient must be an address ALLOWED_RECIPIENTS lets reports go to."""
     if not location:
         return []
-    return parse_budgets(read_location(location, "BUDGETS", s3), location, attribution_keys)
+    return parse_budgets(read_location(location, "BUDGETS", s3), location, attribution_keys, allowed)
 
 
 @dataclass(frozen=True)
@@ -257,11 +265,13 @@ class Budgets:
     problem: str = ""
 
 
-def read_budgets(location: str, s3: S3Client, attribution_keys: Sequence[str]) -> Budgets:
+def read_budgets(
+    location: str, s3: S3Client, attribution_keys: Sequence[str], allowed: Callable[[str], bool]
+) -> Budgets:
     """BUDGETS for a run. The file is data operators edit, not a setting: a row that is wrong (an amount no budget has,
     an address not allowed, a file gone) never stops the report; the email and the summary name it."""
     try:
-        return Budgets(load_budgets(location, s3, attribution_keys))
+        return Budgets(load_budgets(location, s3, attribution_keys, allowed))
     except ConfigError as err:
         log.error("no budget is checked: %s", err)
         return Budgets([], str(err))
