@@ -5,6 +5,7 @@ a call of 1,000,000 input tokens and no output costs $0.06."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -263,3 +264,61 @@ def test_earlier_summaries_with_figures_no_report_writes_are_left_out_and_counte
     # THEN the report goes out, no spike is found in the three days left (0.04, 0.06, 0.05), and both are counted
     assert response["status"] == "ok" and response["spikes"] == 0
     assert summary_document(tagged, response)["footer"]["unreadable_summaries"] == 2
+
+
+def _crossed_day_budget(tagged, monkeypatch):
+    """A day budget the day crosses: bob's one call is $0.06 of $0.05 (120 %)."""
+    budgets = [
+        {"name": "all", "scope": "total", "period": "day", "amount": "0.05", "recipients": ["owner@example.com"]}
+    ]
+    tagged.client("s3").put_object(Bucket=BUCKET, Key="budgets.json", Body=json.dumps(budgets).encode())
+    monkeypatch.setenv("BUDGETS", f"s3://{BUCKET}/budgets.json")
+    day = TODAY - timedelta(days=1)
+    put_records(tagged.client("logs"), GROUP, [call(day, 1, BOB)])
+    return day
+
+
+def to_owner(request) -> bool:
+    """A SendEmail (SES v2, raw content) addressed to the budget's owner."""
+    raw = base64.b64decode(json.loads(request.body)["Content"]["Raw"]["Data"])
+    return b"To: owner@example.com" in raw
+
+
+def _alerts_to(tagged, address: str) -> list[str]:
+    return [m["Subject"] for m in emails(tagged) if address in m["To"]]
+
+
+def test_an_alert_ses_refused_is_sent_by_the_next_run(tagged, monkeypatch):
+    day = _crossed_day_budget(tagged, monkeypatch)
+    # GIVEN SES throttling every send to the budget's owner, past the client's retries: SES took nothing
+    faults = Faults()
+    faults.add(
+        "SendEmail",
+        Faults.error(400, "TooManyRequestsException", "Maximum sending rate exceeded"),
+        times=-1,
+        when=to_owner,
+    )
+    first = run({"date": day.isoformat()}, session=faults.session()).response
+    assert first["budget_alerts"] == [] and _alerts_to(tagged, "owner@example.com") == []
+    (failure,) = summary_document(tagged, first)["watch"]["alert_failures"]
+    assert "TooManyRequestsException" in failure and "the next run sends it" in failure
+    # WHEN the next run comes (SES well again)
+    second = run({"date": day.isoformat(), "force": True}).response
+    # THEN it claims the released alert and sends it, once
+    assert second["budget_alerts"] == [f"all {day.isoformat()} 100 %"]
+    assert len(_alerts_to(tagged, "owner@example.com")) == 1
+    run({"date": day.isoformat(), "force": True})
+    assert len(_alerts_to(tagged, "owner@example.com")) == 1
+
+
+def test_an_alert_ses_may_have_sent_is_never_sent_again(tagged, monkeypatch):
+    day = _crossed_day_budget(tagged, monkeypatch)
+    # GIVEN SES acting on the alert but its answer lost (a 500 after sending): it may have gone out
+    faults = Faults()
+    faults.add("SendEmail", Faults.answer_lost(), times=-1, when=to_owner)
+    first = run({"date": day.isoformat()}, session=faults.session()).response
+    assert "not sent again" in summary_document(tagged, first)["watch"]["alert_failures"][0]
+    # WHEN the next run comes
+    second = run({"date": day.isoformat(), "force": True}).response
+    # THEN the alert is not sent a second time: at most once
+    assert second["budget_alerts"] == [] and len(_alerts_to(tagged, "owner@example.com")) == 1

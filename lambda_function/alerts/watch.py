@@ -31,6 +31,7 @@ from lambda_function.alerts.budgets import (
     spend_from_summaries,
 )
 from lambda_function.alerts.spikes import Spike, baseline, find_spikes, week_before
+from lambda_function.aws import is_ambiguous
 from lambda_function.config import Config
 from lambda_function.delivery.email import Ses
 from lambda_function.errors import DeadlineExceeded
@@ -117,9 +118,15 @@ def watch_spend(
     if send is None:
         return watch
     run_id = str(uuid.uuid4())
+    claimed = Claimed(store, run_id, now)
     for alert in claim_alerts(store, watch.budgets, run_id=run_id, now=now):
         what = f"{alert.status.budget.label} {alert.status.period_label} {alert.threshold} %"
-        _send(watch, what, partial(alert_message, alert, sender=sender, report_label=report_label), send)
+        keys = [
+            store.budget_alert_key(alert.status.budget.budget_id, alert.status.period_label, t)
+            for t in alert.thresholds
+        ]
+        message = partial(alert_message, alert, sender=sender, report_label=report_label)
+        claimed.send(watch, what, keys, message, send)
     # A spike goes to the recipients of the budgets that cover it: the total's, and those of its identity or value.
     for label, spikes in watch.spikes.items():
         for spike in spikes:
@@ -137,7 +144,7 @@ def watch_spend(
             if recipients and store.claim(key, body, run_id=run_id, now=now):
                 what = f"spike {label} {spike.name} {day.isoformat()}"
                 message = partial(_spike_message, label, spike, recipients, factor, sender, report_label)
-                _send(watch, what, message, send)
+                claimed.send(watch, what, [key], message, send)
     return watch
 
 
@@ -150,14 +157,40 @@ def _covers(scope: Scope, label: str, name: str) -> bool:
     return scope.kind == ATTRIBUTED and scope.key == label and scope.value == name
 
 
-def _send(watch: Watch, what: str, message: Callable[[], EmailMessage], send: Callable[[bytes], str]) -> None:
-    try:
-        send(message_bytes(message()))
-        watch.alerts_sent.append(what)
-    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
-        # claimed before sending: this alert is not sent again for the period (at most once, never twice)
-        log.error("alert %s was not sent: %s", what, err)
-        watch.alert_failures.append(f"{what}: {err}")
+@dataclass(frozen=True)
+class Claimed:
+    """Alerts this run claimed: sent, or given back when SES proves it did not take one."""
+
+    store: ReportStore
+    run_id: str
+    now: datetime
+
+    def send(
+        self,
+        watch: Watch,
+        what: str,
+        keys: list[str],
+        message: Callable[[], EmailMessage],
+        send: Callable[[bytes], str],
+    ) -> None:
+        try:
+            send(message_bytes(message()))
+            watch.alerts_sent.append(what)
+            return
+        except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+            failure = err
+        log.error("alert %s was not sent: %s", what, failure)
+        if is_ambiguous(failure):
+            # SES may have sent it: at most once, never twice, so the claim stays and the alert is lost for the period
+            watch.alert_failures.append(f"{what}: {failure} (SES may have sent it: not sent again)")
+            return
+        # SES refused it, or it never reached SES (throttled past the retries, rejected, no time left): the next run
+        # claims it again and sends it
+        released = all(
+            self.store.release(key, run_id=self.run_id, why=str(failure), now=self.now) for key in keys
+        )  # fmt: skip
+        again = "the next run sends it" if released else "its claim could not be given back: not sent again"
+        watch.alert_failures.append(f"{what}: {failure} ({again})")
 
 
 def _spike_message(

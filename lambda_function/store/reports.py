@@ -147,19 +147,37 @@ class ReportStore:
     def claim(self, key: str, document: dict[str, Any], *, run_id: str, now: datetime) -> bool:
         """Create the marker `key` unless it exists: True when this run holds it. Ours all the same when our own
         earlier attempt landed and only its answer was lost (the client retries a PutObject after a timeout or a
-        5xx): the marker then names this run."""
+        5xx): the marker then names this run. A marker an earlier run released (its send provably failed) is taken
+        over, only if unchanged since read."""
         body = (json.dumps({**document, "run_id": run_id, "claimed_at": now.isoformat()}, indent=2) + "\n").encode()
         if self.bucket.create(key, body) is not None:
             return True
-        return self._claimed_by(key) == run_id
+        existing = self._marker(key)
+        if existing is None:
+            return False
+        found, etag = existing
+        if found.get("run_id") == run_id:
+            return True
+        return found.get("released") is True and self.bucket.replace(key, body, etag) is not None
 
-    def _claimed_by(self, key: str) -> str:
+    def release(self, key: str, *, run_id: str, why: str, now: datetime) -> bool:
+        """Give back this run's claim `key` (the service proved it did not act: nothing was sent), so that the next
+        run claims and sends it. Only if the marker still names this run and is unchanged since read."""
+        existing = self._marker(key)
+        if existing is None or existing[0].get("run_id") != run_id:
+            return False
+        released = {**existing[0], "released": True, "released_at": now.isoformat(), "why": why}
+        return self.bucket.replace(key, (json.dumps(released, indent=2) + "\n").encode(), existing[1]) is not None
+
+    def _marker(self, key: str) -> tuple[dict[str, Any], str] | None:
+        """An alert marker's JSON and ETag; None when it is gone or cannot be read (then it is nobody's to take)."""
         try:
             stored = self.bucket.get(key)
-            return str(json.loads(stored.body).get("run_id", "")) if stored else ""
-        except (ClientError, ValueError, AttributeError) as err:
+            document = json.loads(stored.body) if stored else None
+        except (ClientError, ValueError) as err:
             log.warning("cannot read the alert marker %s: %s", self.bucket.uri(key), err)
-            return ""
+            return None
+        return (document, stored.etag) if stored and isinstance(document, dict) else None
 
     def budget_alert_key(self, budget_id: str, period_label: str, threshold: int) -> str:
         """A budget's threshold alerted for a period (`2026-11-20` or `2026-11`): created once, never changed.
