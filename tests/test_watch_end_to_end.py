@@ -322,3 +322,18 @@ def test_an_alert_ses_may_have_sent_is_never_sent_again(tagged, monkeypatch):
     second = run({"date": day.isoformat(), "force": True}).response
     # THEN the alert is not sent a second time: at most once
     assert second["budget_alerts"] == [] and len(_alerts_to(tagged, "owner@example.com")) == 1
+
+
+def test_the_email_lists_the_top_of_each_section_and_the_csv_has_all(tagged):
+    # GIVEN 60 tenants, each one call ($0.06)
+    day = TODAY - timedelta(days=1)
+    put_records(tagged.client("logs"), GROUP, [call(day, n, BOB, team=f"tenant-{n:02d}") for n in range(60)])
+    # WHEN the day is reported
+    response = run({"date": day.isoformat()}).response
+    # THEN the CSV has a row per tenant, the email the first 25 and how many more
+    assert len({row["team"] for row in csv_rows(tagged, response)}) == 60
+    (message,) = [m for m in emails(tagged) if "finops@example.com" in m["To"]]
+    for part in ("plain", "html"):
+        body = message.get_body(preferencelist=(part,)).get_content()
+        assert "... and 35 more team values (every one is in the CSV)" in body
+        assert sum(f"tenant-{n:02d}" in body for n in range(60)) == 25

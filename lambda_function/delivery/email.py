@@ -18,6 +18,9 @@ from lambda_function.store import ReportStore, StoredReport
 from lambda_function.summary import Summary
 
 SES_MAX_RAW_MESSAGE = 40 * 1024 * 1024  # SES v2 SendEmail with raw content: 40 MB after encoding
+# Lines the email lists per section (models, regions, each attribution key, unpriced models); the CSV has them all.
+# 50,000 tenants listed in full made a 31 MB email, past what most mailboxes take (25 MB).
+MAX_EMAIL_LINES = 25
 
 
 class SesClient(Protocol):
@@ -149,5 +152,6 @@ def report_email(
         "spike_factor": config.spike_factor,
         "spike_min_usd": config.spike_min_usd,
         "reconciliation": reconciliation,
+        "max_lines": MAX_EMAIL_LINES,
     }
     return compose_email(context, config.sender, recipients, csv, report.name)
