@@ -22,13 +22,15 @@ cd "$(dirname "$0")/.."
 : "${ATTRIBUTION_KEYS:=}" "${BUDGETS:=}" "${SPIKE_FACTOR:=3}" "${SPIKE_MIN_USD:=1.00}"
 
 : "${SES_REGION:=}"
+# One region for every call: AWS_REGION, AWS_DEFAULT_REGION, else the profile's (scripts/region.sh).
+source scripts/region.sh
+resolve_region
 # The identity the role may send as: the one SES will authorize (the verified address, else its domain).
 # ALERT_RECIPIENTS (the budgets' recipients), when set, are checked against the SES sandbox too.
-SENDER_IDENTITY=$(SES_REGION="$SES_REGION" scripts/ses_check.sh)
+SENDER_IDENTITY=$(AWS_REGION="$region" SES_REGION="$SES_REGION" scripts/ses_check.sh)
 
 # The package must sit in a bucket of the function's region: create it there, or check where it is.
-region="${AWS_REGION:-$(aws configure get region)}"
-if ! aws s3api head-bucket --bucket "$ARTIFACT_BUCKET" 2>/dev/null; then
+if ! aws s3api head-bucket --bucket "$ARTIFACT_BUCKET" --region "$region" 2>/dev/null; then
   echo "creating the artifact bucket $ARTIFACT_BUCKET in $region" >&2
   if [[ "$region" == "us-east-1" ]]; then
     aws s3api create-bucket --bucket "$ARTIFACT_BUCKET" --region "$region" >/dev/null
@@ -36,10 +38,11 @@ if ! aws s3api head-bucket --bucket "$ARTIFACT_BUCKET" 2>/dev/null; then
     aws s3api create-bucket --bucket "$ARTIFACT_BUCKET" --region "$region" \
       --create-bucket-configuration "LocationConstraint=$region" >/dev/null
   fi
-  aws s3api put-public-access-block --bucket "$ARTIFACT_BUCKET" \
+  aws s3api put-public-access-block --bucket "$ARTIFACT_BUCKET" --region "$region" \
     --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
 else
-  where=$(aws s3api get-bucket-location --bucket "$ARTIFACT_BUCKET" --query LocationConstraint --output text)
+  where=$(aws s3api get-bucket-location --bucket "$ARTIFACT_BUCKET" --region "$region" \
+    --query LocationConstraint --output text)
   [[ "$where" == "None" || "$where" == "null" || -z "$where" ]] && where=us-east-1
   if [[ "$where" != "$region" ]]; then
     echo "the artifact bucket $ARTIFACT_BUCKET is in $where; Lambda reads its package from $region: use a bucket there" >&2
@@ -49,8 +52,9 @@ fi
 
 artifact=dist/bedrock-usage-report.zip
 key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
-aws s3 cp "$artifact" "s3://$ARTIFACT_BUCKET/$key"
+aws s3 cp "$artifact" "s3://$ARTIFACT_BUCKET/$key" --region "$region"
 aws cloudformation deploy \
+  --region "$region" \
   --template-file cloudformation/template.yaml \
   --stack-name "$STACK_NAME" \
   --capabilities CAPABILITY_IAM \
@@ -64,4 +68,4 @@ aws cloudformation deploy \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
     "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT" \
     "AttributionKeys=$ATTRIBUTION_KEYS" "Budgets=$BUDGETS" "SpikeFactor=$SPIKE_FACTOR" "SpikeMinUsd=$SPIKE_MIN_USD"
-aws cloudformation describe-stacks --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table
+aws cloudformation describe-stacks --region "$region" --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

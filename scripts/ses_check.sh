@@ -2,13 +2,18 @@
 # Before `make deploy`: which SES identity may send as SENDER, and is the account still in the SES sandbox?
 # SES authorizes a send against the address identity when that address is verified, else against its domain:
 # granting the role the other one gives AccessDenied. Prints the identity to grant on stdout; advice on stderr.
-# Needs SENDER and RECIPIENTS; SES_REGION (default: the CLI's region); ALERT_RECIPIENTS (optional: the budgets'
-# recipients, who get budget and spike alerts) are checked against the sandbox too.
+# Needs SENDER and RECIPIENTS; SES_REGION (default: the stack's region, AWS_REGION, AWS_DEFAULT_REGION or the
+# profile's); ALERT_RECIPIENTS (optional: the budgets' recipients, who get budget and spike alerts) are checked
+# against the sandbox too.
 set -euo pipefail
 : "${SENDER:?set SENDER}" "${RECIPIENTS:?set RECIPIENTS}"
-region="${SES_REGION:-$(aws configure get region 2>/dev/null || true)}"
-region="${region:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}"
-[[ -n "$region" ]] || { echo "set SES_REGION (or the CLI's region): where SES sends from" >&2; exit 2; }
+source "$(dirname "$0")/region.sh"
+if [[ -n "${SES_REGION:-}" ]]; then
+  region="$SES_REGION"
+  echo "SES region: $region (from SES_REGION)" >&2
+else
+  resolve_region
+fi
 
 address="$SENDER"
 [[ "$address" == *"<"*">"* ]] && address="${address##*<}" && address="${address%%>*}"

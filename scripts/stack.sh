@@ -3,14 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${STACK_NAME:=bedrock-usage-report}"
-output() { aws cloudformation describe-stacks --stack-name "$STACK_NAME" --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text; }
+source scripts/region.sh
+resolve_region  # the stack's region: AWS_REGION, AWS_DEFAULT_REGION or the profile's; every call below passes it
+output() {
+  aws cloudformation describe-stacks --region "$region" --stack-name "$STACK_NAME" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+}
 mkdir -p out
 case "${1:-}" in
   invoke)
     # EVENT='{"date": "2026-11-20"}' or '{"start": "...", "end": "..."}'; default: yesterday
     # A synchronous invoke waits for the whole run: the CLI's default 60 s read timeout would cut it short and the
     # CLI would invoke again. The function's timeout is 15 minutes; the read timeout is a little longer.
-    meta=$(aws lambda invoke --function-name "$(output FunctionName)" --cli-binary-format raw-in-base64-out \
+    meta=$(aws lambda invoke --region "$region" --function-name "$(output FunctionName)" --cli-binary-format raw-in-base64-out \
       --cli-read-timeout 960 --cli-connect-timeout 30 \
       --payload "${EVENT:-{\}}" out/invoke-response.json)
     cat out/invoke-response.json; echo
@@ -27,7 +32,7 @@ case "${1:-}" in
     bucket=$(output ReportBucket); prefix=$(output ReportPrefix)
     day="$FROM"
     while [[ ! "$day" > "$TO" ]]; do
-      aws s3 cp "s3://$bucket/$prefix/reports/${day//-//}/" out/ --recursive --exclude '*' --include '*.csv'
+      aws s3 cp --region "$region" "s3://$bucket/$prefix/reports/${day//-//}/" out/ --recursive --exclude '*' --include '*.csv'
       day=$(date -u -d "$day + 1 day" +%F)
     done
     ;;

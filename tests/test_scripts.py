@@ -3,13 +3,23 @@ non-zero when the report failed."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Whatever the developer's shell says about regions and profiles, the scripts under test see only what a test sets.
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "SES_REGION")
+
+
+def clean_env(bin_dir: Path, **extra: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in REGION_VARIABLES}
+    return {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}", **extra}
 
 
 def stub_aws(tmp_path: Path, answer: str, function_error: bool) -> Path:
@@ -32,10 +42,11 @@ esac
 
 def invoke(tmp_path: Path, answer: str, function_error: bool = False) -> subprocess.CompletedProcess:
     bin_dir = stub_aws(tmp_path, answer, function_error)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "EVENT": '{"date": "2026-11-20"}'}
+    env = clean_env(bin_dir, EVENT='{"date": "2026-11-20"}', AWS_REGION="eu-west-1")
     work = tmp_path / "repo"
     (work / "scripts").mkdir(parents=True)
-    (work / "scripts" / "stack.sh").write_text((ROOT / "scripts" / "stack.sh").read_text())
+    for script in ("stack.sh", "region.sh"):
+        shutil.copy(ROOT / "scripts" / script, work / "scripts" / script)
     return subprocess.run(
         ["bash", str(work / "scripts" / "stack.sh"), "invoke"], env=env, capture_output=True, text=True, check=False
     )
@@ -85,14 +96,9 @@ esac
 
 def ses_check(tmp_path: Path, verified: set[str], production: bool = True, **extra: str) -> subprocess.CompletedProcess:
     bin_dir = ses_stub(tmp_path, verified, production)
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "SENDER": "Bedrock reports <reports@example.com>",
-        "RECIPIENTS": "finops@example.com,cfo@other.org",
-        **extra,
-    }
-    env.pop("SES_REGION", None)
+    env = clean_env(
+        bin_dir, SENDER="Bedrock reports <reports@example.com>", RECIPIENTS="finops@example.com,cfo@other.org", **extra
+    )
     return subprocess.run(
         ["bash", str(ROOT / "scripts" / "ses_check.sh")], env=env, capture_output=True, text=True, check=False
     )
@@ -142,3 +148,145 @@ def test_make_deploy_passes_every_report_setting_of_the_stack():
     deploy = (ROOT / "scripts" / "deploy.sh").read_text()
     assert "AttributionKeys" in settings and "Budgets" in settings
     assert [name for name in settings if f'"{name}=$' not in deploy] == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One region, resolved once: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's; printed; passed to every call.
+
+RECORDING_AWS = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["AWS_CALLS"], "a") as calls:
+    calls.write(json.dumps(args) + "\\n")
+def value(flag):
+    return args[args.index(flag) + 1] if flag in args else ""
+verb = " ".join(args[:2])
+if args[:3] == ["configure", "get", "region"]:
+    region = os.environ.get("PROFILE_REGION", "")
+    print(region) if region else sys.exit(1)
+elif verb == "sesv2 get-email-identity":
+    if value("--email-identity") not in os.environ.get("VERIFIED", "").split(","):
+        sys.exit(254)
+    print("True")
+elif verb == "sesv2 get-account":
+    print(os.environ.get("PRODUCTION", "True"))
+elif verb == "sts get-caller-identity":
+    print("arn:aws:iam::123456789012:user/deployer")
+elif verb == "s3api get-bucket-location":
+    print(value("--region"))  # the artifact bucket lives wherever it is asked for
+elif verb == "cloudformation describe-stacks":
+    print("bedrock-usage-report-report")
+elif verb == "lambda invoke":
+    open(args[-1], "w").write('{"status": "ok"}')
+    print('{"StatusCode": 200}')
+"""
+
+
+def recording_aws(tmp_path: Path) -> Path:
+    """An `aws` that records every call's arguments (one JSON list a line in $AWS_CALLS) and answers enough of
+    configure, SES, STS, S3, CloudFormation and Lambda for the three scripts to run through."""
+    bin_dir = tmp_path / "recbin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(RECORDING_AWS.replace("{python}", sys.executable))
+    (bin_dir / "aws").chmod(0o755)
+    return bin_dir
+
+
+def scripts_repo(tmp_path: Path) -> Path:
+    """A checkout with the scripts, a package to upload and the template, as `make deploy` leaves them."""
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT / "scripts", work / "scripts")
+    (work / "dist").mkdir()
+    (work / "dist" / "bedrock-usage-report.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    (work / "cloudformation").mkdir()
+    shutil.copy(ROOT / "cloudformation" / "template.yaml", work / "cloudformation" / "template.yaml")
+    return work
+
+
+DEPLOY_SETTINGS = {
+    "ARTIFACT_BUCKET": "artifacts",
+    "LOG_GROUP_ARNS": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/bedrock/modelinvocations",
+    "SENDER": "Bedrock reports <reports@example.com>",
+    "RECIPIENTS": "finops@example.com",
+    "ALARM_EMAIL": "oncall@example.com",
+    "VERIFIED": "example.com",
+}
+SCRIPT_RUNS = {
+    "deploy.sh": [],
+    "stack.sh": ["invoke"],
+    "ses_check.sh": [],
+}
+
+
+def run_script(tmp_path: Path, script: str, **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+    work = scripts_repo(tmp_path)
+    calls = tmp_path / "calls"
+    calls.touch()
+    environment = clean_env(recording_aws(tmp_path), AWS_CALLS=str(calls), **DEPLOY_SETTINGS, **env)
+    result = subprocess.run(
+        ["bash", str(work / "scripts" / script), *SCRIPT_RUNS[script]],
+        cwd=work,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, [json.loads(line) for line in calls.read_text().splitlines()]
+
+
+def regions_passed(calls: list[list[str]]) -> list[str]:
+    """The --region of every call but `aws configure get region` (which reads the profile, and takes none)."""
+    passed = []
+    for args in calls:
+        if args[:3] == ["configure", "get", "region"]:
+            continue
+        assert "--region" in args, args
+        passed.append(args[args.index("--region") + 1])
+    return passed
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_RUNS))
+@pytest.mark.parametrize(
+    ("env", "region", "source"),
+    [
+        # AWS_REGION wins over the others, as it does in the AWS CLI v2
+        (
+            {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2", "PROFILE_REGION": "us-east-1"},
+            "eu-west-1",
+            "AWS_REGION",
+        ),
+        # only AWS_DEFAULT_REGION: deploy.sh used to exit 1 without a word
+        ({"AWS_DEFAULT_REGION": "eu-central-1", "PROFILE_REGION": "us-east-1"}, "eu-central-1", "AWS_DEFAULT_REGION"),
+        ({"PROFILE_REGION": "ap-south-1"}, "ap-south-1", "the profile"),
+    ],
+    ids=["AWS_REGION", "AWS_DEFAULT_REGION", "profile"],
+)
+def test_one_region_is_resolved_printed_and_passed_to_every_call(tmp_path, script, env, region, source):
+    result, calls = run_script(tmp_path, script, **env)
+    assert result.returncode == 0, result.stderr
+    assert f"region: {region} (from {source}" in result.stderr
+    assert calls and set(regions_passed(calls)) == {region}, calls
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_RUNS))
+def test_no_region_anywhere_stops_with_a_message_before_any_call(tmp_path, script):
+    result, calls = run_script(tmp_path, script)
+    assert result.returncode != 0
+    assert "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)" in result.stderr
+    assert all(args[:3] == ["configure", "get", "region"] for args in calls), calls
+
+
+def test_ses_is_checked_in_the_stacks_region_unless_ses_region_says_otherwise(tmp_path):
+    # with AWS_REGION=eu-west-1 and a profile in us-east-1, SES was checked in one region and the stack deployed in
+    # the other
+    result, calls = run_script(tmp_path, "deploy.sh", AWS_REGION="eu-west-1", PROFILE_REGION="us-east-1")
+    assert result.returncode == 0, result.stderr
+    ses = [args for args in calls if args[0] == "sesv2"]
+    assert ses and {args[args.index("--region") + 1] for args in ses} == {"eu-west-1"}
+    deploy = next(args for args in calls if args[:2] == ["cloudformation", "deploy"])
+    assert deploy[deploy.index("--region") + 1] == "eu-west-1"
+
+    result, calls = run_script(tmp_path / "ses", "deploy.sh", AWS_REGION="eu-west-1", SES_REGION="us-east-1")
+    assert result.returncode == 0, result.stderr
+    assert {args[args.index("--region") + 1] for args in calls if args[0] == "sesv2"} == {"us-east-1"}
+    assert {args[args.index("--region") + 1] for args in calls if args[0] != "sesv2"} == {"eu-west-1"}
