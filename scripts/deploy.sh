@@ -25,6 +25,10 @@ cd "$(dirname "$0")/.."
 # One region for every call: AWS_REGION, AWS_DEFAULT_REGION, else the profile's (scripts/region.sh).
 source scripts/region.sh
 resolve_region
+# Addresses as the stack takes them: no spaces, lower case (IAM compares ses:Recipients case-sensitively).
+lower() { tr -d '[:space:]' <<<"$1" | tr '[:upper:]' '[:lower:]'; }
+RECIPIENTS=$(lower "$RECIPIENTS") ALERT_RECIPIENTS=$(lower "${ALERT_RECIPIENTS:-}")
+export RECIPIENTS ALERT_RECIPIENTS
 # The identity the role may send as: the one SES will authorize (the verified address, else its domain).
 # ALERT_RECIPIENTS (the budgets' recipients), when set, are checked against the SES sandbox too.
 SENDER_IDENTITY=$(AWS_REGION="$region" SES_REGION="$SES_REGION" scripts/ses_check.sh)

@@ -222,7 +222,7 @@ def run_script(tmp_path: Path, script: str, **env: str) -> tuple[subprocess.Comp
     work = scripts_repo(tmp_path)
     calls = tmp_path / "calls"
     calls.touch()
-    environment = clean_env(recording_aws(tmp_path), AWS_CALLS=str(calls), **DEPLOY_SETTINGS, **env)
+    environment = clean_env(recording_aws(tmp_path), AWS_CALLS=str(calls), **{**DEPLOY_SETTINGS, **env})
     result = subprocess.run(
         ["bash", str(work / "scripts" / script), *SCRIPT_RUNS[script]],
         cwd=work,
@@ -290,3 +290,19 @@ def test_ses_is_checked_in_the_stacks_region_unless_ses_region_says_otherwise(tm
     assert result.returncode == 0, result.stderr
     assert {args[args.index("--region") + 1] for args in calls if args[0] == "sesv2"} == {"us-east-1"}
     assert {args[args.index("--region") + 1] for args in calls if args[0] != "sesv2"} == {"eu-west-1"}
+
+
+def parameter_overrides(calls: list[list[str]]) -> dict[str, str]:
+    """The stack parameters of the recorded `aws cloudformation deploy`."""
+    deploy = next(args for args in calls if args[:2] == ["cloudformation", "deploy"])
+    overrides = deploy[deploy.index("--parameter-overrides") + 1 :]
+    return dict(item.split("=", 1) for item in overrides if "=" in item and not item.startswith("--"))
+
+
+def test_deploy_gives_the_stack_addresses_as_its_patterns_take_them(tmp_path):
+    # the stack takes lower-case addresses without spaces (IAM compares ses:Recipients case-sensitively)
+    result, calls = run_script(
+        tmp_path, "deploy.sh", AWS_REGION="eu-west-1", RECIPIENTS="FinOps@Example.com, cfo@example.com"
+    )
+    assert result.returncode == 0, result.stderr
+    assert parameter_overrides(calls)["Recipients"] == "finops@example.com,cfo@example.com"
