@@ -21,17 +21,33 @@ cd "$(dirname "$0")/.."
 : "${LOG_LEVEL:=INFO}" "${RECONCILE_LAG_DAYS:=2}" "${RECONCILE_COST_METRIC:=UnblendedCost}" "${RECONCILE_ALERT_PERCENT:=5}"
 : "${ATTRIBUTION_KEYS:=}" "${BUDGETS:=}" "${SPIKE_FACTOR:=3}" "${SPIKE_MIN_USD:=1.00}"
 
-: "${SES_REGION:=}"
+: "${SES_REGION:=}" "${ALERT_RECIPIENTS:=}" "${ALLOWED_RECIPIENTS:=}"
 # One region for every call: AWS_REGION, AWS_DEFAULT_REGION, else the profile's (scripts/region.sh).
 source scripts/region.sh
 resolve_region
 # Addresses as the stack takes them: no spaces, lower case (IAM compares ses:Recipients case-sensitively).
 lower() { tr -d '[:space:]' <<<"$1" | tr '[:upper:]' '[:lower:]'; }
-RECIPIENTS=$(lower "$RECIPIENTS") ALERT_RECIPIENTS=$(lower "${ALERT_RECIPIENTS:-}")
-export RECIPIENTS ALERT_RECIPIENTS
-# The identity the role may send as: the one SES will authorize (the verified address, else its domain).
-# ALERT_RECIPIENTS (the budgets' recipients), when set, are checked against the SES sandbox too.
-SENDER_IDENTITY=$(AWS_REGION="$region" SES_REGION="$SES_REGION" scripts/ses_check.sh)
+RECIPIENTS=$(lower "$RECIPIENTS") ALERT_RECIPIENTS=$(lower "$ALERT_RECIPIENTS")
+ALLOWED_RECIPIENTS=$(lower "$ALLOWED_RECIPIENTS")
+# Who may receive reports and alerts: by default the domains of RECIPIENTS (the function's own default), given to
+# the stack explicitly so that the role's SES grant carries them as its ses:Recipients condition.
+if [[ -z "$ALLOWED_RECIPIENTS" ]]; then
+  ALLOWED_RECIPIENTS=$(tr ',' '\n' <<<"$RECIPIENTS" | sed -n 's/^[^@]*@/@/p' | sort -u | paste -sd, -)
+fi
+
+# The identities the role may send through: the sender's (its verified address, else its domain) and the verified
+# recipients' (every recipient, in the SES sandbox); ses_check.sh stops here when SES would not deliver.
+ses=$(AWS_REGION="$region" SES_REGION="$SES_REGION" RECIPIENTS="$RECIPIENTS" ALERT_RECIPIENTS="$ALERT_RECIPIENTS" \
+  ALLOWED_RECIPIENTS="$ALLOWED_RECIPIENTS" scripts/ses_check.sh)
+SENDER_IDENTITY=$(sed -n 1p <<<"$ses")
+recipient_identities=$(sed -n 2p <<<"$ses")
+SES_RECIPIENT_IDENTITY_ARNS=
+if [[ -n "$recipient_identities" ]]; then
+  caller=$(aws sts get-caller-identity --region "$region" --query Arn --output text)  # arn:<partition>:...:<account>:...
+  partition=$(cut -d: -f2 <<<"$caller") account=$(cut -d: -f5 <<<"$caller")
+  SES_RECIPIENT_IDENTITY_ARNS=$(tr ',' '\n' <<<"$recipient_identities" |
+    sed "s|^|arn:$partition:ses:${SES_REGION:-$region}:$account:identity/|" | paste -sd, -)
+fi
 
 # The package must sit in a bucket of the function's region: create it there, or check where it is.
 if ! aws s3api head-bucket --bucket "$ARTIFACT_BUCKET" --region "$region" 2>/dev/null; then
@@ -65,6 +81,7 @@ aws cloudformation deploy \
   --no-fail-on-empty-changeset \
   --parameter-overrides \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
+    "AllowedRecipients=$ALLOWED_RECIPIENTS" "SesRecipientIdentityArns=$SES_RECIPIENT_IDENTITY_ARNS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
     "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" "PandasLayerVersion=$PANDAS_LAYER_VERSION" \
     "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \

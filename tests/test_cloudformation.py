@@ -95,6 +95,7 @@ def test_the_stack_deploys_to_moto(aws):
             {"ParameterKey": "Sender", "ParameterValue": "reports@example.com"},
             {"ParameterKey": "SenderIdentity", "ParameterValue": "example.com"},
             {"ParameterKey": "Recipients", "ParameterValue": "finops@example.com"},
+            {"ParameterKey": "AllowedRecipients", "ParameterValue": "@example.com,cfo@partner.org"},
             {"ParameterKey": "ReportTimezone", "ParameterValue": "Europe/Berlin"},
             {"ParameterKey": "ArtifactBucket", "ParameterValue": "artifacts"},
             {"ParameterKey": "ArtifactKey", "ParameterValue": "pkg.zip"},
@@ -126,6 +127,7 @@ def test_the_stack_deploys_to_moto(aws):
     assert env["LOG_GROUP_NAMES"] == ",".join(LOG_GROUPS)
     assert env["REPORT_BUCKET"] == outputs["ReportBucket"]
     assert env["REPORT_TIMEZONE"] == "Europe/Berlin"
+    assert env["ALLOWED_RECIPIENTS"] == "@example.com,cfo@partner.org"
     assert function["Timeout"] == 900
 
     # AND the bucket is private, encrypted and versioned
@@ -146,6 +148,11 @@ def test_the_stack_deploys_to_moto(aws):
     assert statements["CheckLogGroups"]["Resource"] == f"arn:aws:logs:*:{ACCOUNT}:log-group:*"
     assert statements["SendAsSender"]["Resource"] == f"arn:aws:ses:us-east-1:{ACCOUNT}:identity/example.com"
     assert statements["SendAsSender"]["Action"] == "ses:SendEmail"  # SES v2, raw content: nothing else called
+    # only as the sender, only to the allowed recipients (an @domain entry as *@domain)
+    assert statements["SendAsSender"]["Condition"] == {
+        "StringEquals": {"ses:FromAddress": "reports@example.com"},
+        "ForAllValues:StringLike": {"ses:Recipients": ["reports@example.com", "*@example.com", "cfo@partner.org"]},
+    }
     star = [s["Sid"] for s in document["Statement"] if s.get("Resource") == "*"]
     # GetQueryResults/StopQuery and the Price List's GetProducts have no resource-level permissions
     assert sorted(star) == ["CostExplorer", "PriceList", "QueryResults"]

@@ -105,16 +105,18 @@ def ses_check(tmp_path: Path, verified: set[str], production: bool = True, **ext
 
 
 @pytest.mark.parametrize(
-    ("verified", "identity"),
+    ("verified", "identity", "recipient_identities"),
     [
-        # SES authorizes against the address identity whenever it is verified, even with the domain verified too
-        ({"reports@example.com", "example.com"}, "reports@example.com"),
-        ({"example.com"}, "example.com"),
+        # SES authorizes against the address identity whenever it is verified, even with the domain verified too;
+        # finops@example.com is then authorized against the domain as well, a second identity to grant
+        ({"reports@example.com", "example.com"}, "reports@example.com", "example.com"),
+        ({"example.com"}, "example.com", ""),
     ],
 )
-def test_the_identity_granted_is_the_one_ses_authorizes(tmp_path, verified, identity):
+def test_the_identity_granted_is_the_one_ses_authorizes(tmp_path, verified, identity, recipient_identities):
     result = ses_check(tmp_path, verified)
-    assert result.returncode == 0 and result.stdout.strip() == identity
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [identity, recipient_identities]
     assert "sandbox" not in result.stderr
 
 
@@ -124,18 +126,36 @@ def test_no_verified_identity_stops_the_deploy_and_says_what_to_do(tmp_path):
     assert "aws sesv2 create-email-identity --email-identity reports@example.com --region us-east-1" in result.stderr
 
 
-def test_the_sandbox_names_the_recipients_who_would_get_nothing(tmp_path):
+def test_a_sandboxed_account_with_an_unverified_recipient_stops_the_deploy_with_the_commands(tmp_path):
+    # it only warned: the stack deployed, and every email was refused
     result = ses_check(tmp_path, {"example.com"}, production=False)
-    assert result.returncode == 0 and result.stdout.strip() == "example.com"
+    assert result.returncode == 1 and result.stdout == ""
     # finops@example.com is covered by the verified domain; cfo@other.org is not
-    assert "in the sandbox" in result.stderr and "would get nothing: cfo@other.org" in result.stderr
-    assert "finops@example.com" not in result.stderr.split("would get nothing:")[1].splitlines()[0]
+    assert "in the sandbox" in result.stderr and "would get nothing: cfo@other.org\n" in result.stderr
+    assert "aws sesv2 create-email-identity --email-identity cfo@other.org --region us-east-1" in result.stderr
+    assert "--email-identity finops@example.com" not in result.stderr
+    assert "aws sesv2 put-account-details --production-access-enabled" in result.stderr
 
 
 def test_the_sandbox_check_covers_the_budgets_alert_recipients(tmp_path):
     result = ses_check(tmp_path, {"example.com"}, production=False, ALERT_RECIPIENTS="lead@example.com,ops@team.io")
     # lead@example.com is covered by the verified domain; ops@team.io and cfo@other.org are not
+    assert result.returncode == 1
     assert "would get nothing: cfo@other.org ops@team.io" in result.stderr
+
+
+def test_a_sandboxed_account_with_every_recipient_verified_grants_their_identities(tmp_path):
+    result = ses_check(
+        tmp_path,
+        {"example.com", "cfo@other.org", "partner.org", "team.io"},
+        production=False,
+        ALERT_RECIPIENTS="ops@team.io",
+        ALLOWED_RECIPIENTS="@example.com,cfo@other.org,@partner.org,@unverified.org",
+    )
+    assert result.returncode == 0, result.stderr
+    # the sender's own identity (example.com) is granted already; a verified @domain entry is granted for a
+    # manual run's recipients there, an unverified one has nothing to grant
+    assert result.stdout.splitlines() == ["example.com", "cfo@other.org,team.io,partner.org"]
 
 
 def test_make_deploy_passes_every_report_setting_of_the_stack():
@@ -306,3 +326,39 @@ def test_deploy_gives_the_stack_addresses_as_its_patterns_take_them(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert parameter_overrides(calls)["Recipients"] == "finops@example.com,cfo@example.com"
+
+
+def test_a_first_deploy_on_a_sandboxed_account_grants_the_recipients_identities(tmp_path):
+    result, calls = run_script(
+        tmp_path,
+        "deploy.sh",
+        AWS_REGION="eu-west-1",
+        PRODUCTION="False",
+        VERIFIED="example.com,cfo@other.org",
+        RECIPIENTS="finops@example.com,cfo@other.org",
+    )
+    assert result.returncode == 0, result.stderr
+    parameters = parameter_overrides(calls)
+    assert parameters["SenderIdentity"] == "example.com"
+    # the account and partition from STS, the region SES's
+    assert parameters["SesRecipientIdentityArns"] == "arn:aws:ses:eu-west-1:123456789012:identity/cfo@other.org"
+    # the function's default, the domains of RECIPIENTS, given to the stack for the SES grant's condition
+    assert parameters["AllowedRecipients"] == "@example.com,@other.org"
+
+
+def test_a_deploy_that_ses_would_not_deliver_stops_before_anything_is_uploaded(tmp_path):
+    result, calls = run_script(
+        tmp_path, "deploy.sh", AWS_REGION="eu-west-1", PRODUCTION="False", RECIPIENTS="finops@example.com,cfo@other.org"
+    )
+    assert result.returncode == 1
+    assert "aws sesv2 create-email-identity --email-identity cfo@other.org --region eu-west-1" in result.stderr
+    assert [args for args in calls if args[0] in ("s3", "cloudformation")] == []
+
+
+def test_explicit_allowed_recipients_are_passed_as_given(tmp_path):
+    result, calls = run_script(
+        tmp_path, "deploy.sh", AWS_REGION="eu-west-1", ALLOWED_RECIPIENTS="@Example.com, cfo@other.org"
+    )
+    assert result.returncode == 0, result.stderr
+    assert parameter_overrides(calls)["AllowedRecipients"] == "@example.com,cfo@other.org"
+    assert parameter_overrides(calls)["SesRecipientIdentityArns"] == ""

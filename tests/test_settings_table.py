@@ -245,6 +245,11 @@ SAMPLES: dict[str, dict[str, list[str]]] = {
         # lower case and commas only: IAM compares ses:Recipients case-sensitively; "" sends to the event's only
         "only_the_stack_refuses": ["", "FinOps@example.com", "a@x.com, b@y.com", "a@x.com b@y.com"],
     },
+    "AllowedRecipients": {
+        "both_refuse": ["example.com", "@example", "finops@", "@", "a@b.com;c@d.com", "@example.com,finops"],
+        # lower case and commas only: the role's ses:Recipients condition is made of them (IAM compares exactly)
+        "only_the_stack_refuses": ["@Example.com", "FinOps@example.com", "@example.com, @partner.org", "@a.com @b.org"],
+    },
     "ReportTimezone": {
         "both_refuse": ["Europe Berlin", "../etc/passwd", "/UTC", "Europe/"],
         "only_the_stack_refuses": [""],
@@ -326,6 +331,8 @@ def test_what_the_stack_accepts_loads_as_given(parameter):
         if parameter in ("ReportPrefix", "PriceOverrides", "Budgets", "SesRegion", "AttributionKeys", "Recipients"):
             parsed = setting.parse(value)
             assert (",".join(parsed) if isinstance(parsed, tuple) else parsed) == value
+        if parameter == "AllowedRecipients":  # the same entries as the role's ses:Recipients (a repeat read once)
+            assert set(setting.parse(value)) == set(value.split(",")) - {""}
 
     check()
 
