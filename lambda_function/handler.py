@@ -7,7 +7,6 @@ event -> request -> preflight -> usage (sources/) -> prices (pricing/) -> report
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -25,7 +24,7 @@ from lambda_function.config import Config, load_config
 from lambda_function.delivery.email import Claim, Ses, report_email, send_report_once
 from lambda_function.delivery.once import NOT_ASKED
 from lambda_function.errors import InvalidRequest
-from lambda_function.metrics import report_metrics
+from lambda_function.metrics import function_name, publish, report_metrics
 from lambda_function.outcome import RunOutcome
 from lambda_function.pricing.prices import PriceTables, changes_since, load_prices, price_frame
 from lambda_function.pricing.refresh import refresh_prices
@@ -58,7 +57,7 @@ class ReportRun:
     message: bytes = b""
     html: str = ""
     totals: QueryTotals = field(default_factory=QueryTotals)
-    metrics: list[dict[str, Any]] = field(default_factory=list)  # EMF records; the Lambda entry point prints them
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.emf records; lambda_handler publishes them
 
 
 def run_report(
@@ -107,7 +106,7 @@ def run_report(
     )
     sent = send_report_once(store, stored, ses, email, summary.window, run.claim(request)) if ses else NOT_ASKED
     # 10. The answer, and the run's metrics
-    outcome = RunOutcome(summary.window, stored.uri, summary_uri, report.totals, usage.totals, sent, watch, bill.result)
+    outcome = RunOutcome(request, stored.uri, summary_uri, report.totals, usage.totals, sent, watch, bill.result)
     metrics = [report_metrics(outcome)] + ([bill.metric] if bill.metric else [])
     return ReportRun(outcome.response(), report.csv, email.raw, email.rendered.html, usage.totals, metrics)
 
@@ -242,6 +241,5 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         timeout = context.get_remaining_time_in_millis() / 1000
     run = run_report(event, config, AwsClients(config.default_region), now=datetime.now(UTC), timeout=timeout)
-    for record in run.metrics:
-        print(json.dumps(record))  # Embedded Metric Format: a log line CloudWatch turns into metrics
+    publish(run.metrics, function_name(context))  # Embedded Metric Format: log lines CloudWatch turns into metrics
     return run.response

@@ -7,13 +7,14 @@ from typing import Any
 
 from lambda_function.alerts.watch import Watch
 from lambda_function.delivery.once import EmailOutcome
+from lambda_function.request import ReportRequest
 from lambda_function.sources.insights import QueryTotals
 from lambda_function.summary import ReportSummary
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    window: dict[str, str]  # ReportWindow.as_json()
+    request: ReportRequest  # what was asked: the window, and whether by the schedule
     report_uri: str
     summary_uri: str
     totals: ReportSummary
@@ -21,6 +22,16 @@ class RunOutcome:
     email: EmailOutcome
     watch: Watch | None = None
     reconciliation: dict[str, Any] | None = None
+
+    @property
+    def window(self) -> dict[str, str]:
+        return self.request.window.as_json()
+
+    @property
+    def delivered_on_schedule(self) -> bool:
+        """What the heartbeat alarm counts: a scheduled run whose report is written and whose email went out, now or
+        in an earlier run. A run by hand, or one that sends no email, says nothing about the schedule."""
+        return self.request.scheduled and self.email.asked and (self.email.sent or self.email.already_sent)
 
     def response(self) -> dict[str, Any]:
         """The answer to the invocation (and the CLI's stdout)."""

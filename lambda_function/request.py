@@ -34,6 +34,9 @@ class ReportRequest:
     send_email: bool
     force: bool = False  # send the email again even if this window's email went out before
     partial: bool = False  # month to date: the window stops at the run, not at the end of a period
+    # From the schedule (it sends `scheduled_time`, or an EventBridge rule's "Scheduled Event"), not by hand: only a
+    # scheduled run's delivery tells the heartbeat alarm that the schedule works
+    scheduled: bool = False
 
 
 def _shown(value: Any) -> str:
@@ -198,7 +201,8 @@ def parse_request(
     odd_keys = [key for key in event if not isinstance(key, str)]
     if odd_keys:  # only a Python caller can do this; JSON object keys are strings
         raise InvalidRequest("event", f"keys must be strings, got {_shown(odd_keys[0])}")
-    if event.get("detail-type") == "Scheduled Event" and set(event) <= _SCHEDULED_EVENT_KEYS:
+    from_rule = event.get("detail-type") == "Scheduled Event" and set(event) <= _SCHEDULED_EVENT_KEYS
+    if from_rule:
         event = {"scheduled_time": event["time"]} if "time" in event else {}
     unknown = sorted(set(event) - set(ALLOWED_KEYS))
     if unknown:
@@ -216,6 +220,7 @@ def parse_request(
         send_email=send_email,
         force=force,
         partial=event.get("period") == "month_to_date",
+        scheduled=from_rule or "scheduled_time" in event,
     )
 
 

@@ -304,15 +304,16 @@ def test_more_than_50_recipients_are_sent_in_batches(account):
 
 
 def test_the_run_metrics_for_cloudwatch(account, capsys):
-    # the Lambda entry point prints one Embedded Metric Format line per run (no API call, no IAM)
-    response = lambda_handler({"date": DAY.isoformat()}, None)
+    # the Lambda entry point prints one Embedded Metric Format line per run (no API call, no IAM), through Powertools:
+    # each value an array; tests/test_metrics.py holds the lines to the specification
+    response = lambda_handler({"scheduled_time": f"{TODAY.isoformat()}T00:00:00Z"}, None)  # what the schedule sends
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     (record,) = [line for line in lines if "ReportDelivered" in line]
     assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BedrockUsageReport"
-    assert record["ReportDelivered"] == 1 and response["email"]["sent"] is True
-    assert record["TotalCostUSD"] == float(response["total_cost_usd"])
-    assert record["Invocations"] == response["invocations"] == 3_000
-    assert record["UnpricedInvocations"] > 0  # the unknown model's calls
+    assert record["ReportDelivered"] == [1] and response["email"]["sent"] is True
+    assert record["TotalCostUSD"] == [float(response["total_cost_usd"])]
+    assert record["Invocations"] == [response["invocations"]] == [3_000]
+    assert record["UnpricedInvocations"][0] > 0  # the unknown model's calls
     assert record["window"] == DAY.isoformat()
 
 
