@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 : "${SCHEDULE_EXPRESSION:=cron(0 6 * * ? *)}"
 : "${REPORT_BUCKET_NAME:=}"
 : "${ALARM_EMAIL:=}"
+: "${BREAK_GLASS_ROLE_ARN:=}"  # a role that may also write under the report prefix (repairs); empty: none
 : "${RESERVED_CONCURRENCY:=0}"  # 0: none reserved (a low account quota refuses any)
 # report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
 : "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
@@ -73,9 +74,11 @@ fi
 artifact=dist/bedrock-usage-report.zip
 key="bedrock-usage-report/$(sha256sum "$artifact" | cut -c1-16).zip"  # a new key per build: the stack sees the change
 aws s3 cp "$artifact" "s3://$ARTIFACT_BUCKET/$key" --region "$region"
+# The template goes through the artifact bucket too: CloudFormation takes at most 51,200 bytes inline.
 aws cloudformation deploy \
   --region "$region" \
   --template-file cloudformation/template.yaml \
+  --s3-bucket "$ARTIFACT_BUCKET" --s3-prefix bedrock-usage-report/templates \
   --stack-name "$STACK_NAME" \
   --capabilities CAPABILITY_IAM \
   --no-fail-on-empty-changeset \
@@ -83,7 +86,8 @@ aws cloudformation deploy \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
     "AllowedRecipients=$ALLOWED_RECIPIENTS" "SesRecipientIdentityArns=$SES_RECIPIENT_IDENTITY_ARNS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
-    "AlarmEmail=$ALARM_EMAIL" "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" "PandasLayerVersion=$PANDAS_LAYER_VERSION" \
+    "AlarmEmail=$ALARM_EMAIL" "BreakGlassRoleArn=$BREAK_GLASS_ROLE_ARN" \
+    "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" "PandasLayerVersion=$PANDAS_LAYER_VERSION" \
     "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \
     "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \

@@ -362,3 +362,26 @@ def test_explicit_allowed_recipients_are_passed_as_given(tmp_path):
     assert result.returncode == 0, result.stderr
     assert parameter_overrides(calls)["AllowedRecipients"] == "@example.com,cfo@other.org"
     assert parameter_overrides(calls)["SesRecipientIdentityArns"] == ""
+
+
+def test_deploy_passes_every_parameter_it_knows_of(tmp_path):
+    # every stack parameter without a default is passed, and the optional ones the guide names
+    from cfnlint.decode import decode_str
+
+    template, _ = decode_str((ROOT / "cloudformation" / "template.yaml").read_text())
+    result, calls = run_script(tmp_path, "deploy.sh", AWS_REGION="eu-west-1", BREAK_GLASS_ROLE_ARN="")
+    assert result.returncode == 0, result.stderr
+    passed = parameter_overrides(calls)
+    assert set(passed) <= set(template["Parameters"])
+    required = {name for name, spec in template["Parameters"].items() if "Default" not in spec}
+    assert required <= set(passed)
+    assert {"BreakGlassRoleArn", "AllowedRecipients", "SesRecipientIdentityArns"} <= set(passed)
+
+
+def test_the_template_goes_through_the_artifact_bucket(tmp_path):
+    # CloudFormation takes a template of at most 51,200 bytes inline; through S3, up to 1 MB
+    result, calls = run_script(tmp_path, "deploy.sh", AWS_REGION="eu-west-1")
+    assert result.returncode == 0, result.stderr
+    deploy = next(args for args in calls if args[:2] == ["cloudformation", "deploy"])
+    assert deploy[deploy.index("--s3-bucket") + 1] == "artifacts"
+    assert (ROOT / "cloudformation" / "template.yaml").stat().st_size < 1_000_000

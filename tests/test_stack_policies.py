@@ -106,6 +106,7 @@ class Stack:
             "AWS::AccountId": ACCOUNT,
             "AWS::Region": REGION,
             "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": STACK,
             "AWS::NoValue": NO_VALUE,
         }
@@ -318,6 +319,119 @@ def test_the_resolver_reads_the_templates_intrinsics():
     assert stack.resolve({"Fn::Select": [1, {"Fn::Split": [",", "a,b,c"]}]}) == "b"
     assert stack.resolve([1, {"Ref": "AWS::NoValue"}, 2]) == [1, 2]
     assert stack.condition("CreateBucket") and not Stack({"ReportBucketName": "mine"}).condition("CreateBucket")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Only the function writes its numbers
+
+# the newest price table is the largest key name: this one would win forever, and the weekly refresh build on it
+POISONED = f"arn:aws:s3:::{BUCKET}/{PREFIX}/prices/token_prices.2099-12-31.0123456789ab.csv"
+ATHENA_RESULT = f"arn:aws:s3:::{BUCKET}/{PREFIX}-athena-results/2f1e0d9c-query.csv"
+VIA_S3 = f"s3.{REGION}.amazonaws.com"
+
+
+def _bucket(
+    stack: Stack, principal: str, resource: str = POISONED, action: str = "s3:PutObject", tls: bool = True
+) -> str:
+    statements = stack.properties("ReportBucketPolicy")["PolicyDocument"]["Statement"]
+    return decide(statements, Request(principal, action, resource, {"aws:SecureTransport": str(tls).lower()}))
+
+
+def _key(stack: Stack, principal: str, action: str = "kms:GenerateDataKey", **context: str) -> str:
+    statements = stack.properties("ReportKey")["KeyPolicy"]["Statement"]
+    keys = {"via": "kms:ViaService", "object": "kms:EncryptionContext:aws:s3:arn"}
+    return decide(
+        statements, Request(principal, action, KEY_ARN, {keys[name]: value for name, value in context.items()})
+    )
+
+
+def test_an_administrator_cannot_plant_a_price_table_only_the_function_writes():
+    stack = Stack()
+    # the bucket policy: an explicit Deny for everyone but the function's role, whatever their IAM policies say
+    assert _bucket(stack, ADMIN_ARN) == "denied"
+    assert _bucket(stack, ROLE_ARN) != "denied"
+    assert decide(stack.role_statements(), Request(ROLE_ARN, "s3:PutObject", POISONED)) == "allowed"
+    assert _bucket(stack, BREAK_GLASS_ARN) == "denied"  # no break-glass role given
+    # nor delete or roll back what the function wrote (a version deleted brings the previous one back)
+    for action in ["s3:DeleteObject", "s3:DeleteObjectVersion"]:
+        assert _bucket(stack, ADMIN_ARN, action=action) == "denied", action
+        assert _bucket(stack, ROLE_ARN, action=action) != "denied", action
+    summary = f"arn:aws:s3:::{BUCKET}/{PREFIX}/reports/2026/11/20/bedrock-usage_20261120T000000Z_20261121T000000Z.json"
+    marker = f"arn:aws:s3:::{BUCKET}/{PREFIX}/budget-alerts/2026-11/team-80.json"
+    assert _bucket(stack, ADMIN_ARN, summary) == "denied" and _bucket(stack, ADMIN_ARN, marker) == "denied"
+    # reading stays open to IAM; Athena's results are outside the prefix; the function too goes over TLS only
+    assert _bucket(stack, ADMIN_ARN, action="s3:GetObject") != "denied"
+    assert _bucket(stack, ADMIN_ARN, ATHENA_RESULT) != "denied"
+    assert _bucket(stack, ROLE_ARN, tls=False) == "denied"
+
+
+def test_a_break_glass_role_may_write_when_one_is_given():
+    stack = Stack({"BreakGlassRoleArn": BREAK_GLASS_ARN})
+    assert _bucket(stack, BREAK_GLASS_ARN) != "denied"
+    assert _bucket(stack, ROLE_ARN) != "denied"
+    assert _bucket(stack, ADMIN_ARN) == "denied"
+    assert _bucket(stack, BREAK_GLASS_ARN + "2") == "denied"  # exactly that role
+    assert _key(stack, BREAK_GLASS_ARN, via=VIA_S3, object=POISONED) == "allowed"
+
+
+def test_the_deny_follows_the_report_prefix():
+    stack = Stack({"ReportPrefix": "finops/bedrock"})
+    assert _bucket(stack, ADMIN_ARN, f"arn:aws:s3:::{BUCKET}/finops/bedrock/prices/x.csv") == "denied"
+    assert _bucket(stack, ADMIN_ARN, f"arn:aws:s3:::{BUCKET}/finops/other.csv") != "denied"
+
+
+def test_only_the_function_encrypts_with_the_report_key_and_only_through_s3():
+    stack = Stack()
+    report = f"arn:aws:s3:::{BUCKET}/{PREFIX}/prices/token_prices.2099-12-31.0123456789ab.csv"
+    assert _key(stack, ROLE_ARN, via=VIA_S3, object=report) == "allowed"
+    assert _key(stack, ROLE_ARN) == "implicit"  # not directly
+    assert _key(stack, ROLE_ARN, via="s3.us-east-1.amazonaws.com", object=report) == "implicit"
+    # an administrator's kms:* in IAM no longer reaches encryption: not through S3, not directly, not by a grant
+    assert _key(stack, ADMIN_ARN, via=VIA_S3, object=report) == "implicit"
+    for action in [
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:Encrypt",
+        "kms:ReEncryptTo",
+        "kms:CreateGrant",
+    ]:
+        assert _key(stack, ADMIN_ARN, action) == "implicit", action
+    # readers decrypt and administrators administer, through IAM as before
+    for action in [
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:PutKeyPolicy",
+        "kms:ScheduleKeyDeletion",
+        "kms:EnableKeyRotation",
+    ]:
+        assert _key(stack, ADMIN_ARN, action) == "allowed", action
+    # whoever runs a history query writes its result under the report key, in the results' own prefix only
+    assert _key(stack, ADMIN_ARN, via=VIA_S3, object=ATHENA_RESULT) == "allowed"
+    assert _key(stack, ADMIN_ARN, object=ATHENA_RESULT) == "implicit"
+
+
+def test_athena_results_have_their_own_prefix_key_lifecycle_and_cutoff():
+    stack = Stack()
+    workgroup = stack.properties("ReportHistoryWorkGroup")["WorkGroupConfiguration"]
+    location = workgroup["ResultConfiguration"]["OutputLocation"]
+    assert location == f"s3://{BUCKET}/{PREFIX}-athena-results/"  # outside the report prefix and its Deny
+    assert workgroup["ResultConfiguration"]["EncryptionConfiguration"] == {
+        "EncryptionOption": "SSE_KMS",
+        "KmsKey": KEY_ARN,
+    }
+    assert workgroup["EnforceWorkGroupConfiguration"] is True  # a query cannot choose another place or key
+    assert 10_000_000 <= workgroup["BytesScannedCutoffPerQuery"] <= 100 * 2**30
+    # the key policy lets a query write exactly there (the object is the encryption context: no bucket key)
+    result = location.replace("s3://", "") + "query-id.csv"
+    assert _key(stack, ADMIN_ARN, via=VIA_S3, object=f"arn:aws:s3:::{result}") == "allowed"
+    encryption = stack.properties("ReportBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["BucketKeyEnabled"] is False
+    rules = stack.properties("ReportBucket")["LifecycleConfiguration"]["Rules"]
+    results = [rule for rule in rules if location.endswith(f"/{rule['Prefix']}")]
+    assert results and results[0]["Status"] == "Enabled" and results[0]["ExpirationInDays"] <= 90
+    # in a bucket of yours the stack knows no key: SSE-S3
+    yours = Stack({"ReportBucketName": "my-reports"}).properties("ReportHistoryWorkGroup")["WorkGroupConfiguration"]
+    assert yours["ResultConfiguration"]["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
