@@ -1,18 +1,25 @@
-"""boto3 clients whose retries we own: few attempts, each one started only while the run has time for it.
+"""boto3 clients whose retries we own: each attempt started only while the run has time for it.
 
 botocore's own retries are off. Its standard mode would retry a throttled StartQuery 8 times with backoff of up to
 20 s each (past Lambda's hard stop), and it retries SendEmail after a 500 or a lost connection, when SES may
 already have sent the message. Here every call of every client goes through `RetryPolicy.call`:
 
 - transient errors (throttling, 5xx, a connection that never reached the service) are retried with jittered
-  backoff, at most `attempts` times, and never with a sleep that would end after the deadline;
+  backoff, never with a sleep that would end after the deadline;
+- idempotent reads (`IDEMPOTENT_READS`: asking again changes nothing) are retried for as long as the run has time
+  for them (until `reads_until`), however many attempts that takes, and at least as often as a write; every other
+  call at most `attempts` times;
 - operations that are not safe to repeat (`UNSAFE_AFTER_SEND`: SES's SendEmail) are retried only after errors that
   prove the service did not act on the request: throttling and refused connections, never a 5xx or a timeout;
-- no attempt starts after the deadline: the run ends with DeadlineExceeded instead of being killed mid-call.
+- no attempt starts after the deadline: the run ends with DeadlineExceeded instead of being killed mid-call. An
+  attempt started before it may take `ATTEMPT_SECONDS` (connect and read timeouts), so the run's deadline for calls
+  lies that long before its end. A stage that must end sooner (the queries, which still have to be stopped) uses
+  a client `within` its own deadline.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -57,6 +64,38 @@ AMBIGUOUS_ERRORS = (ReadTimeoutError, ConnectionClosedError)
 # The request never reached the service: always safe to retry.
 UNSENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError)
 UNSAFE_AFTER_SEND = frozenset({"SendRawEmail", "SendEmail"})
+# Calls that change nothing, however often they are made: retried until the run's time for reads is up, not a fixed
+# number of times (five throttled polls in a row must not end a run that has minutes left).
+IDEMPOTENT_READS = frozenset(
+    {
+        # CloudWatch Logs
+        "GetQueryResults",
+        "DescribeLogGroups",
+        "DescribeQueries",
+        # S3
+        "GetObject",
+        "HeadObject",
+        "HeadBucket",
+        "ListObjectsV2",
+        "ListObjects",
+        # Cost Explorer
+        "GetCostAndUsage",
+        "GetDimensionValues",
+        # Bedrock
+        "GetInferenceProfile",
+        "ListTagsForResource",
+        # IAM and STS
+        "ListRoleTags",
+        "ListUserTags",
+        "GetRole",
+        "GetUser",
+        "GetCallerIdentity",
+        # the Price List
+        "GetProducts",
+        "DescribeServices",
+        "GetAttributeValues",
+    }
+)
 # Throttling the caller backs off from itself: InsightsRunner waits out the account's concurrent-query limit with
 # longer, deadline-bounded delays; retrying here too would multiply its attempts.
 CALLER_BACKS_OFF = frozenset({"StartQuery"})
@@ -77,8 +116,19 @@ def is_ambiguous(err: BaseException) -> bool:
     return isinstance(err, ClientError) and http_status(err) >= 500 and error_code(err) not in THROTTLING_CODES
 
 
+def is_transient(err: BaseException) -> bool:
+    """True for the errors a call is retried after (where repeating it is safe): throttling, 5xx, lost or refused
+    connections. An error of this kind that reaches the caller of a read means the deadline stopped its retries."""
+    if isinstance(err, (*UNSENT_ERRORS, *AMBIGUOUS_ERRORS)):
+        return True
+    return isinstance(err, ClientError) and (error_code(err) in THROTTLING_CODES or http_status(err) >= 500)
+
+
 class RetryPolicy:
-    """Attempts, backoff and the deadline for every AWS call of a run. Clock and sleep are injected."""
+    """Attempts, backoff and the deadline for every AWS call of a run. Clock and sleep are injected.
+
+    deadline: no attempt starts after it. reads_until: idempotent reads are retried while the retry would start
+    before it (default: the deadline); without any deadline they get `attempts` like every other call."""
 
     def __init__(
         self,
@@ -86,6 +136,7 @@ class RetryPolicy:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
+        reads_until: float | None = None,
         attempts: int = 4,
         base_delay: float = 0.5,
         max_delay: float = 8.0,
@@ -93,12 +144,26 @@ class RetryPolicy:
         self.clock = clock
         self.sleep = sleep
         self.deadline = deadline
+        self.reads_until = reads_until
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
 
     def time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - self.clock()
+
+    def within(self, deadline: float) -> RetryPolicy:
+        """This policy for a stage that must end by `deadline`: no attempt, and no retry of a read, after it."""
+        narrowed = copy.copy(self)
+        narrowed.deadline = deadline if self.deadline is None else min(self.deadline, deadline)
+        reads_end = self._reads_end()
+        narrowed.reads_until = deadline if reads_end is None else min(reads_end, deadline)
+        return narrowed
+
+    def _reads_end(self) -> float | None:
+        """Until when reads are retried: None when the run has no deadline (then a read gets `attempts`)."""
+        ends = [end for end in (self.deadline, self.reads_until) if end is not None]
+        return min(ends) if ends else None
 
     def _retryable(self, operation: str, err: BaseException) -> bool:
         if isinstance(err, UNSENT_ERRORS):
@@ -107,23 +172,32 @@ class RetryPolicy:
             return operation not in CALLER_BACKS_OFF
         return is_ambiguous(err) and operation not in UNSAFE_AFTER_SEND
 
+    def _may_retry(self, operation: str, attempt: int, delay: float) -> bool:
+        """Whether to sleep `delay` and make attempt number `attempt + 1`."""
+        if delay >= self.time_left():
+            return False  # the retry could not start before the deadline
+        if attempt < self.attempts:
+            return True
+        # Reads go on as long as the run has time for them; without a deadline, they stop where writes do.
+        reads_end = self._reads_end()
+        return operation in IDEMPOTENT_READS and reads_end is not None and self.clock() + delay < reads_end
+
     def call(self, method: Callable[..., Any], operation: str, /, **params: Any) -> Any:
-        for attempt in range(1, self.attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             if self.time_left() <= 0:
                 raise DeadlineExceeded(f"{operation} was not started: the run reached its deadline")
             try:
                 return method(**params)
             except (ClientError, *AMBIGUOUS_ERRORS, *UNSENT_ERRORS) as err:
-                if attempt == self.attempts or not self._retryable(operation, err):
+                if not self._retryable(operation, err):
                     raise
-                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                if delay >= self.time_left():
+                delay = min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 16)) * random.uniform(0.5, 1.0)
+                if not self._may_retry(operation, attempt, delay):
                     raise
-                log.warning(
-                    "%s failed (%s); attempt %d of %d in %.1fs", operation, err, attempt + 1, self.attempts, delay
-                )
+                log.warning("%s failed (%s); attempt %d in %.1fs", operation, err, attempt + 1, delay)
                 self.sleep(delay)
-        raise AssertionError("unreachable")
 
 
 class GuardedClient:
@@ -133,6 +207,10 @@ class GuardedClient:
         self._client = client
         self._policy = policy
         self._operations: dict[str, str] = client.meta.method_to_api_mapping
+
+    def within(self, deadline: float) -> GuardedClient:
+        """The same client, for calls that must not start (nor be retried) after `deadline`."""
+        return GuardedClient(self._client, self._policy.within(deadline))
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -163,9 +241,18 @@ class AwsClients:
         self._clients: dict[tuple[str, str], GuardedClient] = {}
         self.policy = RetryPolicy()
 
-    def bound(self, *, clock: Callable[[], float], sleep: Callable[[float], None], deadline: float | None) -> None:
-        """From now on every call starts only before `deadline` (on `clock`) and backs off with `sleep`."""
+    def bound(
+        self,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        deadline: float | None,
+        reads_until: float | None = None,
+    ) -> None:
+        """From now on every call starts only before `deadline` (on `clock`) and backs off with `sleep`; reads are
+        retried until `reads_until` (default: the deadline)."""
         self.policy.clock, self.policy.sleep, self.policy.deadline = clock, sleep, deadline
+        self.policy.reads_until = reads_until
 
     def client(self, service: str, region: str | None = None) -> Any:
         key = (service, region or self._default_region)

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 # Lambda's longest timeout; also the CLI's default --timeout, and the run's time when Lambda gives no context.
 DEFAULT_TIMEOUT_SECONDS = 900.0
-# Leave time after the queries for pricing, S3 and SES before the run's end (a quarter of short runs' time).
+# Leave time after the queries for pricing, S3 and SES before the run's end (in short runs, a quarter of the time
+# the queries' own reserve leaves: see RunTime).
 DELIVERY_MARGIN_SECONDS = 45.0
 
 
@@ -73,7 +74,7 @@ def run_report(
     """One report. `timeout` is the time the run has (Lambda's remaining time, the CLI's --timeout): the queries
     stop in time for delivery, and no AWS call starts so late that it could outlast it."""
     run = RunTime(now, clock, timeout)
-    aws.bound(clock=clock, sleep=sleep, deadline=run.calls_end)
+    aws.bound(clock=clock, sleep=sleep, deadline=run.calls_end, reads_until=run.reads_end)
     try:  # 1. What to report (or the weekly refresh of the price table: its own schedule, no report)
         if is_price_refresh(event):
             return ReportRun(refresh_prices(config, aws, now.date()))
@@ -113,7 +114,13 @@ def run_report(
 
 @dataclass(frozen=True)
 class RunTime:
-    """The run's clock: `now` when it began, and the monotonic instants by which the queries and the run must end."""
+    """The run's clock: `now` when it began, and the monotonic instants by which the queries and the run must end.
+
+    Any AWS call may take ATTEMPT_SECONDS (connect and read timeouts) once started, so none starts later than that
+    before the end (`calls_end`). A query still running at its deadline costs a poll already under way and then a
+    StopQuery, each ATTEMPT_SECONDS at worst, and delivery needs its margin after that: the queries' deadline lies
+    that much before the end. Reads stop being retried where only the delivery margin is left, so that a throttled
+    lookup cannot take the email's time."""
 
     began_at: datetime
     clock: Callable[[], float]
@@ -128,13 +135,24 @@ class RunTime:
         return self.began + self.timeout
 
     @property
+    def delivery_margin(self) -> float:
+        """Time kept for pricing, S3 and SES after the queries and their stop."""
+        return min(DELIVERY_MARGIN_SECONDS, max(0.0, self.timeout - 2 * ATTEMPT_SECONDS) / 4)
+
+    @property
     def queries_end(self) -> float:
-        return self.end - min(DELIVERY_MARGIN_SECONDS, self.timeout / 4)
+        """No query starts or is polled after this: a poll under way, a StopQuery and delivery still fit."""
+        return self.end - 2 * ATTEMPT_SECONDS - self.delivery_margin
 
     @property
     def calls_end(self) -> float:
         """No AWS call starts after this: one more attempt could outlast the run."""
-        return self.end - min(ATTEMPT_SECONDS, self.timeout / 10)
+        return self.end - ATTEMPT_SECONDS
+
+    @property
+    def reads_end(self) -> float:
+        """Reads are retried until this, however many attempts it takes (at least as often as a write)."""
+        return self.calls_end - self.delivery_margin
 
     def wall_now(self) -> datetime:
         return self.began_at + timedelta(seconds=self.clock() - self.began)

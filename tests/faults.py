@@ -45,7 +45,7 @@ def _error_body(service: str, code: str, message: str) -> tuple[bytes, dict[str,
     if service == "s3":
         body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
         return body.encode(), {"Content-Type": "application/xml"}
-    if service in ("ses", "sts"):  # query protocol
+    if service in ("ses", "sts", "iam"):  # query protocol
         body = (
             f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
             "<RequestId>fault</RequestId></ErrorResponse>"

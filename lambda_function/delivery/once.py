@@ -11,7 +11,13 @@ instant. The marker (JSON beside the CSV) says where the email stands:
 
 Claims are S3 conditional writes (If-None-Match to create, If-Match to change), so two runs never both own it.
 A claim whose run's time is over (T passed: Lambda has killed it) is taken over, and the new owner resumes with
-the recipients not yet recorded as sent.
+the recipients not yet recorded as sent. So no batch is sent that its run could not record before T: a batch
+starts only while a send and a marker write (ATTEMPT_SECONDS each) and CLAIM_SPARE_SECONDS still fit before the
+claim expires; otherwise the claim is released and the run stops, and the next run resumes at once.
+
+A marker is read only as what it claims to be: this schema, every field of its type, or exactly the shape an
+earlier version wrote (`{"window": {...}, "recipients": [...]}`, kept only once sent). Anything else (`{}`, a
+naive time, an unknown state) is a state we cannot know: EmailDeliveryUncertain naming the marker, never "sent".
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_function.aws import is_ambiguous
+from lambda_function.aws import ATTEMPT_SECONDS, is_ambiguous
 from lambda_function.errors import DeadlineExceeded, EmailDeliveryUncertain, EmailInProgress, EmailNotSent
 from lambda_function.report.mail import message_bytes
 from lambda_function.store import ConditionalObject
@@ -35,6 +41,15 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "bedrock-usage-report/email/2"
 SES_MAX_RECIPIENTS = 50  # per message
+STATES = frozenset({"claimed", "released", "uncertain", "sent"})
+# Room left before a claim expires after a batch's send and its record (each ATTEMPT_SECONDS at worst): for the
+# clocks of two runs that disagree a little, and the final write of the state.
+CLAIM_SPARE_SECONDS = 10.0
+SEND_AND_RECORD = timedelta(seconds=2 * ATTEMPT_SECONDS + CLAIM_SPARE_SECONDS)
+# What the earlier version wrote (its claim, deleted when the send failed): the window as `ReportWindow.as_json`
+# gives it, and the recipients.
+EARLIER_VERSION_FIELDS = frozenset({"window", "recipients"})
+WINDOW_FIELDS = frozenset({"start", "end", "timezone", "label"})
 
 
 @dataclass
@@ -111,24 +126,23 @@ class EmailStore:
         return self.marker.uri
 
     def read(self) -> Marker | None:
+        """The marker, None when there is none; EmailDeliveryUncertain naming it when it is not one we wrote."""
         stored = self.marker.read()
         if stored is None:
             return None
         try:
             document = json.loads(stored.body)
             if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
-            if document.get("schema") == SCHEMA:
-                datetime.fromisoformat(document["expires_at"])
-                fields = {name: document[name] for name in Marker.__dataclass_fields__ if name in document}
-                return Marker(**{**fields, "etag": stored.etag})
-        except (ValueError, KeyError, TypeError) as err:
+                raise _Malformed("not a JSON object")
+            if "schema" not in document and _is_earlier_version(document):
+                # Written by an earlier version, which kept its marker only once the email had gone out.
+                return Marker("sent", "earlier-version", "", "", document["window"], [], etag=stored.etag)
+            return Marker(**_checked(document), etag=stored.etag)
+        except (ValueError, _Malformed) as err:
             raise EmailDeliveryUncertain(
                 f"the email marker {self.uri} cannot be read ({err}): whether this window's "
                 'email went out is unknown. Check, then send with "force": true'
             ) from None
-        # Written by an earlier version, which kept its marker only once the email had gone out.
-        return Marker("sent", "earlier-version", "", "", document.get("window", {}), [], etag=stored.etag)
 
     def create(self, marker: Marker) -> bool:
         return self._written(marker, self.marker.create(marker.document()))
@@ -147,6 +161,96 @@ class EmailStore:
             return False
         marker.etag = etag
         return True
+
+
+class _Malformed(Exception):
+    """A marker that is not what this version (or the one before) writes."""
+
+
+def _addresses(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) and item for item in value):
+        raise _Malformed(f"{what} is not a non-empty list of addresses")
+    return value
+
+
+def _text(document: dict[str, Any], name: str) -> str:
+    value = document.get(name)
+    if not isinstance(value, str):
+        raise _Malformed(f"{name} is missing or not a string")
+    return value
+
+
+def _instant(document: dict[str, Any], name: str) -> str:
+    """An ISO 8601 time with its offset (a naive one cannot be compared with now)."""
+    value = _text(document, name)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Malformed(f"{name} {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _Malformed(f"{name} {value!r} has no time zone")
+    return value
+
+
+def _entries(document: dict[str, Any], name: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`batches` or `uncertain`: a list of objects, each with its recipients (a non-empty list) and `fields`."""
+    value = document.get(name)
+    if not isinstance(value, list):
+        raise _Malformed(f"{name} is not a list")
+    for n, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise _Malformed(f"{name}[{n}] is not an object")
+        _addresses(entry.get("recipients"), f"{name}[{n}].recipients")
+        for member in fields:
+            if not isinstance(entry.get(member), str):
+                raise _Malformed(f"{name}[{n}].{member} is missing or not a string")
+    return value
+
+
+def _checked(document: dict[str, Any]) -> dict[str, Any]:
+    """The Marker fields of a document of this schema, each of its type; _Malformed naming the first that is not."""
+    if document.get("schema") != SCHEMA:
+        raise _Malformed(f"schema {document.get('schema')!r} is not {SCHEMA!r}")
+    state = document.get("state")
+    if state not in STATES:
+        raise _Malformed(f"state {state!r} is not one of {', '.join(sorted(STATES))}")
+    window = document.get("window")
+    if not isinstance(window, dict) or not all(isinstance(v, str) for v in window.values()):
+        raise _Malformed("window is not an object of strings")
+    fields = {
+        "state": state,
+        "run_id": _text(document, "run_id"),
+        "claimed_at": _text(document, "claimed_at"),
+        "expires_at": _instant(document, "expires_at"),
+        "window": window,
+        "recipients": _addresses(document.get("recipients"), "recipients"),
+        "batches": _entries(document, "batches", ("message_id", "sent_at")),
+        "uncertain": _entries(document, "uncertain", ("error", "at")),
+    }
+    if state == "sent":
+        # Said only when SES accepted a batch for every recipient: a "sent" that lists fewer is not ours.
+        missing = set(fields["recipients"]) - {a for batch in fields["batches"] for a in batch["recipients"]}
+        if missing:
+            raise _Malformed(f"state 'sent' but no batch accepted for {_names(sorted(missing))}")
+        if fields["uncertain"]:
+            raise _Malformed("state 'sent' with batches of unknown fate")
+    return fields
+
+
+def _is_earlier_version(document: dict[str, Any]) -> bool:
+    """Exactly what the version before the claim-and-batches marker wrote: {"window": {start, end, timezone,
+    label}, "recipients": [addresses]}. (It wrote it before sending and deleted it when the send failed.)"""
+    window = document.get("window")
+    recipients = document.get("recipients")
+    return (
+        set(document) == EARLIER_VERSION_FIELDS
+        and isinstance(window, dict)
+        and set(window) == WINDOW_FIELDS
+        and all(isinstance(value, str) and value for value in window.values())
+        and isinstance(recipients, list)
+        and bool(recipients)
+        and all(isinstance(address, str) and address for address in recipients)
+    )
 
 
 def _batches(recipients: list[str]) -> list[list[str]]:
@@ -251,6 +355,14 @@ def send_once(
         )
     ids: list[str] = []
     for batch in _batches(pending):
+        if now() + SEND_AND_RECORD >= datetime.fromisoformat(marker.expires_at):
+            unsent = pending[pending.index(batch[0]) :]
+            _release(store, marker, now)
+            raise DeadlineExceeded(
+                f"this run's claim on the email ends at {marker.expires_at}, too soon to send a batch and record "
+                f"it ({SEND_AND_RECORD.total_seconds():.0f} s): {len(unsent)} recipient(s) do not have it "
+                f"({_names(unsent)}); the claim is released, and a re-run sends to them and to no one else"
+            )
         try:
             message_id = _send_batch(send, message, batch)
         except (ClientError, BotoCoreError, DeadlineExceeded) as err:
@@ -260,9 +372,7 @@ def send_once(
                 _record(store, marker, "a batch whose fate is unknown")
                 continue  # the other batches are independent: send them
             unsent = pending[pending.index(batch[0]) :]
-            marker.state = "released"
-            marker.expires_at = now().isoformat()
-            _record(store, marker, "the release of the claim")
+            _release(store, marker, now)
             raise EmailNotSent(
                 f"SES did not accept the email ({err}): {len(unsent)} recipient(s) do not have it "
                 f"({_names(unsent)}); a re-run sends to them and to no one else"
@@ -285,6 +395,13 @@ def send_once(
     marker.state = "sent"
     _record(store, marker, "the end of sending")
     return EmailOutcome(sent=True, message_ids=tuple(ids), recipients=len(pending), already_sent_to=already)
+
+
+def _release(store: EmailStore, marker: Marker, now: Callable[[], datetime]) -> None:
+    """Hand the rest of the email to the next run at once (if this write fails, once the claim expires)."""
+    marker.state = "released"
+    marker.expires_at = now().isoformat()
+    _record(store, marker, "the release of the claim")
 
 
 def _record(store: EmailStore, marker: Marker, what: str) -> bool:

@@ -16,6 +16,11 @@ partial rows of `Running` polls are neither transferred nor parsed where the SDK
 
 Queries run in parallel; when one fails, the others are stopped rather than left scanning (and billing) until
 they finish on their own.
+
+No query is started or polled after the runner's deadline (nor a poll retried: the runner's clients are bounded
+`within` it), so that a poll under way and the StopQuery of a query still running still end before the run does;
+a poll throttled until then ends the query as one that did not finish in time. The pages of a complete result and
+StopQuery use the run's own deadline for calls.
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_function.aws import error_code
+from lambda_function.aws import GuardedClient, error_code, is_transient
 from lambda_function.config import LogGroup
-from lambda_function.errors import ConfigError, IncompleteResults, QueryFailed
+from lambda_function.errors import ConfigError, DeadlineExceeded, IncompleteResults, QueryFailed
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +357,12 @@ class InsightsRunner:
     def _time_left(self) -> float:
         return float("inf") if self._deadline is None else self._deadline - self._clock()
 
+    def _within_deadline(self, client: Any) -> Any:
+        """`client` for the calls that must not start, nor be retried, after the runner's deadline."""
+        if isinstance(client, GuardedClient) and self._deadline is not None:
+            return client.within(self._deadline)
+        return client
+
     def _start(self, client: LogsClient, spec: QuerySpec, cancel: threading.Event) -> tuple[QuerySpec, str]:
         """Start `spec`; returns it with the limit actually asked for, and the query id."""
         spec = replace(spec, limit=self._limit(client, spec))
@@ -360,13 +371,16 @@ class InsightsRunner:
             params["logGroupIdentifiers"] = [group.identifier for group in spec.log_groups]
         else:
             params["logGroupNames"] = [group.name for group in spec.log_groups]
+        starter = self._within_deadline(client)
         attempt = 0
         while True:
             attempt += 1
             if cancel.is_set():
                 raise _Cancelled(spec.describe())
+            if self._time_left() <= 0:
+                raise QueryFailed(f"query {spec.describe()} could not start before the deadline")
             try:
-                return spec, str(client.start_query(**params, limit=spec.limit)["queryId"])
+                return spec, str(starter.start_query(**params, limit=spec.limit)["queryId"])
             except ClientError as err:
                 error = err.response.get("Error", {})
                 code, message = error.get("Code", ""), str(error.get("Message", ""))
@@ -407,11 +421,21 @@ class InsightsRunner:
         pages_known = _model_limit(client, "GetQueryResults", "maxItems") is not None
         poll = {"maxItems": 1} if pages_known else {}
         more = {"maxItems": PAGE_ROWS} if pages_known else {}
+        poller = self._within_deadline(client)
         interval = self._first_poll
+        status = "Scheduled"
         while True:
             if cancel.is_set():
                 raise _Cancelled(f"{query_id} {spec.describe()}")
-            response = client.get_query_results(queryId=query_id, **poll)
+            if self._time_left() <= 0:
+                raise self._late(query_id, spec, status)
+            try:
+                response = poller.get_query_results(queryId=query_id, **poll)
+            except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+                # The poll was retried as long as the deadline let it: the query did not finish in time.
+                if poller is client or not (isinstance(err, DeadlineExceeded) or is_transient(err)):
+                    raise
+                raise self._late(query_id, spec, f"{status} (polls failing: {err})") from err
             status = response.get("status", "Unknown")
             if status == "Complete":
                 pages = [_page(response)]
@@ -435,12 +459,16 @@ class InsightsRunner:
             if status in FINAL_FAILURES:
                 raise QueryFailed(f"Logs Insights query {query_id} {spec.describe()} ended {status}")
             if interval >= self._time_left():
-                raise QueryFailed(
-                    f"Logs Insights query {query_id} {spec.describe()} was still {status} at the deadline; "
-                    "it was stopped. Report a shorter window or raise the function timeout."
-                )
+                raise self._late(query_id, spec, status)
             self._sleep(interval)
             interval = min(self._max_poll, interval * 1.5)
+
+    @staticmethod
+    def _late(query_id: str, spec: QuerySpec, status: str) -> QueryFailed:
+        return QueryFailed(
+            f"Logs Insights query {query_id} {spec.describe()} was still {status} at the deadline; "
+            "it was stopped. Report a shorter window or raise the function timeout."
+        )
 
     # -- many queries, proven complete ----------------------------------------------------------------------
     def run_all(self, specs: Iterable[QuerySpec], count_field: str) -> tuple[list[QueryResult], QueryTotals]:
