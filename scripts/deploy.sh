@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 : "${REPORT_TIMEZONE:=UTC}"
 : "${SCHEDULE_EXPRESSION:=cron(0 6 * * ? *)}"
 : "${REPORT_BUCKET_NAME:=}"
-: "${ALARM_EMAIL:=}"
+: "${ALARM_EMAIL:=}" "${ALARM_TOPIC_ARN:=}"
 : "${BREAK_GLASS_ROLE_ARN:=}"  # a role that may also write under the report prefix (repairs); empty: none
 : "${RESERVED_CONCURRENCY:=0}"  # 0: none reserved (a low account quota refuses any)
 # report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
@@ -23,6 +23,13 @@ cd "$(dirname "$0")/.."
 : "${ATTRIBUTION_KEYS:=}" "${BUDGETS:=}" "${SPIKE_FACTOR:=3}" "${SPIKE_MIN_USD:=1.00}"
 
 : "${SES_REGION:=}" "${ALERT_RECIPIENTS:=}" "${ALLOWED_RECIPIENTS:=}"
+# Alarms must reach somebody: an address to subscribe, or an existing topic (the stack's Rules refuse neither/both).
+if [[ -z "$ALARM_EMAIL" && -z "$ALARM_TOPIC_ARN" ]] || [[ -n "$ALARM_EMAIL" && -n "$ALARM_TOPIC_ARN" ]]; then
+  echo "set ALARM_EMAIL (an address the stack subscribes to its alarm topic) or ALARM_TOPIC_ARN (an existing" \
+    "topic the alarms publish to), one of the two: alarms nobody receives are no alarms" >&2
+  exit 2
+fi
+
 # One region for every call: AWS_REGION, AWS_DEFAULT_REGION, else the profile's (scripts/region.sh).
 source scripts/region.sh
 resolve_region
@@ -86,7 +93,7 @@ aws cloudformation deploy \
     "LogGroupArns=$LOG_GROUP_ARNS" "Sender=$SENDER" "SenderIdentity=$SENDER_IDENTITY" "Recipients=$RECIPIENTS" \
     "AllowedRecipients=$ALLOWED_RECIPIENTS" "SesRecipientIdentityArns=$SES_RECIPIENT_IDENTITY_ARNS" \
     "ReportTimezone=$REPORT_TIMEZONE" "ScheduleExpression=$SCHEDULE_EXPRESSION" "ReportBucketName=$REPORT_BUCKET_NAME" \
-    "AlarmEmail=$ALARM_EMAIL" "BreakGlassRoleArn=$BREAK_GLASS_ROLE_ARN" \
+    "AlarmEmail=$ALARM_EMAIL" "AlarmTopicArn=$ALARM_TOPIC_ARN" "BreakGlassRoleArn=$BREAK_GLASS_ROLE_ARN" \
     "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" "PandasLayerVersion=$PANDAS_LAYER_VERSION" \
     "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \
     "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \

@@ -385,3 +385,24 @@ def test_the_template_goes_through_the_artifact_bucket(tmp_path):
     deploy = next(args for args in calls if args[:2] == ["cloudformation", "deploy"])
     assert deploy[deploy.index("--s3-bucket") + 1] == "artifacts"
     assert (ROOT / "cloudformation" / "template.yaml").stat().st_size < 1_000_000
+
+
+@pytest.mark.parametrize(
+    "alarms",
+    [
+        {"ALARM_EMAIL": ""},
+        {"ALARM_EMAIL": "oncall@example.com", "ALARM_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:x"},
+    ],
+    ids=["neither", "both"],
+)
+def test_deploy_wants_an_alarm_address_or_topic_before_any_call(tmp_path, alarms):
+    result, calls = run_script(tmp_path, "deploy.sh", AWS_REGION="eu-west-1", **alarms)
+    assert result.returncode == 2 and calls == []
+    assert "set ALARM_EMAIL" in result.stderr and "ALARM_TOPIC_ARN" in result.stderr
+
+
+def test_deploy_passes_an_existing_alarm_topic(tmp_path):
+    topic = "arn:aws:sns:eu-west-1:123456789012:oncall"
+    result, calls = run_script(tmp_path, "deploy.sh", AWS_REGION="eu-west-1", ALARM_EMAIL="", ALARM_TOPIC_ARN=topic)
+    assert result.returncode == 0, result.stderr
+    assert (parameter_overrides(calls)["AlarmTopicArn"], parameter_overrides(calls)["AlarmEmail"]) == (topic, "")
