@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from lambda_function.config import COST_METRICS, RESERVED_ATTRIBUTION_KEYS, SETTINGS, Setting
 from lambda_function.errors import ConfigError
 
+from .depth import examples
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = cfn_yaml.loads((ROOT / "cloudformation" / "template.yaml").read_text())
 PARAMETERS = TEMPLATE["Parameters"]
@@ -319,7 +321,7 @@ def test_what_the_stack_accepts_loads_as_given(parameter):
     pattern = re.compile(PARAMETERS[parameter]["AllowedPattern"], re.ASCII)
     setting = _setting(parameter)
 
-    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=examples(300), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.from_regex(pattern, fullmatch=True, alphabet=PRINTABLE_ASCII))
     def check(value: str) -> None:
         assert stack_accepts(parameter, value)

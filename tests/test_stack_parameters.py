@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from lambda_function.config import SETTINGS, parse_log_group
 
+from .depth import examples
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = cfn_yaml.loads((ROOT / "cloudformation" / "template.yaml").read_text())
 PARAMETERS = TEMPLATE["Parameters"]
@@ -66,7 +68,9 @@ def test_log_group_arns_are_arns_without_the_suffix():
         assert not accepts("LogGroupArns", bad), bad
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(from_pattern("LogGroupArns"))
 def test_every_log_group_arn_the_stack_takes_the_function_reads_as_that_arn(arn):
     group = parse_log_group(arn)
@@ -80,7 +84,9 @@ def test_bucket_names_the_stack_takes_are_bucket_names(parameter):
     assert accepts(parameter, "my-reports.example")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(from_pattern("ReportBucketName"))
 def test_every_report_bucket_the_stack_takes_the_function_takes(bucket):
     # REPORT_BUCKET is the parameter or, empty, the bucket the stack creates
