@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lambda_function.columns import METADATA_PREFIX, RESERVED
 from lambda_function.errors import ConfigError
 
+BILL_ENGINES = ("embedded", "athena")
+CUR_LAG_DAYS = 3  # RECONCILE_LAG_DAYS' default with CUR_EXPORT: CUR lines land 8-24 h late, Marketplace's up to 72 h
 COST_METRICS = ("UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +34,9 @@ _LOG_GROUP_ARN = re.compile(
 )
 _BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]+")
-_REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")  # us-east-1, us-gov-west-1, eusc-de-east-1
+_REGION = re.compile(r"[a-z]+(-[a-z0-9]+)+")
+_GLUE_TABLE = re.compile(r"[A-Za-z0-9_]{1,255}\.[A-Za-z0-9_]{1,255}")  # database.table, as Glue names them
+_WORKGROUP = re.compile(r"[A-Za-z0-9._-]{1,128}")  # us-east-1, us-gov-west-1, eusc-de-east-1
 # Deliberately simple: one @, no spaces or commas, a dot in the domain. SES does the real verification.
 _EMAIL = re.compile(r"[^@\s,;<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _DISPLAY_EMAIL = re.compile(r"(?P<name>[^<>]*)<(?P<addr>[^<>]+)>")
@@ -102,6 +106,10 @@ class Config:
     reconcile_lag_days: int = 2  # reconcile the day this many days before the report's (0: no reconciliation)
     reconcile_metric: str = "UnblendedCost"
     reconcile_alert_percent: Decimal = Decimal(5)
+    cur_export: str = ""  # s3://bucket/prefix of a CUR 2.0 export ("": the bill from Cost Explorer)
+    cur_table: str = ""  # the Glue table Athena reads the export through ("database.table"; "": the stack's)
+    bill_engine: str = "embedded"  # what runs the bill's query: "athena" or "embedded" (DuckDB, in the function)
+    athena_workgroup: str = ""  # the Athena workgroup ("": the account's primary)
     attribution_keys: tuple[str, ...] = ()  # cost by team/project/...: request-metadata or tag keys
     budgets: str = ""  # a local path or s3://bucket/key of the budgets (CSV or JSON; see budgets.py)
     spike_factor: Decimal = Decimal(3)  # a day costing more than this times its 7-day median is a spike
@@ -323,6 +331,40 @@ def _alert_percent(text: str) -> Decimal:
     return alert
 
 
+def _cur_export(text: str) -> str:
+    """ "" or s3://bucket[/prefix] (kept without a trailing slash)."""
+    if not text:
+        return ""
+    if not text.startswith("s3://"):
+        raise _Refused(f"{text!r} is not an s3://bucket/prefix URI")
+    bucket, _, prefix = text.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise _Refused(f"{bucket!r} is not a valid S3 bucket name")
+    if prefix and (".." in prefix or not _PREFIX.fullmatch(prefix)):
+        raise _Refused(f"{prefix!r} is not a usable S3 key prefix")
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+def _cur_table(text: str) -> str:
+    if text and not _GLUE_TABLE.fullmatch(text):
+        raise _Refused(f"{text!r} is not database.table (letters, digits and _)")
+    return text
+
+
+def _bill_engine(text: str) -> str:
+    engine = text.lower()
+    if engine not in BILL_ENGINES:
+        raise _Refused(f"{text!r} is not one of {', '.join(BILL_ENGINES)}")
+    return engine
+
+
+def _athena_workgroup(text: str) -> str:
+    if text and not _WORKGROUP.fullmatch(text):
+        raise _Refused(f"{text!r} is not a workgroup name (1-128 letters, digits, . _ -)")
+    return text
+
+
 def _attribution_keys(text: str) -> tuple[str, ...]:
     keys = [part.strip() for part in text.split(",") if part.strip()]
     for key in keys:
@@ -417,7 +459,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
         "reconcile_lag_days",
         _whole_number(0, 60),
         "2",
-        "reconcile the day this many days before the report's with Cost Explorer (0: off)",
+        f"reconcile the day this many days before the report's with the bill (0: off; {CUR_LAG_DAYS} with CUR_EXPORT)",
     ),
     Setting(
         "RECONCILE_COST_METRIC",
@@ -433,6 +475,16 @@ SETTINGS: tuple[Setting[Any], ...] = (
         "5",
         "drift (share of the bill) above which, and above $1, the drift alarm fires",
     ),
+    Setting(
+        "CUR_EXPORT",
+        "cur_export",
+        _cur_export,
+        "",
+        "s3://bucket/prefix of a CUR 2.0 export with IAM principal data (empty: Cost Explorer, no identities)",
+    ),
+    Setting("CUR_TABLE", "cur_table", _cur_table, "", "the export's Glue table for Athena (empty: the stack's)"),
+    Setting("BILL_ENGINE", "bill_engine", _bill_engine, "embedded", "what queries the export: athena or embedded"),
+    Setting("ATHENA_WORKGROUP", "athena_workgroup", _athena_workgroup, "", "the Athena workgroup (empty: primary)"),
     Setting(
         "ATTRIBUTION_KEYS",
         "attribution_keys",
@@ -467,4 +519,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
 def load_config(environ: Mapping[str, str]) -> Config:
     """Build and validate the Config from environment variables, setting by setting as SETTINGS lists them; the
     first problem found is raised."""
-    return Config(**{setting.field: setting.read(environ) for setting in SETTINGS})
+    values = {setting.field: setting.read(environ) for setting in SETTINGS}
+    lag = environ.get("RECONCILE_LAG_DAYS", "")
+    if values["cur_export"] and lag.isprintable() and not lag.strip():
+        values["reconcile_lag_days"] = CUR_LAG_DAYS  # the bill lands 24-72 h late; an explicit value is kept
+    return Config(**values)
