@@ -1,0 +1,171 @@
+"""The embedded engine: the Athena SQL run in process by DuckDB over the relation's objects, read through the S3 API.
+
+Why DuckDB rather than pyarrow: DuckDB runs the same SQL text Athena runs (after `dialect.to_duckdb`, a few token
+renames), so the tests exercise the production query itself; with pyarrow the query would be a second
+implementation in Python that could agree with the tests and not with Athena.
+
+DuckDB is a development dependency (the demo, the CLI, the tests), not shipped in the Lambda zip: the stack uses
+Athena. It is imported only when a query runs, and its absence is an EngineError saying so. DuckDB's own network
+access (httpfs) is never used: the objects are listed and downloaded with boto3 into a temporary directory (only
+the partitions the relation names), and DuckDB reads the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambda_function.engine import EngineError, QueryAnswer, Relation, dialect
+from lambda_function.errors import DeadlineExceeded
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 512 * 1024**2  # what the embedded engine downloads at most, for all relations of a query
+
+
+def partition_prefix(relation: Relation) -> str:
+    """The key prefix of the partitions the relation names: hive keys are upper case in CUR's paths
+    (`BILLING_PERIOD=2026-11/`), the column lower case in the SQL."""
+    prefix = relation.prefix.strip("/")
+    parts = [prefix] if prefix else []
+    parts += [f"{name.upper()}={value}" for name, value in relation.partitions]
+    return "/".join(parts) + "/" if parts else ""
+
+
+def _data_key(key: str) -> bool:
+    """Objects Athena reads: not folder markers, nor files whose name starts with `_` or `.` (Hive's convention)."""
+    name = key.rsplit("/", 1)[-1]
+    return bool(name) and not name.startswith(("_", "."))
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class EmbeddedEngine:
+    """SqlEngine over S3 objects with DuckDB. `max_bytes` bounds what one query downloads (the function's memory)."""
+
+    name = "embedded"
+
+    def __init__(self, s3_client: Any, max_bytes: int = MAX_BYTES, clock: Callable[[], float] = time.monotonic):
+        self.s3 = s3_client
+        self.max_bytes = max_bytes
+        self.clock = clock
+
+    def run(self, sql: str, relations: dict[str, Relation], *, deadline: float) -> QueryAnswer:
+        duckdb = _duckdb()
+        try:
+            text = dialect.to_duckdb(sql)
+        except ValueError as err:
+            raise EngineError(str(err)) from err
+        listed = {name: self._list(relation, deadline) for name, relation in relations.items()}
+        total = sum(size for objects in listed.values() for _, size in objects)
+        if total > self.max_bytes:
+            where = ", ".join(f"s3://{r.bucket}/{partition_prefix(r)}" for r in relations.values())
+            raise EngineError(
+                f"{where} holds {total:,} bytes, too large for the embedded engine (at most {self.max_bytes:,}): "
+                "use BILL_ENGINE=athena"
+            )
+        with tempfile.TemporaryDirectory(prefix="engine-") as scratch:
+            connection = duckdb.connect(":memory:")
+            try:
+                downloaded = 0
+                for name, relation in relations.items():
+                    files, size = self._download(relation, listed[name], os.path.join(scratch, name), deadline)
+                    downloaded += size
+                    self._view(connection, name, relation, files)
+                dialect.install_duckdb(connection)
+                if self.clock() >= deadline:
+                    raise DeadlineExceeded("the embedded query was not started: the run reached its deadline")
+                try:
+                    cursor = connection.execute(text)
+                    columns = tuple(dialect.label(d[0]) for d in cursor.description or ())
+                    rows = tuple(tuple(dialect.as_text(v) for v in row) for row in cursor.fetchall())
+                except duckdb.Error as err:
+                    raise EngineError(f"the embedded engine could not run the query: {err}") from err
+            finally:
+                connection.close()
+        return QueryAnswer(columns, rows, bytes_scanned=downloaded, engine=self.name)
+
+    def _list(self, relation: Relation, deadline: float) -> list[tuple[str, int]]:
+        prefix = partition_prefix(relation)
+        objects: list[tuple[str, int]] = []
+        params: dict[str, Any] = {"Bucket": relation.bucket, "Prefix": prefix}
+        while True:
+            self._check(deadline, "listing")
+            try:
+                page = self.s3.list_objects_v2(**params)
+            except (ClientError, BotoCoreError) as err:
+                raise EngineError(f"cannot list s3://{relation.bucket}/{prefix}: {err}") from err
+            objects += [(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", []) if _data_key(o["Key"])]
+            if not page.get("IsTruncated"):
+                break
+            params["ContinuationToken"] = page["NextContinuationToken"]
+        if not objects:
+            raise EngineError(f"no objects under s3://{relation.bucket}/{prefix}: nothing to read (not exported yet?)")
+        return objects
+
+    def _download(
+        self, relation: Relation, objects: list[tuple[str, int]], folder: str, deadline: float
+    ) -> tuple[list[str], int]:
+        """The objects as files under `folder`, keeping their keys below the prefix (so the hive partitions stay in
+        the paths DuckDB reads), and the bytes downloaded."""
+        base = relation.prefix.strip("/")
+        base = base + "/" if base else ""
+        files, downloaded = [], 0
+        for key, _ in objects:
+            self._check(deadline, "download")
+            parts = key[len(base) :].split("/")
+            if any(part in ("", ".", "..") for part in parts):
+                raise EngineError(f"s3://{relation.bucket}/{key}: a key the embedded engine will not write to disk")
+            path = os.path.join(folder, *parts)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                body = self.s3.get_object(Bucket=relation.bucket, Key=key)["Body"].read()
+            except (ClientError, BotoCoreError) as err:
+                raise EngineError(f"cannot read s3://{relation.bucket}/{key}: {err}") from err
+            with open(path, "wb") as out:
+                out.write(body)
+            downloaded += len(body)
+            files.append(path)
+        return files, downloaded
+
+    def _view(self, connection: Any, name: str, relation: Relation, files: list[str]) -> None:
+        paths = "[" + ", ".join(_sql_string(f) for f in files) + "]"
+        # hive_types_autocast off: a partition value stays a string (`2026-11`), as Athena's projected column is.
+        options = "hive_partitioning = true, hive_types_autocast = false, union_by_name = true"
+        if relation.format == "parquet":
+            source = f"read_parquet({paths}, {options})"
+        elif relation.format == "json":
+            source = f"read_json({paths}, format = 'newline_delimited', compression = 'gzip', {options})"
+        else:
+            raise EngineError(f"the relation {name} has format {relation.format!r}: the engines read parquet or json")
+        view = '"' + name.replace('"', '""') + '"'
+        try:
+            connection.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
+        except Exception as err:  # duckdb.Error, imported lazily
+            raise EngineError(
+                f"the embedded engine cannot read {relation.format} under s3://{relation.bucket}/"
+                f"{partition_prefix(relation)}: {err}"
+            ) from err
+
+    def _check(self, deadline: float, what: str) -> None:
+        if self.clock() >= deadline:
+            raise DeadlineExceeded(f"the embedded engine's {what} was not started: the run reached its deadline")
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError as err:
+        raise EngineError(
+            "the embedded engine needs the duckdb package (a development dependency: pip install -e '.[dev]'); "
+            "in AWS use BILL_ENGINE=athena"
+        ) from err
+    return duckdb
