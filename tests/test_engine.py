@@ -354,3 +354,14 @@ def test_athena_starts_nothing_after_the_deadline(aws):
     with pytest.raises(DeadlineExceeded):
         recorder.engine(time).run(SQL, RELATIONS, deadline=time.now)
     assert recorder.faults.calls == []
+
+
+def test_an_embedded_query_still_running_at_the_deadline_is_interrupted(export):
+    import time
+
+    slow = "SELECT SUM(hash(i)) FROM range(1000000000000) t(i), cur"
+    engine = embedded(Recorder())
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="still running at the deadline"):
+        engine.run(slow, RELATIONS, deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 10

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from lambda_function.errors import DeadlineExceeded
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 512 * 1024**2  # what the embedded engine downloads at most, for all relations of a query
+CHUNK_BYTES = 1024**2
 
 
 def partition_prefix(relation: Relation) -> str:
@@ -81,14 +83,25 @@ class EmbeddedEngine:
                     downloaded += size
                     self._view(connection, name, relation, files)
                 dialect.install_duckdb(connection)
-                if self.clock() >= deadline:
+                left = deadline - self.clock()
+                if left <= 0:
                     raise DeadlineExceeded("the embedded query was not started: the run reached its deadline")
+                # The query is interrupted when the deadline passes (on the wall clock: DuckDB runs in real time).
+                alarm = threading.Timer(left, connection.interrupt) if left < float("inf") else None
+                if alarm is not None:
+                    alarm.daemon = True
+                    alarm.start()
                 try:
                     cursor = connection.execute(text)
                     columns = tuple(dialect.label(d[0]) for d in cursor.description or ())
                     rows = tuple(tuple(dialect.as_text(v) for v in row) for row in cursor.fetchall())
+                except duckdb.InterruptException as err:
+                    raise DeadlineExceeded("the embedded query was still running at the deadline: stopped") from err
                 except duckdb.Error as err:
                     raise EngineError(f"the embedded engine could not run the query: {err}") from err
+                finally:
+                    if alarm is not None:
+                        alarm.cancel()
             finally:
                 connection.close()
         return QueryAnswer(columns, rows, bytes_scanned=downloaded, engine=self.name)
@@ -127,12 +140,13 @@ class EmbeddedEngine:
             path = os.path.join(folder, *parts)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
-                body = self.s3.get_object(Bucket=relation.bucket, Key=key)["Body"].read()
+                body = self.s3.get_object(Bucket=relation.bucket, Key=key)["Body"]
+                with open(path, "wb") as out:  # in chunks: the function's memory holds DuckDB, not the objects
+                    for chunk in body.iter_chunks(CHUNK_BYTES):
+                        out.write(chunk)
+                        downloaded += len(chunk)
             except (ClientError, BotoCoreError) as err:
                 raise EngineError(f"cannot read s3://{relation.bucket}/{key}: {err}") from err
-            with open(path, "wb") as out:
-                out.write(body)
-            downloaded += len(body)
             files.append(path)
         return files, downloaded
 
