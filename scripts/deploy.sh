@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 : "${RESERVED_CONCURRENCY:=0}"  # 0: none reserved (a low account quota refuses any)
 # report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
 : "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
+# the bill per identity: a CUR 2.0 export with IAM principal data (docs/deploy.md); its lines land up to 72 h late
+: "${CUR_EXPORT:=}" "${CUR_TABLE:=}"
+if [[ -n "$CUR_EXPORT" ]]; then : "${RECONCILE_LAG_DAYS:=3}"; fi
 : "${LOG_LEVEL:=INFO}" "${RECONCILE_LAG_DAYS:=2}" "${RECONCILE_COST_METRIC:=UnblendedCost}" "${RECONCILE_ALERT_PERCENT:=5}"
 : "${ATTRIBUTION_KEYS:=}" "${BUDGETS:=}" "${SPIKE_FACTOR:=3}" "${SPIKE_MIN_USD:=1.00}"
 
@@ -99,5 +102,6 @@ aws cloudformation deploy \
     "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
     "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT" \
-    "AttributionKeys=$ATTRIBUTION_KEYS" "Budgets=$BUDGETS" "SpikeFactor=$SPIKE_FACTOR" "SpikeMinUsd=$SPIKE_MIN_USD"
+    "AttributionKeys=$ATTRIBUTION_KEYS" "Budgets=$BUDGETS" "SpikeFactor=$SPIKE_FACTOR" "SpikeMinUsd=$SPIKE_MIN_USD" \
+    "CurExport=$CUR_EXPORT" "CurTable=$CUR_TABLE"
 aws cloudformation describe-stacks --region "$region" --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

@@ -406,3 +406,29 @@ def test_deploy_passes_an_existing_alarm_topic(tmp_path):
     result, calls = run_script(tmp_path, "deploy.sh", AWS_REGION="eu-west-1", ALARM_EMAIL="", ALARM_TOPIC_ARN=topic)
     assert result.returncode == 0, result.stderr
     assert (parameter_overrides(calls)["AlarmTopicArn"], parameter_overrides(calls)["AlarmEmail"]) == (topic, "")
+
+
+def test_deploy_points_the_stack_at_a_cur_export_and_waits_72_hours_for_it(tmp_path):
+    export = "s3://payer-cur/cur/bedrock-identity"
+    result, calls = run_script(tmp_path / "cur", "deploy.sh", AWS_REGION="eu-west-1", CUR_EXPORT=export)
+    assert result.returncode == 0, result.stderr
+    passed = parameter_overrides(calls)
+    assert (passed["CurExport"], passed["CurTable"]) == (export, "")
+    assert passed["ReconcileLagDays"] == "3"  # CUR lines land up to 72 h late (Marketplace's)
+    # an explicit lag is kept; without an export, Cost Explorer's 2 days and no CUR parameters set
+    result, calls = run_script(
+        tmp_path / "lag",
+        "deploy.sh",
+        AWS_REGION="eu-west-1",
+        CUR_EXPORT=export,
+        CUR_TABLE="billing.cur",
+        RECONCILE_LAG_DAYS="5",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (parameter_overrides(calls)["ReconcileLagDays"], parameter_overrides(calls)["CurTable"]) == (
+        "5",
+        "billing.cur",
+    )
+    result, calls = run_script(tmp_path / "none", "deploy.sh", AWS_REGION="eu-west-1")
+    passed = parameter_overrides(calls)
+    assert (passed["CurExport"], passed["CurTable"], passed["ReconcileLagDays"]) == ("", "", "2")
