@@ -16,7 +16,7 @@ import pytest
 from lambda_function.aws import AwsClients
 from lambda_function.engine import EngineError, Relation, dialect
 from lambda_function.engine.athena import AthenaEngine
-from lambda_function.engine.embedded import EmbeddedEngine, partition_prefix
+from lambda_function.engine.embedded import EmbeddedEngine, partition_prefix, partition_prefixes
 from lambda_function.errors import DeadlineExceeded
 from local_aws.cur_parquet import cur_parquet
 
@@ -365,3 +365,20 @@ def test_an_embedded_query_still_running_at_the_deadline_is_interrupted(export):
     with pytest.raises(DeadlineExceeded, match="still running at the deadline"):
         engine.run(slow, RELATIONS, deadline=time.monotonic() + 0.5)
     assert time.monotonic() - started < 10
+
+
+def test_a_partition_named_twice_reads_either_value(export):
+    both = Relation(
+        EXPORT_BUCKET, f"{PREFIX}/data", partitions=(("billing_period", "2026-10"), ("billing_period", "2026-11"))
+    )
+    sql = "SELECT billing_period, COUNT(*) AS n FROM cur GROUP BY 1 ORDER BY 1"
+    answer = embedded(Recorder()).run(sql, {"cur": both}, deadline=float("inf"))
+    assert answer.rows == (("2026-10", "1"), ("2026-11", str(len(NOVEMBER))))
+    assert answer.bytes_scanned == export["2026-10"] + export["2026-11"]
+
+
+def test_partition_prefixes():
+    nested = Relation("b", "/logs/", partitions=(("region", "us-east-1"), ("day", "01"), ("day", "02")))
+    assert partition_prefixes(nested) == ["logs/REGION=us-east-1/DAY=01/", "logs/REGION=us-east-1/DAY=02/"]
+    assert partition_prefixes(Relation("b", "")) == [""]
+    assert partition_prefixes(Relation("b", "cur/data")) == ["cur/data/"]

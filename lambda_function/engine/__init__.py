@@ -35,7 +35,9 @@ class Relation:
     prefix: str
     format: str = "parquet"  # or "json"
     glue_table: str = ""  # "database.table", for Athena
-    partitions: tuple[tuple[str, str], ...] = ()  # (name, value) the query needs, e.g. (("billing_period", "2026-11"),)
+    # (name, value) the query needs, e.g. (("billing_period", "2026-11"),); a name given twice reads either value.
+    # Only the embedded engine uses them (Athena prunes partitions from the query's WHERE).
+    partitions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,28 @@ MAX_BYTES = 512 * 1024**2  # what the embedded engine downloads at most, for all
 CHUNK_BYTES = 1024**2
 
 
-def partition_prefix(relation: Relation) -> str:
-    """The key prefix of the partitions the relation names: hive keys are upper case in CUR's paths
-    (`BILLING_PERIOD=2026-11/`), the column lower case in the SQL."""
+def partition_prefixes(relation: Relation) -> list[str]:
+    """The key prefixes of the partitions the relation names: hive keys are upper case in CUR's paths
+    (`BILLING_PERIOD=2026-11/`), the column lower case in the SQL. A name given twice is either value (a local day
+    straddling two billing periods reads both); different names nest in the order given."""
     prefix = relation.prefix.strip("/")
-    parts = [prefix] if prefix else []
-    parts += [f"{name.upper()}={value}" for name, value in relation.partitions]
-    return "/".join(parts) + "/" if parts else ""
+    values: dict[str, list[str]] = {}
+    for name, value in relation.partitions:
+        values.setdefault(name, []).append(value)
+    paths = [prefix] if prefix else [""]
+    for name, choices in values.items():
+        paths = [f"{path}/{name.upper()}={value}".lstrip("/") for path in paths for value in choices]
+    return [path + "/" if path else "" for path in paths]
+
+
+def partition_prefix(relation: Relation) -> str:
+    """The one key prefix of a relation that names at most one value per partition."""
+    (prefix,) = partition_prefixes(relation)
+    return prefix
+
+
+def _where(relation: Relation) -> str:
+    return ", ".join(f"s3://{relation.bucket}/{prefix}" for prefix in partition_prefixes(relation))
 
 
 def _data_key(key: str) -> bool:
@@ -69,7 +84,7 @@ class EmbeddedEngine:
         listed = {name: self._list(relation, deadline) for name, relation in relations.items()}
         total = sum(size for objects in listed.values() for _, size in objects)
         if total > self.max_bytes:
-            where = ", ".join(f"s3://{r.bucket}/{partition_prefix(r)}" for r in relations.values())
+            where = ", ".join(_where(r) for r in relations.values())
             raise EngineError(
                 f"{where} holds {total:,} bytes, too large for the embedded engine (at most {self.max_bytes:,}): "
                 "use BILL_ENGINE=athena"
@@ -107,21 +122,22 @@ class EmbeddedEngine:
         return QueryAnswer(columns, rows, bytes_scanned=downloaded, engine=self.name)
 
     def _list(self, relation: Relation, deadline: float) -> list[tuple[str, int]]:
-        prefix = partition_prefix(relation)
         objects: list[tuple[str, int]] = []
-        params: dict[str, Any] = {"Bucket": relation.bucket, "Prefix": prefix}
-        while True:
-            self._check(deadline, "listing")
-            try:
-                page = self.s3.list_objects_v2(**params)
-            except (ClientError, BotoCoreError) as err:
-                raise EngineError(f"cannot list s3://{relation.bucket}/{prefix}: {err}") from err
-            objects += [(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", []) if _data_key(o["Key"])]
-            if not page.get("IsTruncated"):
-                break
-            params["ContinuationToken"] = page["NextContinuationToken"]
+        for prefix in partition_prefixes(relation):
+            params: dict[str, Any] = {"Bucket": relation.bucket, "Prefix": prefix}
+            while True:
+                self._check(deadline, "listing")
+                try:
+                    page = self.s3.list_objects_v2(**params)
+                except (ClientError, BotoCoreError) as err:
+                    raise EngineError(f"cannot list s3://{relation.bucket}/{prefix}: {err}") from err
+                contents = page.get("Contents", [])
+                objects += [(o["Key"], int(o.get("Size", 0))) for o in contents if _data_key(o["Key"])]
+                if not page.get("IsTruncated"):
+                    break
+                params["ContinuationToken"] = page["NextContinuationToken"]
         if not objects:
-            raise EngineError(f"no objects under s3://{relation.bucket}/{prefix}: nothing to read (not exported yet?)")
+            raise EngineError(f"no objects under {_where(relation)}: nothing to read (not exported yet?)")
         return objects
 
     def _download(
@@ -165,8 +181,7 @@ class EmbeddedEngine:
             connection.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")
         except Exception as err:  # duckdb.Error, imported lazily
             raise EngineError(
-                f"the embedded engine cannot read {relation.format} under s3://{relation.bucket}/"
-                f"{partition_prefix(relation)}: {err}"
+                f"the embedded engine cannot read {relation.format} under {_where(relation)}: {err}"
             ) from err
 
     def _check(self, deadline: float, what: str) -> None:
