@@ -72,7 +72,7 @@ def reconciled(aws, *items):
 
 def test_an_exact_match(account):
     result = reconciled(account, *EXACT)
-    assert (result["status"], result["day"]) == ("ok", SETTLED.isoformat())
+    assert (result["status"], result["day"], result["source"]) == ("ok", SETTLED.isoformat(), "cost_explorer")
     # billed 10 = estimated 10: difference 0, coverage 100 %
     assert (result["billed_usd"], result["estimated_usd"], result["difference_usd"]) == (
         "10.000000",
@@ -178,6 +178,7 @@ def test_no_settled_report_to_compare_with(aws, monkeypatch):
         "status": "unavailable",
         "day": SETTLED.isoformat(),
         "why": f"no report for {SETTLED.isoformat()} to compare with",
+        "source": "cost_explorer",
     }
     assert aws.cost_explorer.requests == []  # nothing paid for
 
@@ -282,4 +283,5 @@ def test_a_settled_summary_that_cannot_be_read_makes_the_reconciliation_unavaila
         "status": "unavailable",
         "day": SETTLED.isoformat(),
         "why": f"the summary of {SETTLED.isoformat()} cannot be read: nothing to compare with",
+        "source": "cost_explorer",
     }

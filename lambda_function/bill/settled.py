@@ -1,28 +1,40 @@
 """The settled day against the bill: the day RECONCILE_LAG_DAYS before a daily report's, its stored summary
-compared with Cost Explorer, and the verdict written back into that day's summary. Never stops the report."""
+compared with the bill, and the verdict written back into that day's summary. Never stops the report.
+
+The bill is Cost Explorer's (totals per service, region and model; `source: cost_explorer`) or, with CUR_EXPORT, the
+CUR 2.0 export's lines per IAM principal (`source: cur`): the query of `cur.settled_query` run by the engine
+BILL_ENGINE names (Athena in AWS, DuckDB in process), the comparison of `cur.compare_identities`, and the settled
+CSV `bedrock-billed_<start>_<end>.csv` beside that day's report. A month the export has no objects for yet, a day
+with no Bedrock line in it while the logs saw spend, an engine failing or reaching the deadline: `unavailable` with
+the reason."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_function.aws import AwsClients, error_code
-from lambda_function.bill import reconcile
+from lambda_function.bill import cur, reconcile
 from lambda_function.config import Config
+from lambda_function.engine import EngineError, Relation, SqlEngine
 from lambda_function.errors import DeadlineExceeded
 from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import price_list_names
 from lambda_function.report.history import month_to_date
 from lambda_function.store import ReportStore
+from lambda_function.summary import Summary
 from lambda_function.window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
 
 COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's one endpoint
+ATHENA_USD_PER_TB, ATHENA_MIN_BYTES = Decimal(5), 10 * 1000**2  # Athena bills $5 per TB scanned, 10 MB at least
+PER_IDENTITY_NOTE = "per identity: the summary has no identity x model breakdown"
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,7 @@ class Reconciliation:
 def reconcile_settled_day(
     config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow, catalog: ModelCatalog
 ) -> Reconciliation:
-    """For a daily report: the settled day against Cost Explorer; nothing for other windows or with the lag 0.
+    """For a daily report: the settled day against the bill; nothing for other windows or with the lag 0.
     Whatever fails is `unavailable` with the reason."""
     if not config.reconcile_lag_days or not window.is_single_day:
         return Reconciliation()
@@ -46,7 +58,32 @@ def reconcile_settled_day(
             why = f"the summary of {day.isoformat()} cannot be read: nothing to compare with"
         else:
             why = f"no report for {day.isoformat()} to compare with"
-        return Reconciliation(reconcile.unavailable(why, day))
+        return Reconciliation(_unavailable(config, why, day))
+    if config.cur_export:
+        result = _from_cur(config, aws, store, day, settled, estimate)
+    else:
+        result = _from_cost_explorer(config, aws, store, day, settled, estimate, catalog)
+    store.put_summary(settled, replace(estimate, reconciliation=result))
+    return Reconciliation(result, reconcile.emf_metric(result) if result["status"] == "ok" else None)
+
+
+def _source(config: Config) -> str:
+    return "cur" if config.cur_export else "cost_explorer"
+
+
+def _unavailable(config: Config, why: str, day: date) -> dict[str, Any]:
+    return {**reconcile.unavailable(why, day), "source": _source(config)}
+
+
+def _from_cost_explorer(
+    config: Config,
+    aws: AwsClients,
+    store: ReportStore,
+    day: date,
+    settled: ReportWindow,
+    estimate: Summary,
+    catalog: ModelCatalog,
+) -> dict[str, Any]:
     try:
         ce = aws.client("ce", COST_EXPLORER_REGION)
         lines, accounts = reconcile.billed_day(ce, day, config.reconcile_metric)
@@ -69,9 +106,99 @@ def reconcile_settled_day(
             estimated.days_in_range,
         )
         result["metric"] = config.reconcile_metric
+        result["source"] = "cost_explorer"
     except (ClientError, BotoCoreError, DeadlineExceeded, reconcile.BillUnavailable) as err:
         why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
         log.warning("reconciliation of %s unavailable: %s", day, why)
-        result = reconcile.unavailable(why, day)
-    store.put_summary(settled, replace(estimate, reconciliation=result))
-    return Reconciliation(result, reconcile.emf_metric(result) if result["status"] == "ok" else None)
+        result = _unavailable(config, why, day)
+    return result
+
+
+def bill_engine(config: Config, aws: AwsClients) -> SqlEngine:
+    """The engine BILL_ENGINE names, on the run's clock (its polls and downloads end by the run's deadline)."""
+    policy = aws.policy
+    if config.bill_engine == "athena":
+        from lambda_function.engine.athena import AthenaEngine
+
+        return AthenaEngine(
+            aws.client("athena"), config.athena_workgroup or "primary", sleep=policy.sleep, clock=policy.clock
+        )
+    from lambda_function.engine.embedded import EmbeddedEngine
+
+    return EmbeddedEngine(aws.client("s3"), clock=policy.clock)
+
+
+def _query_deadline(aws: AwsClients) -> float:
+    """The reads' end (time is kept after it for the email), or no deadline when the run has none."""
+    ends = [end for end in (aws.policy.deadline, aws.policy.reads_until) if end is not None]
+    return min(ends) if ends else float("inf")
+
+
+def _export(config: Config) -> tuple[str, str]:
+    bucket, _, prefix = config.cur_export.removeprefix("s3://").partition("/")
+    return bucket, "/".join(part for part in (prefix.strip("/"), "data") if part)
+
+
+def _settled_periods(aws: AwsClients, bucket: str, data: str, periods: list[str]) -> list[str]:
+    """The billing periods among `periods` the export has no object for yet."""
+    s3 = aws.client("s3")
+    missing = []
+    for period in periods:
+        page = s3.list_objects_v2(Bucket=bucket, Prefix=f"{data}/BILLING_PERIOD={period}/", MaxKeys=1)
+        if not page.get("Contents"):
+            missing.append(period)
+    return missing
+
+
+def _scan_cost(engine: str, scanned: int) -> str | None:
+    if engine != "athena":
+        return None
+    return reconcile._usd(Decimal(max(scanned, ATHENA_MIN_BYTES)) / Decimal(1000**4) * ATHENA_USD_PER_TB)
+
+
+def _from_cur(
+    config: Config, aws: AwsClients, store: ReportStore, day: date, settled: ReportWindow, estimate: Summary
+) -> dict[str, Any]:
+    """The settled day per identity from the CUR 2.0 export."""
+    bucket, data = _export(config)
+    periods = cur.billing_periods(settled.start, settled.end)
+    if config.bill_engine == "athena" and not config.cur_table:
+        return _unavailable(config, "BILL_ENGINE=athena needs CUR_TABLE, the export's Glue table", day)
+    try:
+        missing = _settled_periods(aws, bucket, data, periods)
+        if missing:
+            where = ", ".join(f"s3://{bucket}/{data}/BILLING_PERIOD={period}/" for period in missing)
+            return _unavailable(
+                config, f"the bill for {day.isoformat()} is not settled yet: no objects under {where}", day
+            )
+        # one period: only its partition is read; a local day straddling two months reads the export's data folder
+        partitions = (("billing_period", periods[0]),) if len(periods) == 1 else ()
+        relation = Relation(bucket, data, "parquet", glue_table=config.cur_table, partitions=partitions)
+        sql = cur.settled_query(settled.start, settled.end, config.reconcile_metric)
+        answer = bill_engine(config, aws).run(sql, {"cur": relation}, deadline=_query_deadline(aws))
+        lines = cur.lines_of(answer)
+        if not lines and estimate.total_cost > 0:
+            return _unavailable(
+                config,
+                f"the bill for {day.isoformat()} is not settled yet: the export has no Bedrock line for that day",
+                day,
+            )
+        result = cur.compare_identities(day, estimate, lines, config.reconcile_alert_percent)
+        result.update(
+            metric=config.reconcile_metric,
+            export=config.cur_export,
+            engine=answer.engine,
+            bytes_scanned=answer.bytes_scanned,
+            scan_cost_usd=_scan_cost(answer.engine, answer.bytes_scanned),
+            note=PER_IDENTITY_NOTE,
+        )
+    except (ClientError, BotoCoreError, DeadlineExceeded, EngineError, cur.CurUnreadable) as err:
+        why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
+        log.warning("reconciliation of %s with the CUR export unavailable: %s", day, why)
+        return _unavailable(config, why, day)
+    try:
+        result["settled_csv"] = store.put_settled(settled, cur.settled_csv(result, estimate)).uri
+    except (ClientError, BotoCoreError, DeadlineExceeded) as err:
+        log.warning("the settled CSV of %s was not written: %s", day, err)
+        result["settled_csv"] = None
+    return result

@@ -5,6 +5,7 @@ summaries (each once per run, validated at the edge), holds the refreshed price 
     <prefix>/reports/YYYY/MM/DD/bedrock-usage_<start>_<end>.json         its summary (one JSON line)
     <prefix>/reports/YYYY/MM/DD/bedrock-usage_<start>_<end>.email-sent.json   the email's once-only marker
     <prefix>/reports/YYYY/MM/DD/bedrock-usage-partial_<start>_<end>.csv  a window not yet over (month to date)
+    <prefix>/reports/YYYY/MM/DD/bedrock-billed_<start>_<end>.csv         a settled day's bill per identity (CUR)
     <prefix>/budget-alerts/<period>/<budget>-<threshold>.json            a budget alert, claimed once
     <prefix>/budget-alerts/<day>/spike-<id>.json                         a spike alert, claimed once
     <prefix>/prices/token_prices.<day>.<sha12>.csv                       a refreshed price table
@@ -41,6 +42,13 @@ def report_key(prefix: str, window: ReportWindow, *, partial: bool = False) -> s
     day = window.local_start.date()
     kind = "bedrock-usage-partial" if partial else "bedrock-usage"
     name = f"{kind}_{_stamp(window.start)}_{_stamp(window.end)}.csv"
+    return f"{prefix}/reports/{day:%Y}/{day:%m}/{day:%d}/{name}"
+
+
+def settled_key(prefix: str, window: ReportWindow) -> str:
+    """The settled day's bill per identity (CUR 2.0), beside that day's report."""
+    day = window.local_start.date()
+    name = f"bedrock-billed_{_stamp(window.start)}_{_stamp(window.end)}.csv"
     return f"{prefix}/reports/{day:%Y}/{day:%m}/{day:%d}/{name}"
 
 
@@ -84,6 +92,13 @@ class ReportStore:
 
     def put_report(self, window: ReportWindow, csv: bytes, *, partial: bool = False) -> StoredReport:
         key = report_key(self.prefix, window, partial=partial)
+        bounds = window.as_json()
+        uri = self.bucket.put(key, csv, CSV, {"window-start": bounds["start"], "window-end": bounds["end"]})
+        return StoredReport(key, uri)
+
+    def put_settled(self, window: ReportWindow, csv: bytes) -> StoredReport:
+        """The settled CSV of `window`'s day (the bill per identity), beside its report; same key on a re-run."""
+        key = settled_key(self.prefix, window)
         bounds = window.as_json()
         uri = self.bucket.put(key, csv, CSV, {"window-start": bounds["start"], "window-end": bounds["end"]})
         return StoredReport(key, uri)

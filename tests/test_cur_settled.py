@@ -1,0 +1,294 @@
+"""The settled day per identity from a CUR 2.0 export, end to end: a generated export (Parquet, the real column names)
+in the embedded S3, the product's own query run by the embedded engine (DuckDB), the verdict in the response, the
+settled day's summary, the settled CSV and the email. The report always goes out, whatever the bill says."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lambda_function.bill import settled as settled_stage
+from lambda_function.engine import EngineError, QueryAnswer
+from lambda_function.errors import DeadlineExceeded
+from lambda_function.store import report_key
+from lambda_function.window import day_window
+from local_aws.generate import generate_records, put_records
+
+from .support import BUCKET, DAY, END, GROUP, START, configure, emails, run, text_body
+
+duckdb = pytest.importorskip("duckdb")
+
+SETTLED = DAY - timedelta(days=3)  # RECONCILE_LAG_DAYS' default with CUR_EXPORT
+PERIOD = f"{SETTLED:%Y-%m}"
+EXPORT_BUCKET = "billing-exports"
+EXPORT = f"s3://{EXPORT_BUCKET}/cur2/bedrock"
+ACCOUNT = "111111111111"
+ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
+BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
+MANTLE = f"arn:aws:iam::{ACCOUNT}:user/BedrockAPIKey-mantle"
+AGENT = f"arn:aws:sts::{ACCOUNT}:assumed-role/Agents"
+SONNET = "Claude Sonnet 4.5 (Amazon Bedrock Edition)"
+
+
+def summary():
+    """The settled day's summary: alice $4 (3 calls), bob $6 (5 calls), two sessions of the Agents role $1 and $2."""
+    window = day_window(SETTLED, ZoneInfo("UTC"))
+    identities = [(ALICE, "4", 3), (BOB, "6", 5), (f"{AGENT}/s1", "1", 1), (f"{AGENT}/s2", "2", 1)]
+    return window, {
+        "schema": "bedrock-usage-report/summary/1",
+        "window": window.as_json(),
+        "total_cost_usd": "13",
+        "by_model": [],
+        "by_region": [],
+        "by_identity": [{"name": n, "cost_usd": c, "invocations": i} for n, c, i in identities],
+        "footer": {},
+    }
+
+
+def line(identity, usd, service="AmazonBedrock", usage_type="USE1-NovaLite-input-tokens", **extra):
+    """One CUR 2.0 line item on the settled day (10:00 UTC unless said)."""
+    marketplace = service.endswith("(Amazon Bedrock Edition)")
+    return {
+        "line_item_iam_principal": identity,
+        "line_item_usage_account_id": ACCOUNT,
+        "line_item_line_item_type": "Usage",
+        "line_item_product_code": "prod-abc123" if marketplace else service,
+        "product_servicecode": None if marketplace else service,
+        "product": {"product_name": service if marketplace else "Amazon Bedrock"},
+        "bill_billing_entity": "AWS Marketplace" if marketplace else "AWS",
+        "line_item_usage_type": usage_type,
+        "line_item_usage_start_date": datetime.combine(SETTLED, time(10), tzinfo=UTC),
+        "line_item_unblended_cost": float(usd),
+        "line_item_net_unblended_cost": None,
+        **extra,
+    }
+
+
+# alice exact (3 + 1), bob drifted (Sonnet billed 9 where we estimated 6), the role's sessions exact, a mantle-only
+# API key (2.5, never logged), a tax line; and lines the query must leave out: another day, another service
+EXPORT_LINES = [
+    line(ALICE, "3"),
+    line(ALICE, "1", usage_type="USE1-NovaLite-output-tokens"),
+    line(BOB, "7", service=SONNET, usage_type="USE1-MP:USE1_InputTokenCount-Units"),
+    line(BOB, "2", service=SONNET, usage_type="USE1-MP:USE1_OutputTokenCount-Units"),
+    line(f"{AGENT}/s1", "1"),
+    line(f"{AGENT}/s2", "2"),
+    line(MANTLE, "2.5", service=SONNET, usage_type="USE1-MP:USE1_InputTokenCount-Units"),
+    line(None, "0.9", line_item_line_item_type="Tax"),
+    line(ALICE, "100", line_item_usage_start_date=datetime.combine(SETTLED, time(0), tzinfo=UTC) - timedelta(hours=1)),
+    line(ALICE, "50", service="AmazonEC2", usage_type="BoxUsage"),
+]
+
+
+def parquet(lines):
+    """The lines as one Parquet object, with CUR 2.0's types (the product a map, the start a timestamp)."""
+    columns = {
+        "line_item_iam_principal": "VARCHAR",
+        "line_item_usage_account_id": "VARCHAR",
+        "line_item_line_item_type": "VARCHAR",
+        "line_item_product_code": "VARCHAR",
+        "product_servicecode": "VARCHAR",
+        "product": "MAP(VARCHAR, VARCHAR)",
+        "bill_billing_entity": "VARCHAR",
+        "line_item_usage_type": "VARCHAR",
+        "line_item_usage_start_date": "TIMESTAMP",
+        "line_item_unblended_cost": "DOUBLE",
+        "line_item_net_unblended_cost": "DOUBLE",
+    }
+    connection = duckdb.connect(":memory:")
+    connection.execute("CREATE TABLE cur (" + ", ".join(f"{n} {t}" for n, t in columns.items()) + ")")
+    for item in lines:
+        values = [item[name] for name in columns]
+        values[columns_index(columns, "line_item_usage_start_date")] = item["line_item_usage_start_date"].replace(
+            tzinfo=None
+        )
+        connection.execute("INSERT INTO cur VALUES (" + ", ".join("?" * len(columns)) + ")", values)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "part.parquet")
+        connection.execute(f"COPY cur TO '{path}' (FORMAT PARQUET)")
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def columns_index(columns, name):
+    return list(columns).index(name)
+
+
+@pytest.fixture
+def account(aws, monkeypatch):
+    configure(aws, monkeypatch, CUR_EXPORT=EXPORT, BILL_ENGINE="embedded")
+    monkeypatch.delenv("RECONCILE_LAG_DAYS", raising=False)
+    put_records(aws.client("logs"), GROUP, generate_records(START, END, count=30, seed=5))
+    window, document = summary()
+    key = report_key("bedrock-usage", window).removesuffix(".csv") + ".json"
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+    s3.create_bucket(Bucket=EXPORT_BUCKET)
+    aws.settled_key = key
+    return aws
+
+
+def export(aws, lines=EXPORT_LINES, period=PERIOD):
+    key = f"cur2/bedrock/data/BILLING_PERIOD={period}/bedrock-00001.snappy.parquet"
+    aws.client("s3").put_object(Bucket=EXPORT_BUCKET, Key=key, Body=parquet(lines))
+
+
+def reconciled(**kwargs):
+    report = run({"date": DAY.isoformat()}, **kwargs)
+    response = report.response
+    assert response["status"] == "ok" and response["email"]["sent"] is True  # the report goes out regardless
+    return report, response["reconciliation"]
+
+
+def test_the_settled_day_per_identity(account):
+    export(account)
+    report, result = reconciled()
+    assert (result["status"], result["source"], result["day"], result["engine"]) == (
+        "ok",
+        "cur",
+        SETTLED.isoformat(),
+        "embedded",
+    )
+    # billed (Usage only, the day's Bedrock lines): 4 + 9 + 3 + 2.5 = 18.5; estimated 13; difference 5.5
+    assert (result["billed_usd"], result["estimated_usd"], result["difference_usd"]) == (
+        "18.500000",
+        "13.000000",
+        "5.500000",
+    )
+    # bob's drift (3) first, then the mantle key (2.5, not logged), then the exact ones
+    ranked = [(e["identity"], e["difference_usd"], e["logged"]) for e in result["by_identity"]]
+    assert ranked[:2] == [(BOB, "3.000000", True), (MANTLE, "2.500000", False)]
+    assert {identity for identity, difference, _ in ranked[2:] if difference == "0.000000"} == {
+        ALICE,
+        f"{AGENT}/s1",
+        f"{AGENT}/s2",
+    }
+    assert result["by_role"][0]["role"] == AGENT and result["by_role"][0]["sessions"] == 2
+    assert result["by_role"][0]["billed_usd"] == "3.000000"
+    assert result["billed_not_logged_usd"] == "2.500000"
+    assert result["billed_not_logged"][0]["services"] == [SONNET]
+    assert result["other_line_types"] == {"Tax": "0.900000"}
+    assert result["logged_not_billed"] == []
+    assert result["bytes_scanned"] > 0 and result["scan_cost_usd"] is None  # no Athena: nothing paid per byte
+    # the drift metric, as with Cost Explorer: 5.5 / 18.5 = 29.7 %
+    (drift,) = [m for m in report.metrics if "ReconciliationDriftPercent" in m]
+    assert (drift["ReconciliationDriftPercent"], drift["ReconciliationDriftAlert"]) == (29.7, 1)
+    # the settled CSV beside that day's report
+    uri = result["settled_csv"]
+    assert uri.startswith(f"s3://{BUCKET}/bedrock-usage/reports/{SETTLED:%Y/%m/%d}/bedrock-billed_")
+    body = account.client("s3").get_object(Bucket=BUCKET, Key=uri.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert rows[0] == {
+        "Account Id": ACCOUNT,
+        "Identity ARN": BOB,
+        "Invocations": "5",
+        "Estimated charges": "6.000000",
+        "Billed charges": "9.000000",
+        "Difference": "3.000000",
+        "Status": "matched",
+    }
+    assert rows[1]["Identity ARN"] == MANTLE and rows[1]["Status"] == "billed only"
+    # the settled day's summary holds the verdict
+    document = json.loads(account.client("s3").get_object(Bucket=BUCKET, Key=account.settled_key)["Body"].read())
+    assert document["reconciliation"] == result
+    # the email's section
+    body = text_body(emails(account)[0])
+    assert f"SETTLED {SETTLED.isoformat()}: BILLED PER IDENTITY" in body
+    assert "BedrockAPIKey-mantle" in body and uri in body
+    assert "ESTIMATED VS BILLED" not in body
+
+
+def test_the_bill_not_settled_yet(account):
+    _, result = reconciled()  # nothing exported for the month yet
+    assert result["status"] == "unavailable" and result["source"] == "cur"
+    assert result["why"].startswith(f"the bill for {SETTLED.isoformat()} is not settled yet: no objects under")
+    assert f"reconciliation: unavailable: the bill for {SETTLED.isoformat()}" in text_body(emails(account)[0])
+
+
+def test_the_month_exported_but_not_the_day(account):
+    export(account, [line(ALICE, "50", service="AmazonEC2", usage_type="BoxUsage")])  # no Bedrock line yet
+    _, result = reconciled()
+    assert result["status"] == "unavailable"
+    assert "the export has no Bedrock line for that day" in result["why"]
+
+
+def test_an_unreadable_export(account):
+    key = f"cur2/bedrock/data/BILLING_PERIOD={PERIOD}/bedrock-00001.snappy.parquet"
+    account.client("s3").put_object(Bucket=EXPORT_BUCKET, Key=key, Body=b"not parquet")
+    _, result = reconciled()
+    assert result["status"] == "unavailable" and "embedded engine" in result["why"]
+
+
+class FailingEngine:
+    name = "fake"
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def run(self, sql, relations, *, deadline):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error", [EngineError("Athena query abc FAILED: HIVE_BAD_DATA"), DeadlineExceeded("the run reached its deadline")]
+)
+def test_an_engine_failing_or_past_the_deadline_never_blocks_the_report(account, monkeypatch, error):
+    export(account)
+    monkeypatch.setattr(settled_stage, "bill_engine", lambda config, aws: FailingEngine(error))
+    report, result = reconciled()
+    assert result == {
+        "status": "unavailable",
+        "day": SETTLED.isoformat(),
+        "why": str(error),
+        "source": "cur",
+    }
+    assert [m for m in report.metrics if "ReconciliationDriftPercent" in m] == []
+
+
+def test_the_query_the_engine_gets(account, monkeypatch):
+    export(account)
+    seen = []
+
+    class Recording:
+        name = "athena"
+
+        def run(self, sql, relations, *, deadline):
+            seen.append((sql, relations))
+            columns = ("identity", "account", "line_type", "service", "usage_type", "usd")
+            rows = ((ALICE, ACCOUNT, "Usage", "AmazonBedrock", "USE1-NovaLite-input-tokens", "13.0000000000"),)
+            return QueryAnswer(columns, rows, bytes_scanned=2_000_000, engine="athena")
+
+    monkeypatch.setattr(settled_stage, "bill_engine", lambda config, aws: Recording())
+    _, result = reconciled()
+    ((sql, relations),) = seen
+    assert f"billing_period IN ('{PERIOD}')" in sql
+    relation = relations["cur"]
+    assert (relation.bucket, relation.prefix, relation.partitions) == (
+        EXPORT_BUCKET,
+        "cur2/bedrock/data",
+        (("billing_period", PERIOD),),
+    )
+    # Athena's minimum of 10 MB a query: $5 per TB x 10 MB = $0.00005
+    assert (result["bytes_scanned"], result["scan_cost_usd"]) == (2_000_000, "0.000050")
+    assert Decimal(result["billed_usd"]) == 13
+
+
+def test_athena_needs_a_table(account, monkeypatch):
+    monkeypatch.setenv("BILL_ENGINE", "athena")
+    export(account)
+    _, result = reconciled()
+    assert result["status"] == "unavailable" and "CUR_TABLE" in result["why"]
+
+
+def test_cost_explorer_is_not_asked_with_cur(account):
+    export(account)
+    reconciled()
+    assert account.cost_explorer.requests == []
