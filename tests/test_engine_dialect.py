@@ -117,3 +117,28 @@ def test_values_as_athena_writes_them(value, text):
 
 def test_column_labels_are_lower_case():
     assert dialect.label("Billed_USD") == "billed_usd"
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "TIMESTAMP '2026-11-03T00:00:00'",
+        "TIMESTAMP '2026-11-03 00:00:00Z'",
+        "TIMESTAMP '2026-11-03 00:00:00 UTC'",
+        "DATE '2026-11-3'",
+        "DATE '2026-11-03 00:00:00'",
+    ],
+)
+@pytest.mark.parametrize("translate", [dialect.to_duckdb, dialect.to_athena])
+def test_date_and_timestamp_literals_only_in_the_form_both_read_alike(literal, translate):
+    with pytest.raises(ValueError, match="literals as"):
+        translate(f"SELECT 1 FROM cur WHERE t >= {literal}")
+
+
+@pytest.mark.parametrize(
+    "literal", ["TIMESTAMP '2026-11-03 00:00:00'", "TIMESTAMP '2026-11-03 00:00:00.250'", "DATE '2026-11-03'"]
+)
+def test_literals_in_the_common_form_pass(literal):
+    sql = f"SELECT {literal} AS t"
+    assert dialect.to_athena(sql) == dialect.to_duckdb(sql) == sql
+    assert duck(sql)[0][0] is not None

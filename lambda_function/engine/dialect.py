@@ -11,6 +11,8 @@ The differences handled here:
 - DECIMAL without precision and scale means DECIMAL(38, 0) to Trino and DECIMAL(18, 3) to DuckDB: both
   translations refuse it, so money is always summed as `CAST(... AS DECIMAL(p, s))` (both engines then sum to
   DECIMAL(38, s) and render the same digits);
+- DATE and TIMESTAMP literals: Trino wants `TIMESTAMP '2026-11-03 00:00:00'` (a space, no zone: a zone makes it a
+  TIMESTAMP WITH TIME ZONE), DuckDB also takes `2026-11-03T00:00:00Z`; both translations refuse any other form;
 - values as text: Athena renders timestamps with milliseconds (`2026-11-03 10:00:00.000`), booleans in lower case,
   maps as `{k=v}` and arrays as `[a, b]`; column labels come back in lower case.
 
@@ -71,6 +73,13 @@ _NOT_ALIAS = frozenset(
     ]
 )
 ELEMENT_AT = "trino_element_at"
+# Literals both engines read alike: Trino wants a space between date and time (DuckDB also takes `T`) and reads a
+# trailing zone as a TIMESTAMP WITH TIME ZONE; DuckDB takes other forms Trino refuses.
+_LITERALS = {
+    "date": re.compile(r"\d{4}-\d{2}-\d{2}"),
+    "timestamp": re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d{1,3})?)?"),
+}
+_LITERAL_FORMS = {"date": "'YYYY-MM-DD'", "timestamp": "'YYYY-MM-DD HH:MM:SS[.fff]' (UTC, no zone)"}
 
 
 def _tokens(sql: str) -> list[tuple[str, str]]:
@@ -94,10 +103,19 @@ def _previous(tokens: list[tuple[str, str]], i: int) -> tuple[str, str]:
     return next(((kind, text) for _, kind, text in _significant(tokens, i - 1, -1)), ("", ""))
 
 
-def _refuse_bare_decimal(tokens: list[tuple[str, str]]) -> None:
+def _refuse_what_differs(tokens: list[tuple[str, str]]) -> None:
+    """What would run on both engines with different meanings, or on one only: refused in both translations."""
     for i, (kind, text) in enumerate(tokens):
-        if kind == "word" and text.lower() == "decimal" and _next(tokens, i)[1] != "(":
+        word = text.lower() if kind == "word" else ""
+        if word == "decimal" and _next(tokens, i)[1] != "(":
             raise ValueError("write DECIMAL(precision, scale): a bare DECIMAL is (38, 0) in Athena, (18, 3) in DuckDB")
+        if word in _LITERALS:
+            after_kind, after = _next(tokens, i)
+            if after_kind == "string" and not _LITERALS[word].fullmatch(after[1:-1]):
+                raise ValueError(
+                    f"write {text.upper()} literals as {_LITERAL_FORMS[word]}: {text} {after} is read differently "
+                    "(or refused) by Athena and DuckDB"
+                )
 
 
 def quoted_table(glue_table: str) -> str:
@@ -112,7 +130,7 @@ def to_athena(sql: str, relations: Mapping[str, Relation] | None = None) -> str:
     """The text Athena runs: each relation named after FROM or JOIN replaced by its Glue table (keeping the name as
     the alias). Without relations (or with relations that have no Glue table) only the checks apply."""
     tokens = _tokens(sql)
-    _refuse_bare_decimal(tokens)
+    _refuse_what_differs(tokens)
     tables = {name.lower(): r.glue_table for name, r in (relations or {}).items()}
     out: list[str] = []
     for i, (kind, text) in enumerate(tokens):
@@ -131,7 +149,7 @@ def to_athena(sql: str, relations: Mapping[str, Relation] | None = None) -> str:
 def to_duckdb(sql: str) -> str:
     """The text DuckDB runs (over views named as the relations, with `install_duckdb`'s macros)."""
     tokens = _tokens(sql)
-    _refuse_bare_decimal(tokens)
+    _refuse_what_differs(tokens)
     return "".join(
         ELEMENT_AT if kind == "word" and text.lower() == "element_at" and _next(tokens, i)[1] == "(" else text
         for i, (kind, text) in enumerate(tokens)
