@@ -81,6 +81,8 @@ IDEMPOTENT_READS = frozenset(
         # Cost Explorer
         "GetCostAndUsage",
         "GetDimensionValues",
+        # Athena (the bill per identity; GetQueryResults is listed above: one name for both services)
+        "GetQueryExecution",
         # Bedrock
         "GetInferenceProfile",
         "ListTagsForResource",

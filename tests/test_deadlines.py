@@ -118,6 +118,12 @@ READS: dict[str, tuple[str, str | None, Any, Any]] = {
     "ListRoleTags": ("iam", None, lambda c: c.list_role_tags(RoleName="reader"), None),
     "ListUserTags": ("iam", None, lambda c: c.list_user_tags(UserName="reader"), None),
     "GetProducts": ("pricing", "us-east-1", lambda c: c.get_products(ServiceCode="AmazonBedrock"), {"PriceList": []}),
+    "GetQueryExecution": (
+        "athena",
+        None,
+        lambda c: c.get_query_execution(QueryExecutionId="q-1"),
+        {"QueryExecution": {"QueryExecutionId": "q-1", "Status": {"State": "RUNNING"}}},
+    ),
 }
 
 
