@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import PRICING_DIR
 
 from .cost_explorer import LineItem
+from .cur import EXPORT, DemoExport
 from .embedded import EmbeddedAws, embedded_aws
 from .generate import DEFAULT_MODELS, default_identities, generate_records, permission_check_line, put_records
 
@@ -67,6 +68,9 @@ def report_environment(timezone: str) -> dict[str, str]:
         "REPORT_TIMEZONE": timezone,
         "ATTRIBUTION_KEYS": "team",
         "BUDGETS": f"s3://{BUCKET}/config/budgets.csv",
+        # the bill per identity: the generated CUR 2.0 export, queried in process (RECONCILE_LAG_DAYS is then 3)
+        "CUR_EXPORT": EXPORT,
+        "BILL_ENGINE": "embedded",
     }
 
 
@@ -125,17 +129,18 @@ def read_back(aws: EmbeddedAws, response: dict[str, Any], out: Path) -> dict[str
     return {name: str(path) for name, path in paths.items()}
 
 
-def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any]) -> None:
-    """Cost Explorer's view of the settled day: what its report estimated, per model, billed under the services and
-    usage types AWS uses (the Price List names), plus the gaps a reconciliation must find: a region billed with
-    no invocation logs, a batch job, and one model billed above our price."""
-    # Cohere Embed's marketplace name is not in the bundled names: the operator's row in the bucket maps it
-    extra = (
-        "offer,name,model_id,evidence\n"
-        "AmazonBedrockFoundationModels,Cohere Embed English (Amazon Bedrock Edition),cohere.embed-english-v3,demo\n"
-    )
-    aws.client("s3").put_object(Bucket=BUCKET, Key="bedrock-usage/prices/price_list_names.csv", Body=extra.encode())
-    names = price_list_names(extra.encode()).names
+# Cohere Embed's marketplace name is not in the bundled names: the operator's row in the bucket maps it
+EXTRA_NAMES = (
+    "offer,name,model_id,evidence\n"
+    "AmazonBedrockFoundationModels,Cohere Embed English (Amazon Bedrock Edition),cohere.embed-english-v3,demo\n"
+)
+
+
+def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any], *, settled: bool) -> None:
+    """Cost Explorer's view of a reported day: what its report estimated, per model, billed under the services and
+    usage types AWS uses (the Price List names), with one model billed above our price; and on the settled day the
+    gaps a reconciliation must find: a region billed with no invocation logs, a batch job."""
+    names = price_list_names(EXTRA_NAMES.encode()).names
     catalog = ModelCatalog.load(PRICING_DIR)
     marketplace = {model: name for (offer, name), model in names.items() if offer == "AmazonBedrockFoundationModels"}
     native = {model: name for (offer, name), model in names.items() if offer == "AmazonBedrock"}
@@ -155,6 +160,8 @@ def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any]) -> None:
         for kind, usd in (("Input", input_part), ("Output", cost - input_part)):
             label = kind if "{}TokenCount" in usage else kind.lower()
             aws.cost_explorer.add(LineItem(day, service, usage.format(label), "us-east-1", account, f"{usd:f}"))
+    if not settled:
+        return
     aws.cost_explorer.add(
         # a region whose invocation logging is off
         LineItem(
@@ -188,27 +195,48 @@ def run_demo(out: Path, *, records: int, timezone: str, now: datetime | None = N
         seed_attribution(aws)
 
         os.environ.update(report_environment(timezone))
-        # Three earlier days, reported then (no email): the spike baseline (and the month's budget spend)
-        for back in (4, 2):  # and the settled day (3 days back), below
-            earlier_start = start - timedelta(days=back - 1)
-            put_records(
-                aws.client("logs"),
-                LOG_GROUP,
-                generate_records(earlier_start, earlier_start + timedelta(days=1), count=records, seed=back),
-            )
-            lambda_handler({"date": earlier_start.date().isoformat(), "send_email": False}, FakeLambdaContext())
-        # The settled day two days before, reported then (no email), and what Cost Explorer billed for it: the
-        # demo's report reconciles it.
-        settled = (today - timedelta(days=3)).isoformat()
-        settled_start = start - timedelta(days=2)
+        s3 = aws.client("s3")
+        s3.put_object(Bucket=BUCKET, Key="bedrock-usage/prices/price_list_names.csv", Body=EXTRA_NAMES.encode())
+        catalog = ModelCatalog.load(PRICING_DIR)
+        export = DemoExport(price_list_names(EXTRA_NAMES.encode()).names, lambda m: catalog.normalise(m).model_id)
+
+        def bill(day: date, response: dict[str, Any], *, settled: bool = False) -> None:
+            """What AWS billed for a day the demo reported: Cost Explorer's totals and the CUR export's lines."""
+            summary_key = response["summary_uri"].removeprefix(f"s3://{BUCKET}/")
+            summary = json.loads(s3.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read())
+            seed_bill(aws, day.isoformat(), summary, settled=settled)
+            csv_key = response["s3_uri"].removeprefix(f"s3://{BUCKET}/")
+            export.bill_day(day, ZoneInfo(timezone), s3.get_object(Bucket=BUCKET, Key=csv_key)["Body"].read())
+
+        # The settled day (RECONCILE_LAG_DAYS = 3 with a CUR export: 3 days before the report's), reported then (no
+        # email): the demo's report reconciles it, identity by identity.
+        settled = today - timedelta(days=4)
+        settled_start = start - timedelta(days=3)
         put_records(
             aws.client("logs"),
             LOG_GROUP,
             generate_records(settled_start, settled_start + timedelta(days=1), count=records // 2, seed=2024),
         )
-        earlier = lambda_handler({"date": settled, "send_email": False}, FakeLambdaContext())
-        summary_key = earlier["summary_uri"].removeprefix(f"s3://{BUCKET}/")
-        seed_bill(aws, settled, json.loads(aws.client("s3").get_object(Bucket=BUCKET, Key=summary_key)["Body"].read()))
+        bill(
+            settled,
+            lambda_handler({"date": settled.isoformat(), "send_email": False}, FakeLambdaContext()),
+            settled=True,
+        )
+        # Two more earlier days, reported then (no email): with the settled day, the spike baseline (and the month's
+        # budget spend); billed too, so that the month to date compares like with like.
+        for back, seed in ((3, 4), (2, 2)):
+            earlier_start = start - timedelta(days=back - 1)
+            put_records(
+                aws.client("logs"),
+                LOG_GROUP,
+                generate_records(earlier_start, earlier_start + timedelta(days=1), count=records, seed=seed),
+            )
+            earlier_day = earlier_start.date()
+            bill(
+                earlier_day, lambda_handler({"date": earlier_day.isoformat(), "send_email": False}, FakeLambdaContext())
+            )
+        keys = export.write(s3)
+        print(f"wrote the CUR 2.0 export {EXPORT}: {', '.join(keys)}", file=sys.stderr)
         event = {"scheduled_time": now.isoformat(timespec="seconds")}
         response = lambda_handler(event, FakeLambdaContext())
         if response.get("status") != "ok":
