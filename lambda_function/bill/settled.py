@@ -171,8 +171,8 @@ def _from_cur(
             return _unavailable(
                 config, f"the bill for {day.isoformat()} is not settled yet: no objects under {where}", day
             )
-        # one period: only its partition is read; a local day straddling two months reads the export's data folder
-        partitions = (("billing_period", periods[0]),) if len(periods) == 1 else ()
+        # only the day's billing periods are read (two for a local day straddling a month's end in UTC)
+        partitions = tuple(("billing_period", period) for period in periods)
         relation = Relation(bucket, data, "parquet", glue_table=config.cur_table, partitions=partitions)
         sql = cur.settled_query(settled.start, settled.end, config.reconcile_metric)
         answer = bill_engine(config, aws).run(sql, {"cur": relation}, deadline=_query_deadline(aws))
