@@ -292,3 +292,88 @@ def test_cost_explorer_is_not_asked_with_cur(account):
     export(account)
     reconciled()
     assert account.cost_explorer.requests == []
+
+
+# -- Athena, at the HTTP boundary -------------------------------------------------------------------------------------
+
+
+def to_athena(request):
+    target = request.headers.get("X-Amz-Target", b"")  # Logs Insights has a GetQueryResults too
+    return (target.decode() if isinstance(target, bytes) else target).startswith("AmazonAthena.")
+
+
+def athena_faults(state="SUCCEEDED", reason=""):
+    """Athena as botocore sees it: StartQueryExecution recorded, the query in `state`, one page of results."""
+    from .faults import Faults
+
+    faults, sent = Faults(), []
+
+    def started(request):
+        sent.append(json.loads(request.body))
+        return {"QueryExecutionId": "q-1"}
+
+    status = {"State": state, **({"StateChangeReason": reason} if reason else {})}
+    execution = {"QueryExecutionId": "q-1", "Status": status, "Statistics": {"DataScannedInBytes": 52_000_000}}
+    header = ["identity", "account", "line_type", "service", "usage_type", "usd"]
+    data = [ALICE, ACCOUNT, "Usage", "AmazonBedrock", "USE1-NovaLite-input-tokens", "4.0000000000"]
+    results = {
+        "ResultSet": {
+            "Rows": [{"Data": [{"VarCharValue": v} for v in row]} for row in (header, data)],
+            "ResultSetMetadata": {"ColumnInfo": [{"Name": n, "Type": "varchar"} for n in header]},
+        }
+    }
+    faults.add("StartQueryExecution", when=to_athena, action=faults.answer(started), times=-1)
+    faults.add(
+        "GetQueryExecution",
+        when=to_athena,
+        action=faults.answer(lambda request: {"QueryExecution": execution}),
+        times=-1,
+    )
+    faults.add("GetQueryResults", when=to_athena, action=faults.answer(lambda request: results), times=-1)
+    faults.add("StopQueryExecution", when=to_athena, action=faults.answer(lambda request: {}), times=-1)
+    return faults, sent
+
+
+@pytest.fixture
+def athena(account, monkeypatch):
+    monkeypatch.setenv("BILL_ENGINE", "athena")
+    monkeypatch.setenv("CUR_TABLE", "cur_db.bedrock_export")
+    monkeypatch.setenv("ATHENA_WORKGROUP", "bedrock-report")
+    export(account)
+    return account
+
+
+def test_the_query_sent_to_athena_is_the_one_the_embedded_engine_runs(athena):
+    from lambda_function.bill.cur import settled_query
+    from lambda_function.engine import Relation, dialect
+
+    faults, sent = athena_faults()
+    _, result = reconciled(session=faults.session())
+    ((request,),) = [sent]
+    window = day_window(SETTLED, ZoneInfo("UTC"))
+    relation = Relation(EXPORT_BUCKET, "cur2/bedrock/data", glue_table="cur_db.bedrock_export")
+    assert request["QueryString"] == dialect.to_athena(settled_query(window.start, window.end), {"cur": relation})
+    assert '"cur_db"."bedrock_export" AS cur' in request["QueryString"]
+    assert request["WorkGroup"] == "bedrock-report"
+    # alice's 4 billed, as estimated; the others logged and not billed
+    assert (result["status"], result["engine"], result["bytes_scanned"]) == ("ok", "athena", 52_000_000)
+    # $5 per TB x 52 MB = $0.00026
+    assert result["scan_cost_usd"] == "0.000260"
+    assert result["logged_not_billed"] == [BOB, f"{AGENT}/s1", f"{AGENT}/s2"]
+
+
+def test_athena_failing_never_blocks_the_report(athena):
+    faults, _ = athena_faults("FAILED", "HIVE_CURSOR_ERROR: cannot read the export")
+    report, result = reconciled(session=faults.session())
+    assert (result["status"], result["source"]) == ("unavailable", "cur")
+    assert "HIVE_CURSOR_ERROR" in result["why"]
+    assert "HIVE_CURSOR_ERROR" in text_body(emails(athena)[0])
+
+
+def test_athena_refusing_the_query_never_blocks_the_report(athena):
+    from .faults import Faults
+
+    faults = Faults()
+    faults.add("StartQueryExecution", faults.error(400, "AccessDeniedException", "not allowed"), times=-1)
+    _, result = reconciled(session=faults.session())
+    assert result["status"] == "unavailable" and "AccessDeniedException" in result["why"]
