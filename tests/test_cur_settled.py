@@ -181,6 +181,7 @@ def test_the_settled_day_per_identity(account):
     # the drift metric, as with Cost Explorer: 5.5 / 18.5 = 29.7 %
     (drift,) = [m for m in report.metrics if "ReconciliationDriftPercent" in m]
     assert (drift["ReconciliationDriftPercent"], drift["ReconciliationDriftAlert"]) == (29.7, 1)
+    assert drift["BillQueryBytesScanned"] == result["bytes_scanned"] and "BillQueryCostUSD" not in drift
     # the settled CSV beside that day's report
     uri = result["settled_csv"]
     assert uri.startswith(f"s3://{BUCKET}/bedrock-usage/reports/{SETTLED:%Y/%m/%d}/bedrock-billed_")
@@ -348,7 +349,7 @@ def test_the_query_sent_to_athena_is_the_one_the_embedded_engine_runs(athena):
     from lambda_function.engine import Relation, dialect
 
     faults, sent = athena_faults()
-    _, result = reconciled(session=faults.session())
+    report, result = reconciled(session=faults.session())
     ((request,),) = [sent]
     window = day_window(SETTLED, ZoneInfo("UTC"))
     relation = Relation(EXPORT_BUCKET, "cur2/bedrock/data", glue_table="cur_db.bedrock_export")
@@ -359,6 +360,8 @@ def test_the_query_sent_to_athena_is_the_one_the_embedded_engine_runs(athena):
     assert (result["status"], result["engine"], result["bytes_scanned"]) == ("ok", "athena", 52_000_000)
     # $5 per TB x 52 MB = $0.00026
     assert result["scan_cost_usd"] == "0.000260"
+    (metric,) = [m for m in report.metrics if "BillQueryCostUSD" in m]
+    assert (metric["BillQueryBytesScanned"], metric["BillQueryCostUSD"]) == (52_000_000, 0.00026)
     assert result["logged_not_billed"] == [BOB, f"{AGENT}/s1", f"{AGENT}/s2"]
 
 

@@ -114,6 +114,7 @@ def test_a_model_billed_at_twice_our_price(account):
     assert top["likely_cause"] == "billed at about 2.00x our estimate: check this model's price row"
     body = text_body(emails(account)[0])
     assert "ESTIMATED VS BILLED" in body and "billed at about 2.00x our estimate" in body
+    assert "BILLED PER IDENTITY" not in body  # the CUR section is CUR's alone
 
 
 def test_a_region_billed_with_no_logs_and_a_batch_job(account):

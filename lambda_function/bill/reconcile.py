@@ -299,11 +299,14 @@ def unavailable(why: str, day: date | None = None) -> dict[str, Any]:
 
 
 def emf_metric(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The drift as metrics: `ReconciliationDriftPercent`, and `ReconciliationDriftAlert` (the stack alarms on it)."""
-    return emf(
-        {
-            "ReconciliationDriftPercent": (float(Decimal(result["drift_percent"])), "Percent"),
-            "ReconciliationDriftAlert": (1 if result["alert"] else 0, "Count"),
-        },
-        day=result["day"],
-    )
+    """The drift as metrics: `ReconciliationDriftPercent`, and `ReconciliationDriftAlert` (the stack alarms on it);
+    with the bill from CUR, what its query read (`BillQueryBytesScanned`) and, in Athena, cost (`BillQueryCostUSD`)."""
+    values: dict[str, tuple[float, str]] = {
+        "ReconciliationDriftPercent": (float(Decimal(result["drift_percent"])), "Percent"),
+        "ReconciliationDriftAlert": (1 if result["alert"] else 0, "Count"),
+    }
+    if result.get("bytes_scanned") is not None:
+        values["BillQueryBytesScanned"] = (result["bytes_scanned"], "Bytes")
+    if result.get("scan_cost_usd") is not None:
+        values["BillQueryCostUSD"] = (float(Decimal(result["scan_cost_usd"])), "None")
+    return emf(values, day=result["day"])
