@@ -260,3 +260,19 @@ def test_the_workgroup_still_stops_a_query_at_its_cutoff():
     workgroup = Stack({"CurExport": EXPORT}).properties("ReportHistoryWorkGroup")["WorkGroupConfiguration"]
     assert workgroup["EnforceWorkGroupConfiguration"] is True
     assert 0 < workgroup["BytesScannedCutoffPerQuery"] <= 100 * 2**30
+
+
+def test_what_the_demo_and_tests_write_is_what_the_table_reads():
+    from local_aws.cur_parquet import CUR_COLUMNS as WRITTEN
+
+    glue = {
+        "TIMESTAMP": "timestamp",
+        "DOUBLE": "double",
+        "VARCHAR": "string",
+        "MAP(VARCHAR, VARCHAR)": "map<string,string>",
+    }
+    assert {name: glue[kind] for name, kind in WRITTEN.items()} == {
+        name: kind for name, kind in CUR_COLUMNS.items() if name in WRITTEN
+    }
+    # the table has every column the writer has; beyond it only line_item_blended_cost (BlendedCost's column)
+    assert set(CUR_COLUMNS) - set(WRITTEN) <= {"line_item_blended_cost"}
