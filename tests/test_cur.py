@@ -21,6 +21,7 @@ from lambda_function.bill.cur import (
     settled_csv,
     settled_query,
 )
+from lambda_function.bill.reconcile import UsageTypeNames
 from lambda_function.engine import QueryAnswer
 from lambda_function.summary import Summary
 
@@ -114,6 +115,7 @@ def test_a_mantle_only_identity_is_billed_not_logged():
     assert entry["services"] == [SONNET]
     assert entry["usage_types"] == ["USE1-MP:USE1_InputTokenCount-Units", "USE1-MP:USE1_OutputTokenCount-Units"]
     assert "bedrock-mantle" in entry["why"]
+    assert "models" not in entry  # no names given
     mantle = by_name(result)[MANTLE]
     assert (mantle["logged"], mantle["estimated_usd"], mantle["difference_usd"], mantle["coverage_percent"]) == (
         False,
@@ -265,3 +267,16 @@ def test_lines_are_typed_from_text():
         lines_of(QueryAnswer(columns, ((ALICE, "1", "Usage", "s", "u", "NaN"),)))
     with pytest.raises(CurUnreadable, match="without the column"):
         lines_of(QueryAnswer(columns[:-1], ()))
+
+
+def test_billed_not_logged_names_its_models_as_the_price_refresh_does():
+    names = UsageTypeNames(
+        {("AmazonBedrock", "Nova Lite"): "amazon.nova-lite-v1:0", ("x", SONNET): "anthropic.claude-sonnet-4-5"}, {}
+    )
+    lines = [usage(MANTLE, "2", service=SONNET), usage(MANTLE, "1"), usage(MANTLE, "1", usage_type="USE1-Other-x")]
+    result = compare_identities(DAY, summary({}), lines, model_of=names.model)
+    assert result["billed_not_logged"][0]["models"] == [
+        "amazon.nova-lite-v1:0",
+        "anthropic.claude-sonnet-4-5",
+        "unknown (AmazonBedrock: USE1-Other-x)",
+    ]

@@ -175,6 +175,7 @@ def test_the_settled_day_per_identity(account):
     assert result["by_role"][0]["billed_usd"] == "3.000000"
     assert result["billed_not_logged_usd"] == "2.500000"
     assert result["billed_not_logged"][0]["services"] == [SONNET]
+    assert result["billed_not_logged"][0]["models"] == ["anthropic.claude-sonnet-4-5-20250929-v1:0"]
     assert result["other_line_types"] == {"Tax": "0.900000"}
     assert result["logged_not_billed"] == []
     assert result["bytes_scanned"] > 0 and result["scan_cost_usd"] is None  # no Athena: nothing paid per byte
@@ -204,6 +205,7 @@ def test_the_settled_day_per_identity(account):
     body = text_body(emails(account)[0])
     assert f"SETTLED {SETTLED.isoformat()}: BILLED PER IDENTITY" in body
     assert "BedrockAPIKey-mantle" in body and uri in body
+    assert "$2.50, anthropic.claude-sonnet-4-5-20250929-v1:0 — billed token usage with no logged call" in body
     assert "ESTIMATED VS BILLED" not in body
 
 

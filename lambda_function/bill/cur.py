@@ -24,7 +24,7 @@ import csv
 import io
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -187,14 +187,21 @@ def _largest_first(entries: list[dict[str, Any]], name: str) -> list[dict[str, A
 
 
 def compare_identities(
-    day: date, estimate: Summary, lines: Iterable[CurLine], alert_percent: Decimal = Decimal(5)
+    day: date,
+    estimate: Summary,
+    lines: Iterable[CurLine],
+    alert_percent: Decimal = Decimal(5),
+    model_of: Callable[[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """The settled day per identity (pure): `estimate` is its stored summary, `lines` its Bedrock bill from CUR."""
+    """The settled day per identity (pure): `estimate` is its stored summary, `lines` its Bedrock bill from CUR.
+    `model_of(service, usage_type)` names a billed line's model as the price refresh does (reconcile.UsageTypeNames):
+    the models each billed-not-logged identity was charged for."""
     estimated = estimate.breakdown_costs(BY_IDENTITY) or {}
     billed: dict[str, Decimal] = defaultdict(Decimal)
     accounts: dict[str, set[str]] = defaultdict(set)
     services: dict[str, set[str]] = defaultdict(set)
     usage_types: dict[str, set[str]] = defaultdict(set)
+    charged: dict[str, set[tuple[str, str]]] = defaultdict(set)  # (service, usage type) pairs
     other: dict[str, Decimal] = defaultdict(Decimal)
     for line in lines:
         if line.line_type != USAGE:
@@ -206,6 +213,7 @@ def compare_identities(
             accounts[identity].add(line.account)
         services[identity].add(line.service)
         usage_types[identity].add(line.usage_type)
+        charged[identity].add((line.service, line.usage_type))
 
     def account(identity: str) -> str:
         return ", ".join(sorted(accounts[identity])) if accounts.get(identity) else _account_of(identity)
@@ -248,6 +256,7 @@ def compare_identities(
             "billed_usd": _usd(billed[identity]),
             "services": sorted(services[identity]),
             "usage_types": sorted(usage_types[identity]),
+            **({"models": sorted({model_of(*pair) for pair in charged[identity]})} if model_of else {}),
             "why": _why_unlogged(usage_types[identity]),
         }
         for identity in sorted(unlogged, key=lambda i: (-billed[i], i))

@@ -183,7 +183,9 @@ def _from_cur(
                 f"the bill for {day.isoformat()} is not settled yet: the export has no Bedrock line for that day",
                 day,
             )
-        result = cur.compare_identities(day, estimate, lines, config.reconcile_alert_percent)
+        names = price_list_names(store.prices.extra_names())
+        usage_names = reconcile.UsageTypeNames(names.names, names.regions_by_prefix)
+        result = cur.compare_identities(day, estimate, lines, config.reconcile_alert_percent, usage_names.model)
         result.update(
             metric=config.reconcile_metric,
             export=config.cur_export,
