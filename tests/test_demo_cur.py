@@ -152,3 +152,25 @@ def test_without_cur_the_month_to_date_compares_like_with_like(tmp_path, monkeyp
     if extra is not None:
         assert 0 <= extra <= Decimal(month["estimated_usd"]) / 2, month
     assert Decimal(month["billed_usd"]) > Decimal(month["estimated_usd"]) > 0
+
+
+def test_the_demos_fast_writer_writes_what_the_tests_writer_does(tmp_path):
+    import duckdb
+
+    from local_aws.cur_parquet import cur_parquet
+
+    export = _export()
+    export.bill_day(DAY, UTC, _csv())
+    rows = export.rows["2026-12"]
+    (tmp_path / "fast.parquet").write_bytes(cur.parquet(rows))
+    (tmp_path / "rows.parquet").write_bytes(cur_parquet(rows))
+    connection = duckdb.connect(":memory:")
+    fast, slow = (f"'{tmp_path / name}.parquet'" for name in ("fast", "rows"))
+    assert connection.execute(f"DESCRIBE SELECT * FROM {fast}").fetchall() == (
+        connection.execute(f"DESCRIBE SELECT * FROM {slow}").fetchall()
+    )
+    ordered = "ORDER BY ALL"
+    assert connection.execute(f"SELECT * FROM {fast} {ordered}").fetchall() == (
+        connection.execute(f"SELECT * FROM {slow} {ordered}").fetchall()
+    )
+    assert len(rows) == 7  # Claude and Nova Pro in and out, Titan in, the mantle caller, the tax; nothing unpriced
