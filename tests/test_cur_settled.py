@@ -382,3 +382,16 @@ def test_athena_refusing_the_query_never_blocks_the_report(athena):
     faults.add("StartQueryExecution", faults.error(400, "AccessDeniedException", "not allowed"), times=-1)
     _, result = reconciled(session=faults.session())
     assert result["status"] == "unavailable" and "AccessDeniedException" in result["why"]
+
+
+def test_a_summary_without_identities_is_not_compared_per_identity(account):
+    # GIVEN the settled day's summary written before it had a cost per identity
+    s3 = account.client("s3")
+    document = json.loads(s3.get_object(Bucket=BUCKET, Key=account.settled_key)["Body"].read())
+    del document["by_identity"]
+    s3.put_object(Bucket=BUCKET, Key=account.settled_key, Body=json.dumps(document).encode())
+    export(account)
+    _, result = reconciled()
+    # THEN not every billed identity "billed, not logged": the comparison says why it is not made
+    assert result["status"] == "unavailable"
+    assert result["why"] == f"the summary of {SETTLED.isoformat()} has no cost per identity to compare"

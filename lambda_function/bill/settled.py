@@ -27,7 +27,7 @@ from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import price_list_names
 from lambda_function.report.history import month_to_date
 from lambda_function.store import ReportStore
-from lambda_function.summary import Summary
+from lambda_function.summary import BY_IDENTITY, Summary
 from lambda_function.window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,8 @@ def _from_cur(
     """The settled day per identity from the CUR 2.0 export."""
     bucket, data = _export(config)
     periods = cur.billing_periods(settled.start, settled.end)
+    if estimate.breakdown_costs(BY_IDENTITY) is None:
+        return _unavailable(config, f"the summary of {day.isoformat()} has no cost per identity to compare", day)
     if config.bill_engine == "athena" and not config.cur_table:
         return _unavailable(config, "BILL_ENGINE=athena needs CUR_TABLE, the export's Glue table", day)
     try:
