@@ -20,6 +20,7 @@ from lambda_function.bill.cur import (
     role_of,
     settled_csv,
     settled_query,
+    trimmed,
 )
 from lambda_function.bill.reconcile import UsageTypeNames
 from lambda_function.engine import QueryAnswer
@@ -280,3 +281,16 @@ def test_billed_not_logged_names_its_models_as_the_price_refresh_does():
         "anthropic.claude-sonnet-4-5",
         "unknown (AmazonBedrock: USE1-Other-x)",
     ]
+
+
+def test_the_lists_are_trimmed_and_counted():
+    sessions = {f"{ROLE}/call-{n:03}": "1" for n in range(5)}
+    result = compare_identities(DAY, summary(sessions), [usage(MANTLE, "1"), usage(BOB, "2")])
+    short = trimmed(result, limit=2)
+    assert (short["identities"], len(short["by_identity"])) == (7, 2)
+    assert short["by_identity"] == result["by_identity"][:2]  # the largest differences kept
+    assert (short["logged_not_billed_count"], short["logged_not_billed"]) == (
+        5,
+        [f"{ROLE}/call-000", f"{ROLE}/call-001"],
+    )
+    assert (short["billed_not_logged_count"], short["roles"]) == (2, 1)

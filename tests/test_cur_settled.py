@@ -395,3 +395,26 @@ def test_a_summary_without_identities_is_not_compared_per_identity(account):
     # THEN not every billed identity "billed, not logged": the comparison says why it is not made
     assert result["status"] == "unavailable"
     assert result["why"] == f"the summary of {SETTLED.isoformat()} has no cost per identity to compare"
+
+
+def test_many_identities_the_email_shows_the_largest_and_counts_the_rest(account, monkeypatch):
+    export(account)
+    columns = ("identity", "account", "line_type", "service", "usage_type", "usd")
+    # 30 sessions of a role billed, none logged (sessions named per call), besides the summary's 4 identities
+    rows = tuple(
+        (f"{AGENT}/call-{n:02}", ACCOUNT, "Usage", "AmazonBedrock", "USE1-NovaLite-input-tokens", f"{n + 1}.0")
+        for n in range(30)
+    )
+
+    class Engine:
+        name = "embedded"
+
+        def run(self, sql, relations, *, deadline):
+            return QueryAnswer(columns, rows, bytes_scanned=1, engine="embedded")
+
+    monkeypatch.setattr(settled_stage, "bill_engine", lambda config, aws: Engine())
+    _, result = reconciled()
+    assert (result["identities"], len(result["by_identity"]), result["billed_not_logged_count"]) == (34, 34, 30)
+    assert result["by_identity"][0]["identity"] == f"{AGENT}/call-29"  # billed $30, not logged: the largest
+    body = text_body(emails(account)[0])
+    assert "... and 9 more identities (every one is in the settled CSV)" in body  # 34 - the email's 25

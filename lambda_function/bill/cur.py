@@ -59,6 +59,9 @@ SETTLED_CSV_HEADER = (
     "Difference",
     "Status",
 )
+# the result's lists keep this many entries (the largest first); the settled CSV has every identity. A role whose
+# sessions are named per call makes thousands of identities a day: the response and the summary stay small.
+MAX_LISTED = 100
 _ROLE_SESSION = re.compile(r"^(arn:aws[a-z-]*:sts::\d{12}:assumed-role/[^/]+)/.+$")
 
 _QUERY = """\
@@ -310,3 +313,19 @@ def settled_csv(result: dict[str, Any], estimate: Summary, logged_not_billed: Se
             ]
         )
     return out.getvalue().encode("utf-8")
+
+
+def trimmed(result: dict[str, Any], limit: int = MAX_LISTED) -> dict[str, Any]:
+    """`result` with its lists cut to their first `limit` entries, and how many each had (`identities`,
+    `roles`, `billed_not_logged_count`, `logged_not_billed_count`)."""
+    lists = (
+        ("by_identity", "identities"),
+        ("by_role", "roles"),
+        ("billed_not_logged", "billed_not_logged_count"),
+        ("logged_not_billed", "logged_not_billed_count"),
+    )
+    out = dict(result)
+    for name, count in lists:
+        out[count] = len(result[name])
+        out[name] = result[name][:limit]
+    return out

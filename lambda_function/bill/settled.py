@@ -201,8 +201,8 @@ def _from_cur(
         log.warning("reconciliation of %s with the CUR export unavailable: %s", day, why)
         return _unavailable(config, why, day)
     try:
-        result["settled_csv"] = store.put_settled(settled, cur.settled_csv(result, estimate)).uri
+        csv_uri: str | None = store.put_settled(settled, cur.settled_csv(result, estimate)).uri
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
         log.warning("the settled CSV of %s was not written: %s", day, err)
-        result["settled_csv"] = None
-    return result
+        csv_uri = None
+    return {**cur.trimmed(result), "settled_csv": csv_uri}
