@@ -252,6 +252,18 @@ SAMPLES: dict[str, dict[str, list[str]]] = {
         # lower case and commas only: the role's ses:Recipients condition is made of them (IAM compares exactly)
         "only_the_stack_refuses": ["@Example.com", "FinOps@example.com", "@example.com, @partner.org", "@a.com @b.org"],
     },
+    "CurExport": {
+        "both_refuse": ["cur-bucket/cur", "s3://Cur-Bucket/cur", "s3://cur-bucket/a..b", "s3://cur bucket/x"],
+        # the role's grants are built from the prefix's segments (at most four, no trailing slash or wildcard)
+        "only_the_stack_refuses": [
+            "s3://cur-bucket",
+            "s3://cur-bucket/",
+            "s3://cur-bucket/cur/",
+            "s3://cur-bucket//cur",
+            "s3://cur-bucket/a/b/c/d/e",
+            "s3://cur-bucket/cur/*",
+        ],
+    },
     "ReportTimezone": {
         "both_refuse": ["Europe Berlin", "../etc/passwd", "/UTC", "Europe/"],
         "only_the_stack_refuses": [""],
