@@ -4,10 +4,13 @@ moto answers GetCostAndUsage only from a queue of canned results, taken in the o
 and has no GetDimensionValues (FACTS §5). A reconciliation makes several requests whose order is the product's
 business, so this double patches `moto.ce.responses.CostExplorerResponse` and computes each answer from line items
 the way the service does: the half-open TimePeriod, DAILY or MONTHLY buckets, a Dimensions filter (And of
-Dimensions allowed), up to two GroupBy dimensions, the cost metric asked for, paging by NextPageToken.
+Dimensions allowed), up to two GroupBy dimensions or tag keys (a TAG group's key is "<tag key>$<value>", and
+"<tag key>$" for spend without the tag, as the service names them), the cost metric asked for, paging by
+NextPageToken.
 
     double = CostExplorerDouble()
     double.add(LineItem("2026-11-28", "Amazon Bedrock", "USE1-NovaLite-input-tokens", "us-east-1", "123", "1.25"))
+    double.add(LineItem(..., tags=(("iamPrincipal/team", "platform"),)))  # cost allocation tags of the line
     double.fail_next("AccessDeniedException")
 """
 
@@ -40,6 +43,15 @@ class LineItem:
     region: str
     account: str
     cost: str  # USD; the double answers every cost metric with it
+    tags: tuple[tuple[str, str], ...] = ()  # active cost allocation tags: (key, value) pairs
+
+    def group_key(self, group_type: str, key: str) -> str:
+        """The line's key in a GroupBy of `group_type` (DIMENSION or TAG) on `key`."""
+        if group_type == "TAG":
+            return f"{key}${dict(self.tags).get(key, '')}"
+        if group_type != "DIMENSION" or key not in DIMENSIONS:
+            raise _Error("ValidationException", f"the double groups by {', '.join(DIMENSIONS)} or a TAG only")
+        return str(getattr(self, DIMENSIONS[key]))
 
     def amount(self, metric: str) -> Decimal:
         return Decimal(self.cost)
@@ -54,7 +66,7 @@ class CostExplorerDouble:
     def __init__(self) -> None:
         self.items: list[LineItem] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        self._failures: list[str] = []
+        self._failures: list[str | None] = []  # None: a request answered before the failures to come
         self._lock = threading.Lock()
         self._saved: list[dict[str, Any]] = []
         self.unit = "USD"  # the currency amounts come in (an account billed in EUR gets "EUR")
@@ -71,8 +83,9 @@ class CostExplorerDouble:
     def add(self, *items: LineItem) -> None:
         self.items.extend(items)
 
-    def fail_next(self, code: str, n: int = 1) -> None:
-        self._failures.extend([code] * n)
+    def fail_next(self, code: str, n: int = 1, after: int = 0) -> None:
+        """The next `n` requests fail with `code`, once `after` more have been answered."""
+        self._failures.extend([None] * after + [code] * n)
 
     # -- the API ---------------------------------------------------------------------------------------------------
     def _check(self, operation: str, params: dict[str, Any]) -> tuple[date, date]:
@@ -80,7 +93,8 @@ class CostExplorerDouble:
             self.requests.append((operation, params))
             if self._failures:
                 code = self._failures.pop(0)
-                raise _Error(code, "injected Cost Explorer fault")
+                if code is not None:
+                    raise _Error(code, "injected Cost Explorer fault")
         period = params.get("TimePeriod") or {}
         try:
             start, end = date.fromisoformat(period["Start"]), date.fromisoformat(period["End"])
@@ -127,7 +141,7 @@ class CostExplorerDouble:
         metrics = params.get("Metrics") or []
         if not metrics or any(m not in METRICS for m in metrics):
             raise _Error("ValidationException", f"Metrics must be some of {', '.join(METRICS)}")
-        groups = [g["Key"] for g in params.get("GroupBy") or []]
+        groups = [(g.get("Type", "DIMENSION"), g["Key"]) for g in params.get("GroupBy") or []]
         if len(groups) > 2:
             raise _Error("ValidationException", "at most two GroupBy dimensions")
         monthly = params.get("Granularity") == "MONTHLY"
@@ -141,7 +155,7 @@ class CostExplorerDouble:
             when = date.fromisoformat(item.day)
             if not start <= when < end or not self._matches(item, params.get("Filter")):
                 continue
-            key = tuple(getattr(item, DIMENSIONS[g]) for g in groups)
+            key = tuple(item.group_key(group_type, name) for group_type, name in groups)
             for metric in metrics:
                 buckets[_bucket(when, end, monthly, start)][key + (metric,)] += item.amount(metric)
         results = []

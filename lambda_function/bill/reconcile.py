@@ -33,6 +33,9 @@ UNLOGGED_KINDS = (
     ("retriev", "knowledge bases"),
     ("guardrail", "guardrails"),
 )
+# a team's spend the bill has without the `iamPrincipal/<key>` tag: named as the estimate names spend without a value
+UNTAGGED = "unattributed"
+PRINCIPAL_TAG_PREFIX = "iamPrincipal/"  # principal tags activated as cost allocation tags (FACTS §4)
 _PREFIX = re.compile(r"^([A-Z]{2,4}\d)[-_:]")
 
 
@@ -243,7 +246,13 @@ def bedrock_services(ce: CostExplorerClient, first: date, end: date) -> list[str
 
 
 def _grouped(
-    ce: CostExplorerClient, first: date, end: date, metric: str, services: list[str], groups: list[str]
+    ce: CostExplorerClient,
+    first: date,
+    end: date,
+    metric: str,
+    services: list[str],
+    groups: list[str],
+    group_type: str = "DIMENSION",
 ) -> list[tuple[list[str], Decimal]]:
     params: dict[str, Any] = {
         "TimePeriod": _period(first, end),
@@ -252,7 +261,7 @@ def _grouped(
         "Filter": {"Dimensions": {"Key": "SERVICE", "Values": services}},
     }
     if groups:
-        params["GroupBy"] = [{"Type": "DIMENSION", "Key": key} for key in groups]
+        params["GroupBy"] = [{"Type": group_type, "Key": key} for key in groups]
     out: list[tuple[list[str], Decimal]] = []
     while True:
         response = ce.get_cost_and_usage(**params)
@@ -268,10 +277,10 @@ def _grouped(
 
 
 def billed_day(
-    ce: CostExplorerClient, day: date, metric: str
+    ce: CostExplorerClient, day: date, metric: str, services: list[str] | None = None
 ) -> tuple[list[BilledLine], list[tuple[str, str, Decimal]]]:
     end = day + timedelta(days=1)
-    services = bedrock_services(ce, day, end)
+    services = bedrock_services(ce, day, end) if services is None else services
     if not services:
         return [], []
     lines = [
@@ -288,6 +297,42 @@ def billed_month_to_date(ce: CostExplorerClient, day: date, metric: str) -> Deci
     if not services:
         return Decimal(0)
     return sum((usd for _, usd in _grouped(ce, first, end, metric, services, [])), Decimal(0))
+
+
+def billed_by_tag(
+    ce: CostExplorerClient, day: date, metric: str, services: list[str], tag_key: str
+) -> dict[str, Decimal]:
+    """The day's Bedrock bill per value of the cost allocation tag `tag_key` (every page): one more GetCostAndUsage
+    request, $0.01. Cost Explorer names each group "<tag key>$<value>", "<tag key>$" for spend without the tag;
+    that spend is returned under UNTAGGED."""
+    if not services:
+        return {}
+    billed: dict[str, Decimal] = defaultdict(Decimal)
+    for keys, usd in _grouped(ce, day, day + timedelta(days=1), metric, services, [tag_key], group_type="TAG"):
+        if not keys:
+            raise BillUnavailable(f"Cost Explorer gave a group without keys for the tag {tag_key}")
+        name, dollar, value = keys[0].partition("$")
+        if not dollar or name != tag_key:
+            raise BillUnavailable(f"Cost Explorer gave the group {keys[0]!r} where {tag_key}$<value> was due")
+        billed[value or UNTAGGED] += usd
+    return dict(billed)
+
+
+def compare_teams(
+    estimated_by_key: Mapping[str, Mapping[str, Decimal]], billed_by_key: Mapping[str, Mapping[str, Decimal]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per attribution key, per value: billed (the `iamPrincipal/<key>` tag) against estimated (the summary's
+    `by_attribution[<key>]`), the largest difference first. Spend the bill has without the tag (UNTAGGED) is
+    compared with the estimate's `unattributed` rows: both are spend no value of the key was found for."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, billed in billed_by_key.items():
+        estimated = estimated_by_key.get(key, {})
+        entries = [
+            {"name": name, **_difference(billed.get(name, Decimal(0)), estimated.get(name, Decimal(0)))}
+            for name in sorted(set(billed) | set(estimated))
+        ]
+        out[key] = sorted(entries, key=lambda e: (-abs(Decimal(e["difference_usd"])), e["name"]))
+    return out
 
 
 def month_to_date(billed: Decimal, estimated: Decimal, days_estimated: int, days: int) -> dict[str, Any]:

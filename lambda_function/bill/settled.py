@@ -27,7 +27,7 @@ from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import price_list_names
 from lambda_function.report.history import month_to_date
 from lambda_function.store import ReportStore
-from lambda_function.summary import BY_IDENTITY, Summary
+from lambda_function.summary import ATTRIBUTION, BY_IDENTITY, Summary
 from lambda_function.window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ def _from_cost_explorer(
 ) -> dict[str, Any]:
     try:
         ce = aws.client("ce", COST_EXPLORER_REGION)
-        lines, accounts = reconcile.billed_day(ce, day, config.reconcile_metric)
+        services = reconcile.bedrock_services(ce, day, day + timedelta(days=1))
+        lines, accounts = reconcile.billed_day(ce, day, config.reconcile_metric, services)
         names = price_list_names(store.prices.extra_names())
         result = reconcile.compare(
             day,
@@ -110,8 +111,30 @@ def _from_cost_explorer(
     except (ClientError, BotoCoreError, DeadlineExceeded, reconcile.BillUnavailable) as err:
         why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
         log.warning("reconciliation of %s unavailable: %s", day, why)
-        result = _unavailable(config, why, day)
+        return _unavailable(config, why, day)
+    if config.attribution_keys:
+        result.update(_by_team(config, ce, day, services, estimate))
     return result
+
+
+def _by_team(
+    config: Config, ce: reconcile.CostExplorerClient, day: date, services: list[str], estimate: Summary
+) -> dict[str, Any]:
+    """Per ATTRIBUTION_KEYS key, the day billed per `iamPrincipal/<key>` tag against the summary's estimate per
+    value: one more GetCostAndUsage request per key ($0.01 each). Never blocks: a failure leaves `by_team` out and
+    says why in `by_team_unavailable`."""
+    estimated: dict[str, dict[str, Decimal]] = {}
+    billed: dict[str, dict[str, Decimal]] = {}
+    try:
+        for key in config.attribution_keys:
+            estimated[key] = estimate.breakdown_costs(ATTRIBUTION + key) or {}
+            tag = reconcile.PRINCIPAL_TAG_PREFIX + key
+            billed[key] = reconcile.billed_by_tag(ce, day, config.reconcile_metric, services, tag)
+    except (ClientError, BotoCoreError, DeadlineExceeded, reconcile.BillUnavailable) as err:
+        why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
+        log.warning("billed per team on %s unavailable: %s", day, why)
+        return {"by_team_unavailable": why}
+    return {"by_team": reconcile.compare_teams(estimated, billed)}
 
 
 def bill_engine(config: Config, aws: AwsClients) -> SqlEngine:
