@@ -16,14 +16,17 @@ from lambda_function.bill.cur import (
     CurUnreadable,
     billing_periods,
     compare_identities,
+    compare_models,
     lines_of,
     role_of,
     settled_csv,
+    settled_model_csv,
     settled_query,
     trimmed,
 )
 from lambda_function.bill.reconcile import UsageTypeNames
 from lambda_function.engine import QueryAnswer
+from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.summary import Summary
 
 DAY = date(2026, 11, 30)
@@ -212,13 +215,117 @@ def test_the_settled_csv():
     estimate = summary({ALICE: "4", BOB: "1"}, invocations=7)
     result = compare_identities(DAY, estimate, lines)
     rows = settled_csv(result, estimate).decode().splitlines()
+    # without the day's report CSV: per identity, the model and region columns empty
     assert rows == [
-        "Account Id,Identity ARN,Invocations,Estimated charges,Billed charges,Difference,Status",
-        f"111111111111,{MANTLE},0,0.000000,2.500000,2.500000,billed only",
+        HEADER,
+        f"111111111111,{MANTLE},,,0,0.000000,2.500000,2.500000,billed only",
         # alice and bob both 1 off: by name
-        f"111111111111,{ALICE},7,4.000000,5.000000,1.000000,matched",
-        f"111111111111,{BOB},7,1.000000,0.000000,-1.000000,logged only",
+        f"111111111111,{ALICE},,,7,4.000000,5.000000,1.000000,matched",
+        f"111111111111,{BOB},,,7,1.000000,0.000000,-1.000000,logged only",
     ]
+
+
+# -- per identity, model and region (the settled CSV from the day's report CSV) --------------------------------------
+
+HEADER = "Account Id,Identity ARN,Model Id,Region Name,Invocations,Estimated charges,Billed charges,Difference,Status"
+SONNET_ID = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+NAMES = UsageTypeNames(
+    {
+        ("AmazonBedrock", "Nova Lite"): "amazon.nova-lite-v1:0",
+        ("AmazonBedrock", "Nova Pro"): "amazon.nova-pro-v1:0",
+        ("x", SONNET): SONNET_ID,
+    },
+    {"USE1": "us-east-1", "USW2": "us-west-2"},
+)
+CATALOG = ModelCatalog({"us": "geo", "global": "global"}, {})
+
+
+def base(model_id: str) -> str:
+    return CATALOG.normalise(model_id).model_id or model_id
+
+
+def logged(identity: str, model: str, charge: str | None, invocations: int, region: str = "us-east-1") -> dict:
+    """A row of the day's report CSV as the store reads it back."""
+    return {
+        "account_id": "111111111111",
+        "identity_arn": identity,
+        "model_id": model,
+        "region": region,
+        "invocations": invocations,
+        "charge": None if charge is None else Decimal(charge),
+    }
+
+
+def by_model(rows, lines):
+    return compare_models(rows, lines, NAMES.model, NAMES.region, base)
+
+
+def test_an_identity_with_two_models_one_drifting():
+    # alice's Nova Lite: logged as the base id ($1, 2 calls) and through the us. profile ($3, 3 calls), billed 3 + 1
+    # = 4: exact. Her Sonnet (us. profile, $6, 4 calls) billed 7 + 2 = 9: 3 over. Per identity she is 3 off (13 vs
+    # 10); per model the drift is Sonnet's alone.
+    rows = [
+        logged(ALICE, "amazon.nova-lite-v1:0", "1", 2),
+        logged(ALICE, "us.amazon.nova-lite-v1:0", "3", 3),
+        logged(ALICE, f"us.{SONNET_ID}", "6", 4),
+    ]
+    lines = [
+        usage(ALICE, "3"),
+        usage(ALICE, "1", usage_type="USE1-NovaLite-output-tokens"),
+        usage(ALICE, "7", service=SONNET, usage_type="USE1-MP:USE1_InputTokenCount-Units"),
+        usage(ALICE, "2", service=SONNET, usage_type="USE1-MP:USE1_OutputTokenCount-Units"),
+        usage(ALICE, "0.4", line_type="Tax"),  # kept apart, as per identity
+    ]
+    assert settled_model_csv(by_model(rows, lines)).decode().splitlines() == [
+        HEADER,
+        f"111111111111,{ALICE},{SONNET_ID},us-east-1,4,6.000000,9.000000,3.000000,matched",
+        f"111111111111,{ALICE},amazon.nova-lite-v1:0,us-east-1,5,4.000000,4.000000,0.000000,matched",
+    ]
+
+
+def test_a_model_billed_only_and_a_model_logged_only():
+    # alice logged Nova Lite only ($4) but was also billed Nova Pro ($0.75: a call the logs never saw); bob's Nova
+    # Lite in us-west-2 ($0.25) is not on the bill; the mantle key is billed only, for Sonnet
+    rows = [
+        logged(ALICE, "amazon.nova-lite-v1:0", "4", 5),
+        logged(BOB, "amazon.nova-lite-v1:0", "0.25", 2, "us-west-2"),
+    ]
+    lines = [
+        usage(ALICE, "4"),
+        usage(ALICE, "0.75", usage_type="USE1-NovaPro-input-tokens"),
+        usage(MANTLE, "2.5", service=SONNET, usage_type="USE1-MP:USE1_InputTokenCount-Units"),
+    ]
+    assert settled_model_csv(by_model(rows, lines)).decode().splitlines() == [
+        HEADER,
+        f"111111111111,{MANTLE},{SONNET_ID},us-east-1,0,0.000000,2.500000,2.500000,billed only",
+        f"111111111111,{ALICE},amazon.nova-pro-v1:0,us-east-1,0,0.000000,0.750000,0.750000,billed only",
+        f"111111111111,{BOB},amazon.nova-lite-v1:0,us-west-2,2,0.250000,0.000000,-0.250000,logged only",
+        f"111111111111,{ALICE},amazon.nova-lite-v1:0,us-east-1,5,4.000000,4.000000,0.000000,matched",
+    ]
+
+
+def test_an_unpriced_estimate_stays_unpriced_never_zero():
+    # bob's Nova Lite: one row priced ($1), one unpriced (a tier we have no price for): the estimate is unpriced, not
+    # $1; billed 1.5. A model the bill names with no Price List name is kept under the name it has.
+    rows = [logged(BOB, "amazon.nova-lite-v1:0", "1", 2), logged(BOB, "us.amazon.nova-lite-v1:0", None, 1)]
+    lines = [usage(BOB, "1.5"), usage(BOB, "0.1", usage_type="USE1-Other-x")]
+    (unpriced, unknown) = by_model(rows, lines)
+    assert (unpriced.estimated, unpriced.difference, unpriced.status, unpriced.invocations) == (
+        None,
+        None,
+        "matched",
+        3,
+    )
+    assert (unknown.model, unknown.status) == ("unknown (AmazonBedrock: USE1-Other-x)", "billed only")
+    assert settled_model_csv([unpriced]).decode().splitlines()[1] == (
+        f"111111111111,{BOB},amazon.nova-lite-v1:0,us-east-1,3,,1.500000,,matched"
+    )
+
+
+def test_a_formula_in_a_model_row_is_neutralised():
+    rows = [logged("=cmd()", "@SUM(1)", "1", 1)]
+    line = settled_model_csv(by_model(rows, [])).decode().splitlines()[1]
+    assert line == "111111111111,'=cmd(),'@SUM(1),us-east-1,1,1.000000,0.000000,-1.000000,logged only"
 
 
 def test_a_formula_in_an_identity_is_neutralised_in_the_csv():

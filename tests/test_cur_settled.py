@@ -53,6 +53,30 @@ def summary():
     }
 
 
+SONNET_ID = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+NOVA_LITE = "amazon.nova-lite-v1:0"
+
+
+def report_csv():
+    """The settled day's report CSV, as the summary says per identity: alice's Nova Lite $4 (the base id, 1 call $1;
+    the us. profile, 2 calls $3), bob's Sonnet through the us. profile $6 (5 calls), the sessions' Nova Lite $1, $2."""
+    from lambda_function.columns import CSV_COLUMNS
+
+    rows = [
+        (ALICE, NOVA_LITE, "1.000000", 1),
+        (ALICE, f"us.{NOVA_LITE}", "3.000000", 2),
+        (BOB, f"us.{SONNET_ID}", "6.000000", 5),
+        (f"{AGENT}/s1", NOVA_LITE, "1.000000", 1),
+        (f"{AGENT}/s2", NOVA_LITE, "2.000000", 1),
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for identity, model, charge, calls in rows:
+        writer.writerow([ACCOUNT, identity, model, "us-east-1", 100, 10, charge, calls, 0, 0, 0, "priced", 0, 0, 0, 0])
+    return out.getvalue().encode()
+
+
 def line(identity, usd, service="AmazonBedrock", usage_type="USE1-NovaLite-input-tokens", **extra):
     """One CUR 2.0 line item on the settled day (10:00 UTC unless said)."""
     marketplace = service.endswith("(Amazon Bedrock Edition)")
@@ -131,8 +155,10 @@ def account(aws, monkeypatch):
     key = report_key("bedrock-usage", window).removesuffix(".csv") + ".json"
     s3 = aws.client("s3")
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+    s3.put_object(Bucket=BUCKET, Key=report_key("bedrock-usage", window), Body=report_csv())
     s3.create_bucket(Bucket=EXPORT_BUCKET)
     aws.settled_key = key
+    aws.settled_csv_key = report_key("bedrock-usage", window)
     return aws
 
 
@@ -188,16 +214,25 @@ def test_the_settled_day_per_identity(account):
     assert uri.startswith(f"s3://{BUCKET}/bedrock-usage/reports/{SETTLED:%Y/%m/%d}/bedrock-billed_")
     body = account.client("s3").get_object(Bucket=BUCKET, Key=uri.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
     rows = list(csv.DictReader(io.StringIO(body.decode())))
+    # per identity, model and region, from the day's report CSV: the us. profiles meet the bill's base models
     assert rows[0] == {
         "Account Id": ACCOUNT,
         "Identity ARN": BOB,
+        "Model Id": SONNET_ID,
+        "Region Name": "us-east-1",
         "Invocations": "5",
         "Estimated charges": "6.000000",
         "Billed charges": "9.000000",
         "Difference": "3.000000",
         "Status": "matched",
     }
-    assert rows[1]["Identity ARN"] == MANTLE and rows[1]["Status"] == "billed only"
+    assert [(r["Identity ARN"], r["Model Id"], r["Invocations"], r["Difference"], r["Status"]) for r in rows[1:]] == [
+        (MANTLE, SONNET_ID, "0", "2.500000", "billed only"),
+        (ALICE, NOVA_LITE, "3", "0.000000", "matched"),  # the base id and the us. profile, one row
+        (f"{AGENT}/s1", NOVA_LITE, "1", "0.000000", "matched"),
+        (f"{AGENT}/s2", NOVA_LITE, "1", "0.000000", "matched"),
+    ]
+    assert result["note"] == "per identity; the settled CSV per identity, model and region"
     # the settled day's summary holds the verdict
     document = json.loads(account.client("s3").get_object(Bucket=BUCKET, Key=account.settled_key)["Body"].read())
     assert document["reconciliation"] == result
@@ -207,6 +242,41 @@ def test_the_settled_day_per_identity(account):
     assert "BedrockAPIKey-mantle" in body and uri in body
     assert "$2.50, anthropic.claude-sonnet-4-5-20250929-v1:0 — billed token usage with no logged call" in body
     assert "ESTIMATED VS BILLED" not in body
+
+
+def settled_rows(account, result):
+    key = result["settled_csv"].removeprefix(f"s3://{BUCKET}/")
+    body = account.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return list(csv.DictReader(io.StringIO(body.decode())))
+
+
+def test_without_the_days_report_csv_the_settled_csv_is_per_identity_and_says_so(account):
+    # GIVEN the settled day's summary, but not its report CSV
+    account.client("s3").delete_object(Bucket=BUCKET, Key=account.settled_csv_key)
+    export(account)
+    _, result = reconciled()
+    # THEN the comparison is made per identity, the CSV too (no model, no region), and the note says why
+    assert result["status"] == "ok" and result["by_identity"][0]["identity"] == BOB
+    assert result["note"] == (
+        f"per identity; the settled CSV per identity too: the report CSV of {SETTLED.isoformat()} is not there"
+    )
+    rows = settled_rows(account, result)
+    assert (rows[0]["Identity ARN"], rows[0]["Model Id"], rows[0]["Region Name"]) == (BOB, "", "")
+    assert (rows[0]["Estimated charges"], rows[0]["Billed charges"], rows[0]["Status"]) == (
+        "6.000000",
+        "9.000000",
+        "matched",
+    )
+    assert "the report CSV of" in text_body(emails(account)[0])
+
+
+def test_an_unreadable_report_csv_falls_back_per_identity(account):
+    account.client("s3").put_object(Bucket=BUCKET, Key=account.settled_csv_key, Body=b"Account Id,Identity\n1,2\n")
+    export(account)
+    _, result = reconciled()
+    assert result["status"] == "ok"
+    assert result["note"].endswith(f"the report CSV of {SETTLED.isoformat()} cannot be read")
+    assert settled_rows(account, result)[0]["Model Id"] == ""
 
 
 def test_the_bill_not_settled_yet(account):

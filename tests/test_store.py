@@ -119,3 +119,123 @@ def test_a_claim_is_created_once_and_names_its_run(aws):
     marker = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     assert marker == {"what": "spike", "run_id": "run-a", "claimed_at": "2026-11-21T06:00:00+00:00"}
     assert key == f"{PREFIX}/budget-alerts/2026-11-20/spike-abc.json"
+
+
+# -- an earlier report's rows, read back as untrusted input -------------------------------------------------------------
+
+ROWS_DAY = date(2026, 11, 20)
+
+
+def _report_csv(*lines: list[str], header: list[str] | None = None) -> bytes:
+    import csv
+    import io
+
+    from lambda_function.columns import CSV_COLUMNS
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header if header is not None else [*CSV_COLUMNS, "team"])
+    writer.writerows(lines)
+    return out.getvalue().encode()
+
+
+def _row(identity: str, model: str, invocations: str, charge: str, team: str = "ml") -> list[str]:
+    # the contract's order: Account Id, Identity ARN, Model Id, Region Name, input, output, Charges incurred,
+    # Invocations, Failed, cache read, cache write, Pricing status, Images, Long-context, Unreadable, cache 1h; team
+    status = "priced" if charge else "no price row"
+    return ["111111111111", identity, model, "us-east-1", "10", "5", charge, invocations, "0", "0", "0", status]
+
+
+def _stored_rows(aws, body: bytes | None):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    window = day_window(ROWS_DAY, UTC_ZONE)
+    if body is not None:
+        s3.put_object(Bucket=BUCKET, Key=report_key(PREFIX, window), Body=body)
+    store = ReportStore(s3, BUCKET, PREFIX, UTC_ZONE)
+    return store, window
+
+
+def _full(row: list[str]) -> list[str]:
+    return [*row, "0", "0", "0", "0", "ml"]
+
+
+def test_a_report_csvs_rows_are_read_back_typed(aws):
+    # GIVEN a day's report CSV: a priced row, an unpriced one (empty charge), an identity the CSV neutralised
+    body = _report_csv(
+        _full(_row("arn:aws:iam::111111111111:user/alice", "us.amazon.nova-lite-v1:0", "3", "0.001250")),
+        _full(_row("arn:aws:iam::111111111111:user/bob", "acme.new-model", "2", "")),
+        _full(_row("'=HYPERLINK(1)", "amazon.nova-lite-v1:0", "1", "1")),
+    )
+    store, window = _stored_rows(aws, body)
+    # WHEN its rows are read back
+    rows = store.report_rows(window)
+    # THEN typed: counts as ints, charges exact, the unpriced one None (never 0), the text as the report had it
+    assert rows == [
+        {
+            "account_id": "111111111111",
+            "identity_arn": "arn:aws:iam::111111111111:user/alice",
+            "model_id": "us.amazon.nova-lite-v1:0",
+            "region": "us-east-1",
+            "invocations": 3,
+            "charge": Decimal("0.001250"),
+        },
+        {
+            "account_id": "111111111111",
+            "identity_arn": "arn:aws:iam::111111111111:user/bob",
+            "model_id": "acme.new-model",
+            "region": "us-east-1",
+            "invocations": 2,
+            "charge": None,
+        },
+        {
+            "account_id": "111111111111",
+            "identity_arn": "=HYPERLINK(1)",
+            "model_id": "amazon.nova-lite-v1:0",
+            "region": "us-east-1",
+            "invocations": 1,
+            "charge": Decimal(1),
+        },
+    ]
+    assert store.skipped == [] and store.skipped_report(window) is False
+
+
+def test_no_report_csv_is_none_and_not_counted(aws):
+    store, window = _stored_rows(aws, None)
+    assert store.report_rows(window) is None
+    assert store.skipped == []
+
+
+def _bad_bodies() -> list[bytes]:
+    good = _full(_row("arn:aws:iam::111111111111:user/alice", "m", "3", "1"))
+    return [
+        b"not,a,report\n1,2,3\n",  # another CSV
+        _report_csv(header=[]),  # no header
+        _report_csv(_full(_row("a", "m", "three", "1"))),  # a count that is no count
+        _report_csv(_full(_row("a", "m", "-1", "1"))),  # a negative count
+        _report_csv(_full(_row("a", "m", "1", "NaN"))),  # a charge that is no amount
+        _report_csv(_full(_row("a", "m", "1", "-2"))),  # a negative charge
+        _report_csv(good[:-1]),  # a cell short
+        b"\xff\xfe" + _report_csv(good),  # not UTF-8
+    ]
+
+
+def test_a_bad_report_csv_is_none_with_a_warning_counted_like_an_unreadable_summary(aws, caplog):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    window = day_window(ROWS_DAY, UTC_ZONE)
+    for body in _bad_bodies():
+        s3.put_object(Bucket=BUCKET, Key=report_key(PREFIX, window), Body=body)
+        store = ReportStore(s3, BUCKET, PREFIX, UTC_ZONE)
+        caplog.clear()
+        assert store.report_rows(window) is None, body
+        assert store.skipped == [report_key(PREFIX, window)] and store.skipped_report(window) is True
+        assert "skipping the unreadable earlier report" in caplog.text
+
+
+def test_a_report_csv_is_read_once_per_run(aws):
+    body = _report_csv(_full(_row("arn:aws:iam::111111111111:user/alice", "m", "3", "1")))
+    store, window = _stored_rows(aws, body)
+    first = store.report_rows(window)
+    aws.client("s3").delete_object(Bucket=BUCKET, Key=report_key(PREFIX, window))
+    assert store.report_rows(window) == first and first is not None

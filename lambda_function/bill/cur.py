@@ -14,8 +14,11 @@ compared with that day's estimate per identity ARN. Pure, except for the query t
   logged call (`billed_not_logged`: a bedrock-mantle caller, batch, provisioned throughput), identities logged and
   not billed (`logged_not_billed`). Only `Usage` lines are compared; tax, credits, refunds and the other line types
   are summed apart in `other_line_types`, never mixed in.
-
-The summary has no identity x model breakdown, so the comparison is per identity (the settled CSV says so).
+- `compare_models(rows, lines, ...)`: the settled CSV's rows, per account, identity, model and region: the estimate
+  from the settled day's own report CSV (the model as logged, normalised to its base model so that a `us.` profile
+  meets the bill's base model; an unpriced row keeps the estimate unpriced, never $0), the bill from the CUR lines
+  with the usage type read as a model and a region (reconcile.UsageTypeNames). Without that CSV, `settled_csv` is
+  per identity (Model Id and Region Name empty) and the result's note says so.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ COLUMNS = ("identity", "account", "line_type", "service", "usage_type", "usd")
 SETTLED_CSV_HEADER = (
     "Account Id",
     "Identity ARN",
+    "Model Id",
+    "Region Name",
     "Invocations",
     "Estimated charges",
     "Billed charges",
@@ -284,27 +289,31 @@ def compare_identities(
     }
 
 
+MATCHED, BILLED_ONLY, LOGGED_ONLY = "matched", "billed only", "logged only"
+
+
 def settled_csv(result: dict[str, Any], estimate: Summary, logged_not_billed: Sequence[str] = ()) -> bytes:
-    """The settled CSV: one row per identity of `result["by_identity"]` (largest difference first)."""
+    """The settled CSV per identity (when the day's report CSV cannot be read): one row per identity of
+    `result["by_identity"]` (largest difference first), Model Id and Region Name empty."""
     invocations: dict[str, int] = defaultdict(int)
     for spend in estimate.totals.by_identity:
         invocations[spend.name] += spend.invocations
     not_billed = set(logged_not_billed or result.get("logged_not_billed", ()))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SETTLED_CSV_HEADER)
+    rows = []
     for entry in result["by_identity"]:
         identity = entry["identity"]
         if not entry["logged"]:
-            status = "billed only"
+            status = BILLED_ONLY
         elif identity in not_billed:
-            status = "logged only"
+            status = LOGGED_ONLY
         else:
-            status = "matched"
-        writer.writerow(
+            status = MATCHED
+        rows.append(
             [
                 neutralise(entry["account"]),
                 neutralise(identity),
+                "",
+                "",
                 invocations.get(identity, 0),
                 entry["estimated_usd"],
                 entry["billed_usd"],
@@ -312,7 +321,99 @@ def settled_csv(result: dict[str, Any], estimate: Summary, logged_not_billed: Se
                 status,
             ]
         )
+    return _csv(rows)
+
+
+def _csv(rows: Iterable[Sequence[object]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SETTLED_CSV_HEADER)
+    writer.writerows(rows)
     return out.getvalue().encode("utf-8")
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One row of the settled CSV per identity, model and region. `estimated` is None when some of the logged
+    calls could not be priced (the estimate is then unpriced, not a partial sum)."""
+
+    account: str
+    identity: str
+    model: str  # the base model id both sides meet on
+    region: str
+    invocations: int
+    estimated: Decimal | None
+    billed: Decimal
+    status: str
+
+    @property
+    def difference(self) -> Decimal | None:
+        return None if self.estimated is None else self.billed - self.estimated
+
+
+def compare_models(
+    rows: Iterable[dict[str, Any]],
+    lines: Iterable[CurLine],
+    model_of: Callable[[str, str], str],
+    region_of: Callable[[str], str],
+    base_model: Callable[[str], str],
+) -> list[ModelRow]:
+    """The settled day per account, identity ARN, model and region (pure), largest difference first: `rows` are the
+    day's report CSV rows (store.parse_report_csv), `lines` its CUR lines (Usage only; the other line types are
+    the per-identity result's), `model_of(service, usage_type)` and `region_of(usage_type)` read a billed line as
+    the price refresh does, `base_model` normalises a logged model id (a `us.` profile to its base model)."""
+    Key = tuple[str, str, str, str]
+    invocations: dict[Key, int] = defaultdict(int)
+    estimated: dict[Key, Decimal | None] = {}
+    for row in rows:
+        key = (row["account_id"], row["identity_arn"], base_model(row["model_id"]), row["region"])
+        invocations[key] += row["invocations"]
+        before = estimated.get(key, Decimal(0))
+        charge = row["charge"]
+        estimated[key] = None if before is None or charge is None else before + charge
+    billed: dict[Key, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        if line.line_type != USAGE:
+            continue
+        key = (
+            line.account,
+            line.identity or NO_PRINCIPAL,
+            model_of(line.service, line.usage_type),
+            region_of(line.usage_type),
+        )
+        billed[key] += line.usd
+    out = []
+    for key in set(estimated) | set(billed):
+        status = MATCHED if key in estimated and key in billed else LOGGED_ONLY if key in estimated else BILLED_ONLY
+        out.append(
+            ModelRow(*key, invocations.get(key, 0), estimated.get(key, Decimal(0)), billed.get(key, Decimal(0)), status)
+        )
+
+    def order(row: ModelRow) -> tuple[Any, ...]:
+        # unpriced estimates rank by what was billed: the whole bill is unexplained by a number of ours
+        size = abs(row.difference) if row.difference is not None else row.billed
+        return (-size, row.account, row.identity, row.model, row.region)
+
+    return sorted(out, key=order)
+
+
+def settled_model_csv(rows: Iterable[ModelRow]) -> bytes:
+    """The settled CSV per identity, model and region; an unpriced estimate (and its difference) is an empty
+    cell, never 0."""
+    return _csv(
+        [
+            neutralise(row.account),
+            neutralise(row.identity),
+            neutralise(row.model),
+            neutralise(row.region),
+            row.invocations,
+            "" if row.estimated is None else _usd(row.estimated),
+            _usd(row.billed),
+            "" if row.difference is None else _usd(row.difference),
+            row.status,
+        ]
+        for row in rows
+    )
 
 
 def trimmed(result: dict[str, Any], limit: int = MAX_LISTED) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def reconcile_settled_day(
             why = f"no report for {day.isoformat()} to compare with"
         return Reconciliation(_unavailable(config, why, day))
     if config.cur_export:
-        result = _from_cur(config, aws, store, day, settled, estimate)
+        result = _from_cur(config, aws, store, day, settled, estimate, catalog)
     else:
         result = _from_cost_explorer(config, aws, store, day, settled, estimate, catalog)
     store.put_summary(settled, replace(estimate, reconciliation=result))
@@ -180,9 +180,16 @@ def _scan_cost(engine: str, scanned: int) -> str | None:
 
 
 def _from_cur(
-    config: Config, aws: AwsClients, store: ReportStore, day: date, settled: ReportWindow, estimate: Summary
+    config: Config,
+    aws: AwsClients,
+    store: ReportStore,
+    day: date,
+    settled: ReportWindow,
+    estimate: Summary,
+    catalog: ModelCatalog,
 ) -> dict[str, Any]:
-    """The settled day per identity from the CUR 2.0 export."""
+    """The settled day per identity from the CUR 2.0 export; the settled CSV per identity, model and region from
+    that day's report CSV (per identity when it cannot be read, and the note says so)."""
     bucket, data = _export(config)
     periods = cur.billing_periods(settled.start, settled.end)
     if estimate.breakdown_costs(BY_IDENTITY) is None:
@@ -223,9 +230,19 @@ def _from_cur(
         why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
         log.warning("reconciliation of %s with the CUR export unavailable: %s", day, why)
         return _unavailable(config, why, day)
+    note = result["note"]
     try:
-        csv_uri: str | None = store.put_settled(settled, cur.settled_csv(result, estimate)).uri
+        rows = store.report_rows(settled)
+        if rows is None:
+            why = "cannot be read" if store.skipped_report(settled) else "is not there"
+            note = f"per identity; the settled CSV per identity too: the report CSV of {day.isoformat()} {why}"
+            body = cur.settled_csv(result, estimate)
+        else:
+            base = lambda name: catalog.normalise(name).model_id or name  # noqa: E731
+            by_model = cur.compare_models(rows, lines, usage_names.model, usage_names.region, base)
+            note, body = "per identity; the settled CSV per identity, model and region", cur.settled_model_csv(by_model)
+        csv_uri: str | None = store.put_settled(settled, body).uri
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
         log.warning("the settled CSV of %s was not written: %s", day, err)
         csv_uri = None
-    return {**cur.trimmed(result), "settled_csv": csv_uri}
+    return {**cur.trimmed(result), "settled_csv": csv_uri, "note": note}

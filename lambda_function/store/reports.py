@@ -14,22 +14,81 @@ summaries (each once per run, validated at the edge), holds the refreshed price 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_function.columns import CSV_COLUMNS
 from lambda_function.store.objects import CSV, JSON, Bucket, S3Client, StoredObject
 from lambda_function.summary import Summary, SummaryError
 from lambda_function.window import ReportWindow, day_window
 
 log = logging.getLogger(__name__)
+
+# the report CSV's text columns read back (report/rows.neutralise put a "'" before what a spreadsheet runs as a formula)
+_ROW_TEXT = {
+    "account_id": "Account Id",
+    "identity_arn": "Identity ARN",
+    "model_id": "Model Id",
+    "region": "Region Name",
+}
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+class ReportCsvError(ValueError):
+    """A stored report CSV that is not what the report writes (header, a count or a charge malformed)."""
+
+
+def _text(value: str) -> str:
+    """A text cell as the report had it before neutralising it for spreadsheets."""
+    rest = value[1:]
+    if value.startswith("'") and (rest.startswith(_FORMULA_START) or rest[:1].isspace()):
+        return rest
+    return value
+
+
+def parse_report_csv(body: bytes) -> list[dict[str, Any]]:
+    """A report CSV's rows (untrusted: read back from the bucket), each `account_id`, `identity_arn`, `model_id` (as
+    logged), `region`, `invocations` (int) and `charge` (Decimal, None when unpriced: never $0). The header must
+    open with the CSV contract's columns, in order (attribution columns may follow)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ReportCsvError(f"not UTF-8: {err}") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None or header[: len(CSV_COLUMNS)] != CSV_COLUMNS:
+        raise ReportCsvError("the header is not the report CSV's")
+    at = {name: header.index(name) for name in CSV_COLUMNS}
+    rows = []
+    for number, cells in enumerate(reader, start=2):
+        if len(cells) != len(header):
+            raise ReportCsvError(f"line {number} has {len(cells)} cells, the header {len(header)}")
+        raw_invocations, raw_charge = cells[at["Invocations"]], cells[at["Charges incurred"]]
+        if not raw_invocations.isascii() or not raw_invocations.isdigit():
+            raise ReportCsvError(f"line {number}: the invocations {raw_invocations!r} are not a count")
+        charge: Decimal | None = None
+        if raw_charge != "":
+            try:
+                charge = Decimal(raw_charge)
+            except InvalidOperation:
+                raise ReportCsvError(f"line {number}: the charge {raw_charge!r} is not a number") from None
+            if not charge.is_finite() or charge < 0:
+                raise ReportCsvError(f"line {number}: the charge {raw_charge!r} is not an amount")
+        row: dict[str, Any] = {key: _text(cells[at[name]]) for key, name in _ROW_TEXT.items()}
+        row.update(invocations=int(raw_invocations), charge=charge)
+        rows.append(row)
+    return rows
 
 
 def _stamp(instant: datetime) -> str:
@@ -83,6 +142,7 @@ class ReportStore:
         self.prices = PriceStore(s3, bucket, prefix)
         self.skipped: list[str] = []  # keys of earlier summaries that could not be read (the footer counts them)
         self._summaries: dict[str, Summary | None] = {}
+        self._rows: dict[str, list[dict[str, Any]] | None] = {}
 
     def check(self) -> None:
         """REPORT_BUCKET exists and the report prefix may be listed: checked before the queries are paid for."""
@@ -156,6 +216,30 @@ class ReportStore:
         if summary.window_start != window.as_json()["start"]:
             return None  # another window's summary (the time zone changed since): not this one's
         return summary
+
+    # ---- an earlier report's rows --------------------------------------------------------------------------------
+
+    def report_rows(self, window: ReportWindow) -> list[dict[str, Any]] | None:
+        """The rows of the report CSV of `window` (see `parse_report_csv`), or None when there is none. One that
+        cannot be read (an S3 error, not the report's header, a count or a charge malformed) is None too, with a
+        warning and its key in `skipped`, like an unreadable summary. Read at most once per run."""
+        key = report_key(self.prefix, window)
+        if key not in self._rows:
+            self._rows[key] = self._read_rows(key)
+        return self._rows[key]
+
+    def skipped_report(self, window: ReportWindow) -> bool:
+        """Whether the report CSV of `window` is there but could not be read (see `report_rows`)."""
+        return report_key(self.prefix, window) in self.skipped
+
+    def _read_rows(self, key: str) -> list[dict[str, Any]] | None:
+        try:
+            stored = self.bucket.get(key)
+            return parse_report_csv(stored.body) if stored is not None else None
+        except (ClientError, BotoCoreError, ReportCsvError) as err:
+            log.warning("skipping the unreadable earlier report %s: %s", self.bucket.uri(key), err)
+            self.skipped.append(key)
+            return None
 
     # ---- once-only claims ---------------------------------------------------------------------------------------
 
