@@ -340,17 +340,24 @@ def test_the_query_the_engine_gets(account, monkeypatch):
             return QueryAnswer(columns, rows, bytes_scanned=2_000_000, engine="athena")
 
     monkeypatch.setattr(settled_stage, "bill_engine", lambda config, aws: Recording())
+    from lambda_function.bill.cur import settled_query
+
     _, result = reconciled()
-    ((sql, relations),) = seen
-    assert f"billing_period IN ('{PERIOD}')" in sql
+    # two queries of the one text: the settled day, then its month to date (from the 1st, same partition)
+    (day_sql, relations), (month_sql, month_relations) = seen
+    window = day_window(SETTLED, ZoneInfo("UTC"))
+    assert day_sql == settled_query(window.start, window.end)
+    assert month_sql == settled_query(day_window(SETTLED.replace(day=1), ZoneInfo("UTC")).start, window.end)
+    assert f"billing_period IN ('{PERIOD}')" in day_sql and f"billing_period IN ('{PERIOD}')" in month_sql
     relation = relations["cur"]
     assert (relation.bucket, relation.prefix, relation.partitions) == (
         EXPORT_BUCKET,
         "cur2/bedrock/data",
         (("billing_period", PERIOD),),
     )
-    # Athena's minimum of 10 MB a query: $5 per TB x 10 MB = $0.00005
-    assert (result["bytes_scanned"], result["scan_cost_usd"]) == (2_000_000, "0.000050")
+    assert month_relations == relations
+    # 2 MB each; Athena bills at least 10 MB a query: 2 x $5 per TB x 10 MB = $0.00010
+    assert (result["bytes_scanned"], result["scan_cost_usd"]) == (4_000_000, "0.000100")
     assert Decimal(result["billed_usd"]) == 13
 
 
@@ -422,18 +429,20 @@ def test_the_query_sent_to_athena_is_the_one_the_embedded_engine_runs(athena):
 
     faults, sent = athena_faults()
     report, result = reconciled(session=faults.session())
-    ((request,),) = [sent]
+    request, month_request = sent  # the settled day, then its month to date
     window = day_window(SETTLED, ZoneInfo("UTC"))
     relation = Relation(EXPORT_BUCKET, "cur2/bedrock/data", glue_table="cur_db.bedrock_export")
     assert request["QueryString"] == dialect.to_athena(settled_query(window.start, window.end), {"cur": relation})
     assert '"cur_db"."bedrock_export" AS cur' in request["QueryString"]
     assert request["WorkGroup"] == "bedrock-report"
     # alice's 4 billed, as estimated; the others logged and not billed
-    assert (result["status"], result["engine"], result["bytes_scanned"]) == ("ok", "athena", 52_000_000)
-    # $5 per TB x 52 MB = $0.00026
-    assert result["scan_cost_usd"] == "0.000260"
+    month_start = day_window(SETTLED.replace(day=1), ZoneInfo("UTC")).start
+    assert month_request["QueryString"] == dialect.to_athena(settled_query(month_start, window.end), {"cur": relation})
+    # 52 MB scanned by each of the two queries: 104 MB, $5 per TB x 104 MB = $0.00052
+    assert (result["status"], result["engine"], result["bytes_scanned"]) == ("ok", "athena", 104_000_000)
+    assert result["scan_cost_usd"] == "0.000520"
     (metric,) = [m for m in report.metrics if "BillQueryCostUSD" in m]
-    assert (metric["BillQueryBytesScanned"], metric["BillQueryCostUSD"]) == (52_000_000, 0.00026)
+    assert (metric["BillQueryBytesScanned"], metric["BillQueryCostUSD"]) == (104_000_000, 0.00052)
     assert result["logged_not_billed"] == [BOB, f"{AGENT}/s1", f"{AGENT}/s2"]
 
 

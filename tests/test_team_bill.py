@@ -5,7 +5,7 @@ billed from the export. Every figure worked out by hand; the report always goes 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -151,3 +151,114 @@ def test_the_double_names_tag_groups_as_cost_explorer_does():
     assert item.group_key("TAG", TAG) == "iamPrincipal/team$platform"
     assert item.group_key("TAG", "iamPrincipal/project") == "iamPrincipal/project$"
     assert item.group_key("DIMENSION", "SERVICE") == "Amazon Bedrock"
+
+
+# -- the month to date with CUR --------------------------------------------------------------------------------------
+
+# RECONCILE_LAG_DAYS' default with CUR_EXPORT is 3; the report day is chosen so that the settled day is never a 1st
+# (a day before it in the same month), whatever day the suite runs
+CUR_DAY = DAY if (DAY - timedelta(days=3)).day > 1 else DAY - timedelta(days=1)
+CUR_SETTLED = CUR_DAY - timedelta(days=3)
+
+
+def at(day, hour=10):
+    return datetime.combine(day, time(hour), tzinfo=UTC)
+
+
+@pytest.fixture
+def cur_account(aws, monkeypatch):
+    from .test_cur_settled import EXPORT, EXPORT_BUCKET
+
+    configure(aws, monkeypatch, CUR_EXPORT=EXPORT, BILL_ENGINE="embedded")
+    monkeypatch.delenv("RECONCILE_LAG_DAYS", raising=False)
+    put_records(aws.client("logs"), GROUP, generate_records(START, END, count=20, seed=5))
+    aws.client("s3").create_bucket(Bucket=EXPORT_BUCKET)
+    return aws
+
+
+def cur_export(aws, lines):
+    from .test_cur_settled import EXPORT_BUCKET, parquet
+
+    by_period: dict[str, list] = {}
+    for item in lines:
+        by_period.setdefault(f"{item['line_item_usage_start_date']:%Y-%m}", []).append(item)
+    for period, items in by_period.items():
+        key = f"cur2/bedrock/data/BILLING_PERIOD={period}/bedrock-00001.snappy.parquet"
+        aws.client("s3").put_object(Bucket=EXPORT_BUCKET, Key=key, Body=parquet(items))
+
+
+def cur_summary(day, total):
+    from .test_cur_settled import ALICE
+
+    window = day_window(day, ZoneInfo("UTC"))
+    return window, {
+        "schema": "bedrock-usage-report/summary/1",
+        "window": window.as_json(),
+        "total_cost_usd": total,
+        "by_model": [],
+        "by_region": [],
+        "by_identity": [{"name": ALICE, "cost_usd": total, "invocations": 2}],
+        "footer": {},
+    }
+
+
+def test_the_month_to_date_with_cur(cur_account):
+    from .test_cur_settled import ALICE, line
+
+    earlier = CUR_SETTLED - timedelta(days=1)  # in the month
+    before_month = CUR_SETTLED.replace(day=1) - timedelta(days=1)
+    cur_export(
+        cur_account,
+        [
+            line(ALICE, "4", line_item_usage_start_date=at(CUR_SETTLED)),
+            line(None, "0.9", line_item_line_item_type="Tax", line_item_usage_start_date=at(CUR_SETTLED)),
+            line(ALICE, "2", line_item_usage_start_date=at(earlier)),
+            line(ALICE, "100", line_item_usage_start_date=at(before_month, 23)),  # the month before: not counted
+            line(ALICE, "50", line_item_usage_start_date=at(CUR_SETTLED + timedelta(days=1), 0)),  # after: not counted
+        ],
+    )
+    put_summary(cur_account, *cur_summary(CUR_SETTLED, "4"))
+    put_summary(cur_account, *cur_summary(earlier, "3"))
+    report = run({"date": CUR_DAY.isoformat()})
+    assert report.response["email"]["sent"] is True
+    result = report.response["reconciliation"]
+    assert (result["status"], result["source"], result["billed_usd"]) == ("ok", "cur", "4.000000")
+    # billed: 4 on the day (the tax apart) + 2 the day before = 6; estimated 4 + 3 = 7 (2 days reported of the
+    # month's first CUR_SETTLED.day); difference -1; coverage 7 / 6 = 116.7 %
+    assert result["month_to_date"] == {
+        "billed_usd": "6.000000",
+        "estimated_usd": "7.000000",
+        "difference_usd": "-1.000000",
+        "coverage_percent": "116.7",
+        "days_estimated": 2,
+        "days": CUR_SETTLED.day,
+    }
+    body = text_body(emails(cur_account)[0])
+    assert "Month to date: billed $6.00, estimated $7.00 (2 of" in body
+    assert result["bytes_scanned"] > 0 and result["scan_cost_usd"] is None
+
+
+def test_the_month_to_date_query_failing_leaves_the_day(cur_account, monkeypatch):
+    from lambda_function.bill import settled as settled_stage
+    from lambda_function.engine import EngineError
+
+    from .test_cur_settled import ALICE, line
+
+    cur_export(cur_account, [line(ALICE, "4", line_item_usage_start_date=at(CUR_SETTLED))])
+    put_summary(cur_account, *cur_summary(CUR_SETTLED, "4"))
+    engines = settled_stage.bill_engine
+    calls = []
+
+    class Failing:
+        def run(self, *args, **kwargs):
+            raise EngineError("Athena query FAILED: injected")
+
+    def second_fails(config, aws):
+        calls.append(1)
+        return engines(config, aws) if len(calls) == 1 else Failing()
+
+    monkeypatch.setattr(settled_stage, "bill_engine", second_fails)
+    result = run({"date": CUR_DAY.isoformat()}).response["reconciliation"]
+    assert (result["status"], result["billed_usd"], len(calls)) == ("ok", "4.000000", 2)
+    assert "month_to_date" not in result
+    assert result["month_to_date_unavailable"] == "Athena query FAILED: injected"

@@ -179,6 +179,49 @@ def _scan_cost(engine: str, scanned: int) -> str | None:
     return reconcile._usd(Decimal(max(scanned, ATHENA_MIN_BYTES)) / Decimal(1000**4) * ATHENA_USD_PER_TB)
 
 
+def _add_month_to_date(
+    config: Config,
+    aws: AwsClients,
+    store: ReportStore,
+    settled: ReportWindow,
+    estimate: Summary,
+    result: dict[str, Any],
+) -> None:
+    """The month to date billed with CUR, as with Cost Explorer: one more query of the same text from the 1st of the
+    settled day's month through that day (the same billing-period partition, or also the one before when the local
+    month starts in the previous UTC month), its Usage lines summed as the day's are, against the estimated month to
+    date of the stored summaries. Its bytes add to the result's; a failure leaves `month_to_date` out, saying why in
+    `month_to_date_unavailable`."""
+    bucket, data = _export(config)
+    day = settled.local_start.date()
+    start = day_window(day.replace(day=1), settled.tz).start
+    periods = cur.billing_periods(start, settled.end)
+    try:
+        missing = _settled_periods(aws, bucket, data, periods)
+        if missing:
+            result["month_to_date_unavailable"] = f"no objects for the billing period(s) {', '.join(missing)}"
+            return
+        partitions = tuple(("billing_period", period) for period in periods)
+        relation = Relation(bucket, data, "parquet", glue_table=config.cur_table, partitions=partitions)
+        sql = cur.settled_query(start, settled.end, config.reconcile_metric)
+        answer = bill_engine(config, aws).run(sql, {"cur": relation}, deadline=_query_deadline(aws))
+        billed = sum((line.usd for line in cur.lines_of(answer) if line.line_type == cur.USAGE), Decimal(0))
+    except (ClientError, BotoCoreError, DeadlineExceeded, EngineError, cur.CurUnreadable) as err:
+        why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
+        log.warning("the month to date of %s with the CUR export unavailable: %s", day, why)
+        result["month_to_date_unavailable"] = why
+        return
+    estimated = month_to_date(store, settled, estimate.total_cost)
+    assert estimated is not None  # a day's window
+    result["month_to_date"] = reconcile.month_to_date(
+        billed, estimated.total_cost, estimated.days_reported, estimated.days_in_range
+    )
+    costs = [_scan_cost(answer.engine, scanned) for scanned in (result["bytes_scanned"], answer.bytes_scanned)]
+    result["bytes_scanned"] += answer.bytes_scanned
+    if all(cost is not None for cost in costs):
+        result["scan_cost_usd"] = reconcile._usd(sum((Decimal(cost or 0) for cost in costs), Decimal(0)))
+
+
 def _from_cur(
     config: Config,
     aws: AwsClients,
@@ -226,6 +269,7 @@ def _from_cur(
             scan_cost_usd=_scan_cost(answer.engine, answer.bytes_scanned),
             note=PER_IDENTITY_NOTE,
         )
+        _add_month_to_date(config, aws, store, settled, estimate, result)
     except (ClientError, BotoCoreError, DeadlineExceeded, EngineError, cur.CurUnreadable) as err:
         why = f"{error_code(err)}: {err}" if isinstance(err, ClientError) else str(err)
         log.warning("reconciliation of %s with the CUR export unavailable: %s", day, why)
