@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_function.aws import AwsClients, error_code
-from lambda_function.bill import cur, reconcile
+from lambda_function.bill import cur, month, reconcile
 from lambda_function.config import Config
 from lambda_function.engine import EngineError, Relation, SqlEngine
 from lambda_function.errors import DeadlineExceeded
@@ -48,8 +48,10 @@ def reconcile_settled_day(
 ) -> Reconciliation:
     """For a daily report: the settled day against the bill; nothing for other windows or with the lag 0.
     Whatever fails is `unavailable` with the reason."""
-    if not config.reconcile_lag_days or not window.is_single_day:
+    if not config.reconcile_lag_days:
         return Reconciliation()
+    if not window.is_single_day:
+        return _month_billed(config, aws, store, window)
     day = window.local_start.date() - timedelta(days=config.reconcile_lag_days)
     settled = day_window(day, window.tz)
     estimate = store.summary(settled)
@@ -65,6 +67,29 @@ def reconcile_settled_day(
         result = _from_cost_explorer(config, aws, store, day, settled, estimate, catalog)
     store.put_summary(settled, replace(estimate, reconciliation=result))
     return Reconciliation(result, reconcile.emf_metric(result) if result["status"] == "ok" else None)
+
+
+def _month_billed(config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow) -> Reconciliation:
+    """A whole month's report with CUR_EXPORT: the month billed per identity and per team (bill/month.py), under
+    `month_billed` of the month's own reconciliation, written back into its summary; nothing for other windows."""
+    estimate = store.summary(window)  # the summary this run just wrote
+    if estimate is None or not config.cur_export or month.whole_month(window) is None:
+        return Reconciliation()
+    bucket, data = _export(config)
+    bill = month.BillAccess(
+        bucket,
+        data,
+        engine=lambda: bill_engine(config, aws),
+        missing=lambda periods: _settled_periods(aws, bucket, data, periods),
+        deadline=lambda: _query_deadline(aws),
+        scan_cost=_scan_cost,
+    )
+    billed = month.month_billed(config, store, window, estimate, bill)
+    if billed is None:
+        return Reconciliation()
+    result = {"month_billed": billed}
+    store.put_summary(window, replace(estimate, reconciliation=result))
+    return Reconciliation(result)
 
 
 def _source(config: Config) -> str:
