@@ -295,3 +295,4 @@ def test_the_previous_month_report_carries_the_month_billed(account, monkeypatch
     assert f"BILLED FOR {first:%Y-%m}: PER IDENTITY AND TEAM (CUR 2.0, UnblendedCost)" in body
     assert "Tax, not compared: $4.20" in body
     assert "SETTLED" not in body and "ESTIMATED VS BILLED" not in body
+    assert f"Billed for {first:%Y-%m}: per identity and team" in report.html

@@ -6,7 +6,7 @@ CUR 2.0 export's lines per IAM principal (`source: cur`): the query of `cur.sett
 BILL_ENGINE names (Athena in AWS, DuckDB in process), the comparison of `cur.compare_identities`, and the settled
 CSV `bedrock-billed_<start>_<end>.csv` beside that day's report. A month the export has no objects for yet, a day
 with no Bedrock line in it while the logs saw spend, an engine failing or reaching the deadline: `unavailable` with
-the reason."""
+the reason. A whole calendar month's report with CUR_EXPORT gets its month billed instead (bill/month.py)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ class Reconciliation:
 def reconcile_settled_day(
     config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow, catalog: ModelCatalog
 ) -> Reconciliation:
-    """For a daily report: the settled day against the bill; nothing for other windows or with the lag 0.
-    Whatever fails is `unavailable` with the reason."""
+    """For a daily report: the settled day against the bill; for a whole month's with CUR_EXPORT, the month billed
+    (`month_billed`); nothing for other windows or with the lag 0. Whatever fails is `unavailable` with the reason."""
     if not config.reconcile_lag_days:
         return Reconciliation()
     if not window.is_single_day:
