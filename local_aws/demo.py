@@ -26,6 +26,7 @@ from .cost_explorer import LineItem
 from .cur import EXPORT, DemoExport
 from .embedded import EmbeddedAws, embedded_aws
 from .generate import DEFAULT_MODELS, default_identities, generate_records, permission_check_line, put_records
+from .insights import InsightsDouble
 
 LOG_GROUP = "/aws/bedrock/modelinvocations"
 BUCKET = "demo-bedrock-usage-reports"
@@ -177,9 +178,13 @@ def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any], *, settled: b
     )
 
 
-def run_demo(out: Path, *, records: int, timezone: str, now: datetime | None = None) -> dict[str, Any]:
+def run_demo(
+    out: Path, *, records: int, timezone: str, now: datetime | None = None, insights: InsightsDouble | None = None
+) -> dict[str, Any]:
+    """`insights`: the Logs Insights double to answer with (tests pass one whose queries complete at the first poll:
+    the Lambda entry point sleeps for real between polls)."""
     now = now or datetime.now(UTC)
-    with embedded_aws() as aws:
+    with embedded_aws(insights=insights) as aws:
         # The scheduled run reports the previous full day; generate exactly that day's logs.
         today = now.astimezone(ZoneInfo(timezone)).date()
         start = datetime.combine(today - timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(timezone))

@@ -17,6 +17,7 @@ from lambda_function.engine.embedded import EmbeddedEngine
 from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import PRICING_DIR, price_list_names
 from local_aws import cur, demo
+from local_aws.insights import InsightsDouble
 
 from .test_stack_policies import Stack
 
@@ -55,6 +56,11 @@ def _csv() -> bytes:
 def _export() -> cur.DemoExport:
     catalog = ModelCatalog.load(PRICING_DIR)
     return cur.DemoExport(price_list_names(demo.EXTRA_NAMES.encode()).names, lambda m: catalog.normalise(m).model_id)
+
+
+def instant_polls() -> InsightsDouble:
+    """Queries complete at the first poll: the Lambda entry point the demo calls sleeps for real between polls."""
+    return InsightsDouble(polls_until_running=0, polls_until_complete=0)
 
 
 def test_a_reported_days_bill_by_hand():
@@ -114,7 +120,7 @@ def test_the_demo_bills_every_day_it_reports_and_the_email_shows_the_bill_per_id
     for name in demo.report_environment("UTC"):
         monkeypatch.setenv(name, "")  # the demo sets them for its run: put back afterwards
     today = datetime.now(UTC).date()  # the handler refuses a window not over yet: the demo runs on today's clock
-    response = demo.run_demo(tmp_path, records=300, timezone="UTC")
+    response = demo.run_demo(tmp_path, records=300, timezone="UTC", insights=instant_polls())
     reconciliation = response["reconciliation"]
     settled = today - timedelta(days=4)  # 3 days before the report's (yesterday): the CUR lag
     assert (reconciliation["source"], reconciliation["day"]) == ("cur", settled.isoformat())
@@ -138,7 +144,7 @@ def test_without_cur_the_month_to_date_compares_like_with_like(tmp_path, monkeyp
     monkeypatch.delenv("BILL_ENGINE")
     monkeypatch.setattr(demo, "report_environment", lambda timezone: environment)
     today = datetime.now(UTC).date()
-    response = demo.run_demo(tmp_path, records=300, timezone="UTC")
+    response = demo.run_demo(tmp_path, records=300, timezone="UTC", insights=instant_polls())
     reconciliation = response["reconciliation"]
     settled = today - timedelta(days=3)  # 2 days before the report's: Cost Explorer's lag
     assert (reconciliation["source"], reconciliation["day"]) == ("cost_explorer", settled.isoformat())

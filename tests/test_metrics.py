@@ -53,6 +53,9 @@ def account(aws, monkeypatch):
     monkeypatch.delenv("POWERTOOLS_SERVICE_NAME", raising=False)
     monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
     put_records(aws.client("logs"), GROUP, generate_records(START, END, count=60, seed=5))
+    # The Lambda entry point sleeps for real between polls (no injected sleep): queries complete at the first poll
+    # here; polling itself is tested in test_insights_runner.py and test_deadlines.py.
+    aws.insights.polls_until_running = aws.insights.polls_until_complete = 0
     return aws
 
 
