@@ -100,7 +100,7 @@ def run_report(
     summary.watch = watch.as_json() if watch else None
     summary_uri = store.put_summary(window, summary, partial=request.partial)
     # 8. A settled day against the bill (never stops the report)
-    bill = reconcile_settled_day(config, aws, store, window, inputs.prices.catalog)
+    bill = reconcile_settled_day(config, aws, store, window, inputs.prices.catalog, now=run.wall_now())
     # 9. The email, exactly once per window
     email = report_email(
         config, request.recipients, store, stored, report.csv, summary, history, watch, bill.result, aws.credentials()

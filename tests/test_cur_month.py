@@ -121,12 +121,14 @@ def account(aws, monkeypatch):
     return aws
 
 
-def reconcile_month(window=WINDOW):
-    """The bill stage for a month's report, as run_report calls it once the month's summary is stored."""
+def reconcile_month(window=WINDOW, now=None):
+    """The bill stage for a month's report, as run_report calls it once the month's summary is stored (by default
+    a week after the month: settled)."""
     config = load_config(os.environ)
     clients = AwsClients(config.default_region)
     store = ReportStore(clients.client("s3"), config.report_bucket, config.report_prefix, config.timezone)
-    return settled_stage.reconcile_settled_day(config, clients, store, window, catalog=None).result
+    now = now or window.end + timedelta(days=7)
+    return settled_stage.reconcile_settled_day(config, clients, store, window, catalog=None, now=now).result
 
 
 def test_the_month_billed_per_identity_and_team(account):
@@ -201,10 +203,9 @@ def test_a_month_not_complete_in_the_bill(account, monkeypatch):
     billed = reconcile_month()["month_billed"]
     assert billed["status"] == "unavailable" and billed["month"] == MONTH
     assert billed["why"] == f"the month is not complete in the bill: no objects for the billing period(s) {MONTH}"
-    # the month ended less than 3 days ago: not read at all
-    monkeypatch.setattr(month_stage, "SETTLE_DAYS", 10_000)
+    # the month ended less than 3 days ago (2 days 23 hours): not read at all
     export(account, month_lines(FIRST, NEXT), MONTH)
-    billed = reconcile_month()["month_billed"]
+    billed = reconcile_month(now=WINDOW.end + timedelta(days=3) - timedelta(hours=1))["month_billed"]
     assert billed["status"] == "unavailable" and billed["why"].startswith("the month is not complete in the bill yet")
 
 

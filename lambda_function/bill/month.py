@@ -136,14 +136,14 @@ def month_billed(
     window: ReportWindow,
     estimate: Summary,
     bill: BillAccess,
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> dict[str, Any] | None:
     """The month's bill per identity and per team against `estimate` (the month's own summary); None when the
     window is not a whole month or there is no CUR_EXPORT; `unavailable` with the reason when it cannot be read."""
     first = whole_month(window)
     if first is None or not config.cur_export:
         return None
-    now = now or datetime.now(UTC)
     settles = window.end + timedelta(days=SETTLE_DAYS)
     if now < settles:
         return _unavailable(

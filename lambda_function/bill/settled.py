@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,14 +44,14 @@ class Reconciliation:
 
 
 def reconcile_settled_day(
-    config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow, catalog: ModelCatalog
+    config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow, catalog: ModelCatalog, *, now: datetime
 ) -> Reconciliation:
     """For a daily report: the settled day against the bill; for a whole month's with CUR_EXPORT, the month billed
     (`month_billed`); nothing for other windows or with the lag 0. Whatever fails is `unavailable` with the reason."""
     if not config.reconcile_lag_days:
         return Reconciliation()
     if not window.is_single_day:
-        return _month_billed(config, aws, store, window)
+        return _month_billed(config, aws, store, window, now)
     day = window.local_start.date() - timedelta(days=config.reconcile_lag_days)
     settled = day_window(day, window.tz)
     estimate = store.summary(settled)
@@ -69,7 +69,9 @@ def reconcile_settled_day(
     return Reconciliation(result, reconcile.emf_metric(result) if result["status"] == "ok" else None)
 
 
-def _month_billed(config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow) -> Reconciliation:
+def _month_billed(
+    config: Config, aws: AwsClients, store: ReportStore, window: ReportWindow, now: datetime
+) -> Reconciliation:
     """A whole month's report with CUR_EXPORT: the month billed per identity and per team (bill/month.py), under
     `month_billed` of the month's own reconciliation, written back into its summary; nothing for other windows."""
     estimate = store.summary(window)  # the summary this run just wrote
@@ -84,7 +86,7 @@ def _month_billed(config: Config, aws: AwsClients, store: ReportStore, window: R
         deadline=lambda: _query_deadline(aws),
         scan_cost=_scan_cost,
     )
-    billed = month.month_billed(config, store, window, estimate, bill)
+    billed = month.month_billed(config, store, window, estimate, bill, now=now)
     if billed is None:
         return Reconciliation()
     result = {"month_billed": billed}
