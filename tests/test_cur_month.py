@@ -297,3 +297,12 @@ def test_the_previous_month_report_carries_the_month_billed(account, monkeypatch
     assert "Tax, not compared: $4.20" in body
     assert "SETTLED" not in body and "ESTIMATED VS BILLED" not in body
     assert f"Billed for {first:%Y-%m}: per identity and team" in report.html
+    # AND its own metrics: the month's drift ((67 - estimated) / 67, as the result says) and what its two queries
+    # read, never the settled day's ReconciliationDrift* that the daily drift alarm watches
+    estimated = Decimal(billed["estimated_usd"])
+    drift = ((Decimal(67) - estimated) / Decimal(67) * 100).quantize(Decimal("0.1"))
+    (metric,) = [m for m in report.metrics if "MonthBilledDriftPercent" in m]
+    assert metric["MonthBilledDriftPercent"] == float(drift) == float(billed["drift_percent"])
+    assert metric["BillQueryBytesScanned"] == billed["bytes_scanned"] > 0
+    assert metric["month"] == f"{first:%Y-%m}"
+    assert not [m for m in report.metrics if "ReconciliationDriftPercent" in m]

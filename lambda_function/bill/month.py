@@ -33,6 +33,7 @@ from lambda_function.bill import cur, reconcile
 from lambda_function.config import Config
 from lambda_function.engine import EngineError, QueryAnswer, Relation, SqlEngine
 from lambda_function.errors import DeadlineExceeded
+from lambda_function.metrics import emf
 from lambda_function.pricing.price_list import price_list_names
 from lambda_function.store import ReportStore
 from lambda_function.summary import ATTRIBUTION, BY_IDENTITY, Summary
@@ -205,3 +206,15 @@ def month_billed(
         None if any(c is None for c in costs) else reconcile._usd(sum((Decimal(c or 0) for c in costs), Decimal(0)))
     )
     return cur.trimmed(result)
+
+
+def emf_metric(billed: dict[str, Any]) -> dict[str, Any]:
+    """The month billed as metrics of its own (`MonthBilledDriftPercent`; what its queries read and, in Athena,
+    cost), apart from the settled day's `ReconciliationDrift*`, which the daily drift alarm watches."""
+    values: dict[str, tuple[float, str]] = {
+        "MonthBilledDriftPercent": (float(Decimal(billed["drift_percent"])), "Percent"),
+        "BillQueryBytesScanned": (billed["bytes_scanned"], "Bytes"),
+    }
+    if billed.get("scan_cost_usd") is not None:
+        values["BillQueryCostUSD"] = (float(Decimal(billed["scan_cost_usd"])), "None")
+    return emf(values, month=billed["month"])

@@ -91,7 +91,7 @@ def _month_billed(
         return Reconciliation()
     result = {"month_billed": billed}
     store.put_summary(window, replace(estimate, reconciliation=result))
-    return Reconciliation(result)
+    return Reconciliation(result, month.emf_metric(billed) if billed["status"] == "ok" else None)
 
 
 def _source(config: Config) -> str:
