@@ -25,8 +25,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -36,7 +34,7 @@ from typing import Any
 from lambda_function.pricing.model_ids import read_pairs
 from lambda_function.pricing.price_list import PRICING_DIR
 
-from .cur_parquet import CUR_COLUMNS, MAPS
+from .cur_parquet import cur_parquet
 
 CUR_BUCKET = "demo-cur-exports"
 CUR_PREFIX = "cur/bedrock-identity"  # <S3 path prefix>/<export name>, as Data Exports lays an export out
@@ -233,7 +231,7 @@ class DemoExport:
         export_name = CUR_PREFIX.rsplit("/", 1)[-1]
         for period, rows in sorted(self.rows.items()):
             key = f"{CUR_PREFIX}/data/BILLING_PERIOD={period}/{export_name}-00001.snappy.parquet"
-            s3.put_object(Bucket=CUR_BUCKET, Key=key, Body=parquet(rows))
+            s3.put_object(Bucket=CUR_BUCKET, Key=key, Body=cur_parquet(rows))
             keys.append(key)
         return keys
 
@@ -241,37 +239,3 @@ class DemoExport:
 def _marketplace_code(name: str) -> str:
     """A stable stand-in for a marketplace product code (AWS's are opaque 25-character ids)."""
     return hashlib.sha256(name.encode()).hexdigest()[:25]
-
-
-def parquet(rows: list[dict[str, Any]]) -> bytes:
-    """One Parquet object of CUR 2.0 rows with the export's column types (`cur_parquet.CUR_COLUMNS`), written by
-    DuckDB from one frame: a month of the demo's lines in milliseconds (row-by-row inserts take seconds)."""
-    import duckdb
-    import pandas as pd
-
-    columns: dict[str, list[Any]] = {}
-    for name in CUR_COLUMNS:
-        values = [row.get(name) for row in rows]
-        if name in MAPS:
-            columns[f"{name}__keys"] = [list((value or {}).keys()) for value in values]
-            columns[f"{name}__values"] = [list((value or {}).values()) for value in values]
-        else:
-            columns[name] = [
-                value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value for value in values
-            ]
-    select = ", ".join(
-        f"MAP(CAST({name}__keys AS VARCHAR[]), CAST({name}__values AS VARCHAR[])) AS {name}"
-        if name in MAPS
-        else f"CAST({name} AS {kind}) AS {name}"
-        for name, kind in CUR_COLUMNS.items()
-    )
-    connection = duckdb.connect(":memory:")
-    try:
-        connection.register("lines", pd.DataFrame(columns))
-        with tempfile.TemporaryDirectory(prefix="cur-") as scratch:
-            path = os.path.join(scratch, "part-0.parquet")
-            connection.execute(f"COPY (SELECT {select} FROM lines) TO '{path}' (FORMAT parquet)")
-            with open(path, "rb") as written:
-                return written.read()
-    finally:
-        connection.close()

@@ -36,37 +36,36 @@ MAPS = frozenset(name for name, kind in CUR_COLUMNS.items() if kind.startswith("
 
 
 def cur_parquet(rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """One Parquet object of CUR 2.0 rows. Unknown column names are refused (a typo would be a silent NULL)."""
+    """One Parquet object of CUR 2.0 rows. Unknown column names are refused (a typo would be a silent NULL). Written
+    by DuckDB from one frame: a month of the demo's lines takes milliseconds (row-by-row inserts took seconds)."""
     import duckdb
+    import pandas as pd
 
     rows = list(rows)
     for row in rows:
         unknown = set(row) - set(CUR_COLUMNS)
         if unknown:
             raise ValueError(f"not CUR 2.0 columns: {sorted(unknown)}")
+    columns: dict[str, list[Any]] = {}
+    for name in CUR_COLUMNS:
+        values = [row.get(name) for row in rows]
+        if name in MAPS:
+            columns[f"{name}__keys"] = [list(dict(value or {})) for value in values]
+            columns[f"{name}__values"] = [list(dict(value or {}).values()) for value in values]
+        else:
+            columns[name] = [_naive_utc(value) if isinstance(value, datetime) else value for value in values]
+    select = ", ".join(
+        f"MAP(CAST({name}__keys AS VARCHAR[]), CAST({name}__values AS VARCHAR[])) AS {name}"
+        if name in MAPS
+        else f"CAST({name} AS {kind}) AS {name}"
+        for name, kind in CUR_COLUMNS.items()
+    )
     connection = duckdb.connect(":memory:")
     try:
-        columns = ", ".join(f"{name} {kind}" for name, kind in CUR_COLUMNS.items())
-        connection.execute(f"CREATE TABLE cur ({columns})")
-        slots = ", ".join(
-            "MAP(?::VARCHAR[], ?::VARCHAR[])" if name in MAPS else f"?::{kind}" for name, kind in CUR_COLUMNS.items()
-        )
-        values = []
-        for row in rows:
-            params: list[Any] = []
-            for name in CUR_COLUMNS:
-                value = row.get(name)
-                if name in MAPS:
-                    pairs = dict(value or {})
-                    params += [list(pairs), list(pairs.values())]
-                else:
-                    params.append(_naive_utc(value) if isinstance(value, datetime) else value)
-            values.append(params)
-        if values:
-            connection.executemany(f"INSERT INTO cur VALUES ({slots})", values)
+        connection.register("lines", pd.DataFrame(columns))
         with tempfile.TemporaryDirectory(prefix="cur-") as scratch:
             path = os.path.join(scratch, "part-0.parquet")
-            connection.execute(f"COPY cur TO '{path}' (FORMAT parquet)")
+            connection.execute(f"COPY (SELECT {select} FROM lines) TO '{path}' (FORMAT parquet)")
             with open(path, "rb") as written:
                 return written.read()
     finally:

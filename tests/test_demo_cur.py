@@ -160,23 +160,27 @@ def test_without_cur_the_month_to_date_compares_like_with_like(tmp_path, monkeyp
     assert Decimal(month["billed_usd"]) > Decimal(month["estimated_usd"]) > 0
 
 
-def test_the_demos_fast_writer_writes_what_the_tests_writer_does(tmp_path):
+def test_the_demos_bill_is_written_with_the_exports_types_and_read_back_as_given(tmp_path):
     import duckdb
 
-    from local_aws.cur_parquet import cur_parquet
+    from local_aws.cur_parquet import CUR_COLUMNS, cur_parquet
 
     export = _export()
     export.bill_day(DAY, UTC, _csv())
     rows = export.rows["2026-12"]
-    (tmp_path / "fast.parquet").write_bytes(cur.parquet(rows))
-    (tmp_path / "rows.parquet").write_bytes(cur_parquet(rows))
-    connection = duckdb.connect(":memory:")
-    fast, slow = (f"'{tmp_path / name}.parquet'" for name in ("fast", "rows"))
-    assert connection.execute(f"DESCRIBE SELECT * FROM {fast}").fetchall() == (
-        connection.execute(f"DESCRIBE SELECT * FROM {slow}").fetchall()
-    )
-    ordered = "ORDER BY ALL"
-    assert connection.execute(f"SELECT * FROM {fast} {ordered}").fetchall() == (
-        connection.execute(f"SELECT * FROM {slow} {ordered}").fetchall()
-    )
     assert len(rows) == 7  # Claude and Nova Pro in and out, Titan in, the mantle caller, the tax; nothing unpriced
+    path = tmp_path / "part-0.parquet"
+    path.write_bytes(cur_parquet(rows))
+    connection = duckdb.connect(":memory:")
+    # every column of CUR 2.0 with its type (maps as MAP(VARCHAR, VARCHAR), dates as TIMESTAMP, amounts as DOUBLE)
+    described = connection.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall()
+    assert [(name, kind) for name, kind, *_ in described] == list(CUR_COLUMNS.items())
+    # each row as given: the mantle caller's line and the tax line among them
+    read = connection.execute(
+        f"SELECT line_item_iam_principal, line_item_line_item_type, line_item_unblended_cost FROM '{path}'"
+    ).fetchall()
+    given = [
+        (r.get("line_item_iam_principal"), r["line_item_line_item_type"], r["line_item_unblended_cost"]) for r in rows
+    ]
+    assert sorted(read, key=repr) == sorted(given, key=repr)
+    assert ("Tax" in {kind for _, kind, _ in read}) and (cur.MANTLE_CALLER in {who for who, _, _ in read})
