@@ -24,6 +24,7 @@ from lambda_function.window import ReportWindow, local_midnight
 from local_aws.cur_parquet import cur_parquet
 from local_aws.generate import generate_records, put_records
 
+from .cur_lines import cur_line
 from .support import BUCKET, END, GROUP, START, TODAY, configure, emails, run, summary_document, text_body
 
 duckdb = pytest.importorskip("duckdb")
@@ -52,23 +53,10 @@ def at(day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
-def line(identity, usd, when, service="AmazonBedrock", usage_type="USE1-NovaLite-input-tokens", team=None, **extra):
+def line(identity, usd, when, team=None, **extra):
     """One CUR 2.0 line item; `team` is the principal's `team` tag as the export carries it (`iamPrincipal/team`)."""
-    marketplace = service.endswith("(Amazon Bedrock Edition)")
-    return {
-        "line_item_iam_principal": identity,
-        "line_item_usage_account_id": ACCOUNT,
-        "line_item_line_item_type": "Usage",
-        "line_item_product_code": "prod-abc123" if marketplace else service,
-        "product_servicecode": None if marketplace else service,
-        "product": {"product_name": service if marketplace else "Amazon Bedrock"},
-        "bill_billing_entity": "AWS Marketplace" if marketplace else "AWS",
-        "line_item_usage_type": usage_type,
-        "line_item_usage_start_date": when,
-        "line_item_unblended_cost": float(usd),
-        "resource_tags": {"iamPrincipal/team": team, "user_project": "x"} if team else {"user_project": "x"},
-        **extra,
-    }
+    tags = {"iamPrincipal/team": team, "user_project": "x"} if team else {"user_project": "x"}
+    return cur_line(identity, usd, when, account=ACCOUNT, **{"resource_tags": tags, **extra})
 
 
 def month_lines(first: date, following: date):

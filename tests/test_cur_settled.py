@@ -22,6 +22,7 @@ from lambda_function.store import report_key
 from lambda_function.window import day_window
 from local_aws.generate import generate_records, put_records
 
+from .cur_lines import cur_line
 from .support import BUCKET, DAY, END, GROUP, START, configure, emails, run, text_body
 
 duckdb = pytest.importorskip("duckdb")
@@ -77,23 +78,10 @@ def report_csv():
     return out.getvalue().encode()
 
 
-def line(identity, usd, service="AmazonBedrock", usage_type="USE1-NovaLite-input-tokens", **extra):
+def line(identity, usd, **extra):
     """One CUR 2.0 line item on the settled day (10:00 UTC unless said)."""
-    marketplace = service.endswith("(Amazon Bedrock Edition)")
-    return {
-        "line_item_iam_principal": identity,
-        "line_item_usage_account_id": ACCOUNT,
-        "line_item_line_item_type": "Usage",
-        "line_item_product_code": "prod-abc123" if marketplace else service,
-        "product_servicecode": None if marketplace else service,
-        "product": {"product_name": service if marketplace else "Amazon Bedrock"},
-        "bill_billing_entity": "AWS Marketplace" if marketplace else "AWS",
-        "line_item_usage_type": usage_type,
-        "line_item_usage_start_date": datetime.combine(SETTLED, time(10), tzinfo=UTC),
-        "line_item_unblended_cost": float(usd),
-        "line_item_net_unblended_cost": None,
-        **extra,
-    }
+    when = extra.pop("line_item_usage_start_date", datetime.combine(SETTLED, time(10), tzinfo=UTC))
+    return cur_line(identity, usd, when, account=ACCOUNT, **{"line_item_net_unblended_cost": None, **extra})
 
 
 # alice exact (3 + 1), bob drifted (Sonnet billed 9 where we estimated 6), the role's sessions exact, a mantle-only
