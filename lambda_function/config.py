@@ -20,6 +20,7 @@ from lambda_function.columns import METADATA_PREFIX, RESERVED
 from lambda_function.errors import ConfigError
 
 BILL_ENGINES = ("embedded", "athena")
+LOG_SOURCES = ("cloudwatch", "s3")
 CUR_LAG_DAYS = 3  # RECONCILE_LAG_DAYS' default with CUR_EXPORT: CUR lines land 8-24 h late, Marketplace's up to 72 h
 COST_METRICS = ("UnblendedCost", "BlendedCost", "AmortizedCost", "NetUnblendedCost", "NetAmortizedCost")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -89,7 +90,7 @@ def parse_log_group(value: str) -> LogGroup | None:
 
 @dataclass(frozen=True)
 class Config:
-    log_groups: tuple[LogGroup, ...]
+    log_groups: tuple[LogGroup, ...]  # empty only with LOG_SOURCE=s3
     report_bucket: str
     report_prefix: str
     sender: str
@@ -117,6 +118,10 @@ class Config:
     log_level: str = "INFO"  # the root logger's level, one of LOG_LEVELS
     # who may receive reports and alerts: addresses and "@domain" entries ("": the domains of RECIPIENTS)
     allowed_recipients: tuple[str, ...] = ()
+    log_source: str = "cloudwatch"  # where the invocation logs are read: "cloudwatch" (Logs Insights) or "s3"
+    log_s3_location: str = ""  # s3://bucket[/prefix]: the logging configuration's S3 destination (LOG_SOURCE=s3)
+    log_table: str = ""  # the Glue table Athena reads the S3-delivered logs through ("database.table")
+    log_engine: str = "embedded"  # what queries the S3-delivered logs: "athena" or "embedded"
 
     def __post_init__(self) -> None:
         outside = [address for address in self.recipients if not self.is_allowed_recipient(address)]
@@ -194,9 +199,7 @@ def _split(value: str) -> list[str]:
 
 
 def _log_groups(text: str) -> tuple[LogGroup, ...]:
-    raw_groups = _split(text)
-    if not raw_groups:
-        raise _Refused("is not set; give one or more log group names or ARNs, comma-separated")
+    raw_groups = _split(text)  # none: LOG_SOURCE=s3, or refused by load_config
     groups = []
     for raw in raw_groups:
         group = parse_log_group(raw)
@@ -359,6 +362,13 @@ def _bill_engine(text: str) -> str:
     return engine
 
 
+def _log_source(text: str) -> str:
+    source = text.lower()
+    if source not in LOG_SOURCES:
+        raise _Refused(f"{text!r} is not one of {', '.join(LOG_SOURCES)}")
+    return source
+
+
 def _athena_workgroup(text: str) -> str:
     if text and not _WORKGROUP.fullmatch(text):
         raise _Refused(f"{text!r} is not a workgroup name (1-128 letters, digits, . _ -)")
@@ -408,11 +418,25 @@ def _log_level(text: str) -> str:
 # The settings, in the order they are checked (the first problem found is raised).
 SETTINGS: tuple[Setting[Any], ...] = (
     Setting(
+        "LOG_SOURCE", "log_source", _log_source, "cloudwatch", "where the invocation logs are read: cloudwatch or s3"
+    ),
+    Setting(
         "LOG_GROUP_NAMES",
         "log_groups",
         _log_groups,
-        None,
-        "comma-separated log group names, or log-group ARNs (cross-account, other regions)",
+        "",
+        "comma-separated log group names, or log-group ARNs (cross-account, other regions); needed with cloudwatch",
+    ),
+    Setting(
+        "LOG_S3_LOCATION",
+        "log_s3_location",
+        _cur_export,
+        "",
+        "s3://bucket/prefix the invocation logs are delivered to (the logging configuration's; needed with s3)",
+    ),
+    Setting("LOG_TABLE", "log_table", _cur_table, "", "the S3-delivered logs' Glue table for Athena (database.table)"),
+    Setting(
+        "LOG_ENGINE", "log_engine", _bill_engine, "embedded", "what queries the S3-delivered logs: athena or embedded"
     ),
     Setting("REPORT_BUCKET", "report_bucket", _bucket, None, "the S3 bucket that receives the CSV reports"),
     Setting("REPORT_PREFIX", "report_prefix", _prefix, "bedrock-usage", "key prefix of the reports in the bucket"),
@@ -519,7 +543,17 @@ SETTINGS: tuple[Setting[Any], ...] = (
 def load_config(environ: Mapping[str, str]) -> Config:
     """Build and validate the Config from environment variables, setting by setting as SETTINGS lists them; the
     first problem found is raised."""
-    values = {setting.field: setting.read(environ) for setting in SETTINGS}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        values[setting.field] = setting.read(environ)
+        if setting.field == "log_groups" and not values["log_groups"] and values["log_source"] == "cloudwatch":
+            raise ConfigError(
+                "LOG_GROUP_NAMES", "is not set; give one or more log group names or ARNs, comma-separated"
+            )
+        if setting.field == "log_s3_location" and not values["log_s3_location"] and values["log_source"] == "s3":
+            raise ConfigError(
+                "LOG_S3_LOCATION", "is not set; LOG_SOURCE=s3 reads the logs from that s3://bucket/prefix"
+            )
     lag = environ.get("RECONCILE_LAG_DAYS", "")
     if values["cur_export"] and lag.isprintable() and not lag.strip():
         values["reconcile_lag_days"] = CUR_LAG_DAYS  # the bill lands 24-72 h late; an explicit value is kept

@@ -33,6 +33,7 @@ from lambda_function.report.rows import Report, build_report
 from lambda_function.request import ReportRequest, is_price_refresh, parse_request
 from lambda_function.sources.attribution import attribute_usage
 from lambda_function.sources.collect import CollectedUsage, UsageSource, usage_source
+from lambda_function.sources.collected import SourceTotals
 from lambda_function.sources.insights import QueryTotals
 from lambda_function.store import ReportStore, read_location
 from lambda_function.summary import Summary
@@ -57,7 +58,7 @@ class ReportRun:
     csv: bytes = b""
     message: bytes = b""
     html: str = ""
-    totals: QueryTotals = field(default_factory=QueryTotals)
+    totals: SourceTotals = field(default_factory=QueryTotals)
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.emf records; lambda_handler publishes them
 
 
@@ -85,7 +86,7 @@ def run_report(
     window = announce(request.window)
     # 2. Every place read or written, the prices and the budgets: a bad setting fails before a query is paid for
     store = ReportStore(aws.client("s3"), config.report_bucket, config.report_prefix, config.timezone)
-    source = usage_source(config, aws, sleep=sleep, clock=clock)
+    source = usage_source(config, aws, sleep=sleep, clock=clock, now=lambda: now)
     inputs = preflight(config, request, aws, store, source, now.date())
     # 3. Usage, proven complete; 4. priced; 5. the report (its CSV, in S3 under the same key on a re-run)
     usage = source.collect(window, inputs.prices.context_tiers.thresholds, deadline=run.queries_end)

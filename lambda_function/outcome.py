@@ -8,7 +8,7 @@ from typing import Any
 from lambda_function.alerts.watch import Watch
 from lambda_function.delivery.once import EmailOutcome
 from lambda_function.request import ReportRequest
-from lambda_function.sources.insights import QueryTotals
+from lambda_function.sources.collected import SourceTotals
 from lambda_function.summary import ReportSummary
 
 
@@ -18,7 +18,7 @@ class RunOutcome:
     report_uri: str
     summary_uri: str
     totals: ReportSummary
-    queries: QueryTotals
+    queries: SourceTotals
     email: EmailOutcome
     watch: Watch | None = None
     reconciliation: dict[str, Any] | None = None

@@ -22,6 +22,7 @@ from lambda_function.aws import AwsClients, error_code
 from lambda_function.bill import cur, month, reconcile
 from lambda_function.config import Config
 from lambda_function.engine import EngineError, Relation, SqlEngine
+from lambda_function.engine.choose import engine_named, scan_cost
 from lambda_function.errors import DeadlineExceeded
 from lambda_function.pricing.model_ids import ModelCatalog
 from lambda_function.pricing.price_list import price_list_names
@@ -33,7 +34,6 @@ from lambda_function.window import ReportWindow, day_window
 log = logging.getLogger(__name__)
 
 COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's one endpoint
-ATHENA_USD_PER_TB, ATHENA_MIN_BYTES = Decimal(5), 10 * 1000**2  # Athena bills $5 per TB scanned, 10 MB at least
 PER_IDENTITY_NOTE = "per identity: the summary has no identity x model breakdown"
 
 
@@ -166,16 +166,7 @@ def _by_team(
 
 def bill_engine(config: Config, aws: AwsClients) -> SqlEngine:
     """The engine BILL_ENGINE names, on the run's clock (its polls and downloads end by the run's deadline)."""
-    policy = aws.policy
-    if config.bill_engine == "athena":
-        from lambda_function.engine.athena import AthenaEngine
-
-        return AthenaEngine(
-            aws.client("athena"), config.athena_workgroup or "primary", sleep=policy.sleep, clock=policy.clock
-        )
-    from lambda_function.engine.embedded import EmbeddedEngine
-
-    return EmbeddedEngine(aws.client("s3"), clock=policy.clock)
+    return engine_named(config.bill_engine, aws, config.athena_workgroup)
 
 
 def _query_deadline(aws: AwsClients) -> float:
@@ -201,9 +192,8 @@ def _settled_periods(aws: AwsClients, bucket: str, data: str, periods: list[str]
 
 
 def _scan_cost(engine: str, scanned: int) -> str | None:
-    if engine != "athena":
-        return None
-    return reconcile._usd(Decimal(max(scanned, ATHENA_MIN_BYTES)) / Decimal(1000**4) * ATHENA_USD_PER_TB)
+    cost = scan_cost(engine, scanned)
+    return None if cost is None else reconcile._usd(cost)
 
 
 def _add_month_to_date(

@@ -8,6 +8,13 @@ The differences handled here:
 - map access: write `element_at(product, 'product_name')` as Trino does (the value, NULL for a missing key).
   DuckDB's `element_at` answers a list (`['value']`, `[]`) in some versions and the value in others: the DuckDB text
   calls `trino_element_at`, a macro `install_duckdb` defines for the version at hand, which answers the value;
+- JSON and regular expressions (the invocation-log query): `try(json_parse(text))` is Trino's "the JSON, or NULL
+  when the text is not JSON"; `json_extract_scalar(json, path)` answers a scalar's text and NULL for an object or
+  an array (DuckDB's `json_extract_string` answers their JSON text); `regexp_extract(text, pattern, group)` answers
+  NULL where the pattern does not match (DuckDB: ''); `regexp_like` is DuckDB's `regexp_matches` (both: the
+  pattern found anywhere). The DuckDB text calls macros `install_duckdb` defines for the first three. A JSON path
+  names a key with other characters as `$.requestMetadata["team.name"]` (Trino's form), written
+  `$.requestMetadata."team.name"` for DuckDB;
 - DECIMAL without precision and scale means DECIMAL(38, 0) to Trino and DECIMAL(18, 3) to DuckDB: both
   translations refuse it, so money is always summed as `CAST(... AS DECIMAL(p, s))` (both engines then sum to
   DECIMAL(38, s) and render the same digits);
@@ -73,6 +80,15 @@ _NOT_ALIAS = frozenset(
     ]
 )
 ELEMENT_AT = "trino_element_at"
+# Trino functions DuckDB has under another name, or with another meaning (then a macro of install_duckdb's).
+_RENAMED = {
+    "element_at": ELEMENT_AT,
+    "json_parse": "trino_json_parse",
+    "json_extract_scalar": "trino_json_extract_scalar",
+    "regexp_extract": "trino_regexp_extract",
+    "regexp_like": "regexp_matches",
+}
+_BRACKET_KEY = re.compile(r'\["((?:[^"\\]|\\.)*)"\]')
 # Literals both engines read alike: Trino wants a space between date and time (DuckDB also takes `T`) and reads a
 # trailing zone as a TIMESTAMP WITH TIME ZONE; DuckDB takes other forms Trino refuses.
 _LITERALS = {
@@ -150,17 +166,32 @@ def to_duckdb(sql: str) -> str:
     """The text DuckDB runs (over views named as the relations, with `install_duckdb`'s macros)."""
     tokens = _tokens(sql)
     _refuse_what_differs(tokens)
-    return "".join(
-        ELEMENT_AT if kind == "word" and text.lower() == "element_at" and _next(tokens, i)[1] == "(" else text
-        for i, (kind, text) in enumerate(tokens)
-    )
+    out = []
+    for i, (kind, text) in enumerate(tokens):
+        if kind == "word" and text.lower() in _RENAMED and _next(tokens, i)[1] == "(":
+            out.append(_RENAMED[text.lower()])
+        elif kind == "string" and text.startswith("'$"):  # a JSON path: ["key"] is ."key" in DuckDB
+            out.append(_BRACKET_KEY.sub(lambda m: '."' + m.group(1) + '"', text))
+        else:
+            out.append(text)
+    return "".join(out)
 
 
 def install_duckdb(connection: Any) -> None:
-    """Define `trino_element_at(map, key)` (the value; NULL for a missing key) for this DuckDB's version."""
+    """Define `trino_element_at(map, key)` (the value; NULL for a missing key) for this DuckDB's version, and the
+    JSON and regular-expression functions as Trino means them."""
     probe = connection.execute("SELECT element_at(MAP(['k'], ['v']), 'k')").fetchone()[0]
     body = "element_at(m, k)[1]" if isinstance(probe, list) else "element_at(m, k)"
     connection.execute(f"CREATE OR REPLACE MACRO {ELEMENT_AT}(m, k) AS {body}")
+    connection.execute("CREATE OR REPLACE MACRO trino_json_parse(t) AS CASE WHEN json_valid(t) THEN t::JSON END")
+    connection.execute(
+        "CREATE OR REPLACE MACRO trino_json_extract_scalar(j, p) AS "
+        "CASE WHEN json_type(j, p) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, p) END"
+    )
+    connection.execute(
+        "CREATE OR REPLACE MACRO trino_regexp_extract(t, p, g) AS "
+        "CASE WHEN regexp_matches(t, p) THEN regexp_extract(t, p, g) END"
+    )
 
 
 def as_text(value: Any) -> str | None:

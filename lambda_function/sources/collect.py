@@ -1,35 +1,20 @@
 """Where usage comes from: one interface, `UsageSource`, that checks its inputs before anything is paid for and
-collects a window's usage frame with the proof that it is complete. Logs Insights is the one source today; the
-S3-delivered logs plug in beside it (`usage_source` chooses by setting)."""
+collects a window's usage frame with the proof that it is complete. Two sources: Logs Insights over CloudWatch
+Logs, and the logs delivered to S3 queried by an SQL engine (`s3logs.py`); `usage_source` chooses by LOG_SOURCE."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
-
-import pandas as pd
 
 from lambda_function.aws import AwsClients
 from lambda_function.config import Config
-from lambda_function.sources.insights import InsightsRunner, QueryTotals, check_log_groups, plan_queries
+from lambda_function.sources.collected import CollectedUsage
+from lambda_function.sources.insights import InsightsRunner, check_log_groups, plan_queries
 from lambda_function.sources.query import COUNT_FIELD, SPLIT_FIELD, usage_query
 from lambda_function.sources.usage import usage_frame
 from lambda_function.window import ReportWindow
-
-
-@dataclass
-class CollectedUsage:
-    """A window's usage (one row per identity, model, region and option: `sources.usage.COLUMNS`) and what the
-    footer says about how it was read."""
-
-    frame: pd.DataFrame
-    totals: QueryTotals
-
-    def take_frame(self) -> pd.DataFrame:
-        """The frame, handed over: at 100,000 groups it is tens of MiB, and the stages after it make their own."""
-        frame, self.frame = self.frame, self.frame.iloc[0:0]
-        return frame
 
 
 class UsageSource(Protocol):
@@ -72,6 +57,15 @@ class LogsInsightsSource:
 
 
 def usage_source(
-    config: Config, aws: AwsClients, *, sleep: Callable[[float], None], clock: Callable[[], float]
+    config: Config,
+    aws: AwsClients,
+    *,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> UsageSource:
+    if config.log_source == "s3":
+        from lambda_function.sources.s3logs import S3LogsSource
+
+        return S3LogsSource(config, aws, clock=clock, now=now)
     return LogsInsightsSource(config, aws, sleep=sleep, clock=clock)
