@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from lambda_function.aws import AwsClients
-from lambda_function.engine import EngineError, Relation, dialect
+from lambda_function.engine import EngineError, Relation, UnreadableObjects, dialect
 from lambda_function.engine.athena import AthenaEngine
 from lambda_function.engine.embedded import EmbeddedEngine, partition_prefix, partition_prefixes
 from lambda_function.errors import DeadlineExceeded
@@ -382,3 +382,15 @@ def test_partition_prefixes():
     assert partition_prefixes(nested) == ["logs/REGION=us-east-1/DAY=01/", "logs/REGION=us-east-1/DAY=02/"]
     assert partition_prefixes(Relation("b", "")) == [""]
     assert partition_prefixes(Relation("b", "cur/data")) == ["cur/data/"]
+
+
+def test_an_athena_query_failing_on_one_object_names_it(aws):
+    # GIVEN Athena ends the query FAILED on a gzip object cut short (the message names the split it could not read)
+    recorder = AthenaRecorder()
+    uri = "s3://logs/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/11/20/07/a.json.gz"
+    reason = f"HIVE_CANNOT_OPEN_SPLIT: Error opening Hive split {uri} (offset=0, length=2048): Unexpected end of input stream"
+    recorder.faults.add("GetQueryExecution", Faults.answer(_execution("FAILED", reason)), times=-1)
+    # THEN the engine says which object, so that the caller can name it and ask again without it
+    with pytest.raises(UnreadableObjects) as failed:
+        recorder.engine().run(SQL, RELATIONS, deadline=float("inf"))
+    assert [found for found, _ in failed.value.objects] == [uri]

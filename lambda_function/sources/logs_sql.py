@@ -103,11 +103,13 @@ def _meta_value(key: str) -> str:
 
 
 def _sum(name: str, raw: str) -> str:
-    """The exact sum of a count, or (when any value is not a plain whole number) one such value, as text."""
+    """The exact sum of a count, or (when any value is not a plain whole number) one such value, as text. Both
+    branches are computed for every group (aggregates are), hence TRY_CAST: a group with a value it cannot cast
+    answers that value, never the sum."""
     bad = f"NOT regexp_like({raw}, {_text(_WHOLE)})"
     return (
         f"CASE WHEN count_if({bad}) > 0 THEN max(CASE WHEN {bad} THEN {raw} END)\n"
-        f"         ELSE CAST(SUM(CAST({raw} AS DECIMAL(38, 0))) AS VARCHAR) END AS {name}"
+        f"         ELSE CAST(SUM(TRY_CAST({raw} AS DECIMAL(38, 0))) AS VARCHAR) END AS {name}"
     )
 
 
