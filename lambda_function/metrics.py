@@ -56,6 +56,8 @@ def report_metrics(outcome: RunOutcome) -> dict[str, Any]:
             "UnpricedInvocations": (outcome.totals.unpriced_invocations, "Count"),
             "BytesScanned": (outcome.queries.bytes_scanned, "Bytes"),
             "Queries": (outcome.queries.queries, "Count"),
+            "QueryCostUSD": (float(outcome.queries.cost_usd), "None"),
+            "LogGaps": (outcome.queries.gaps, "Count"),
         },
         window=outcome.window["label"],
         scheduled=outcome.request.scheduled,

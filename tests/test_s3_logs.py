@@ -14,9 +14,11 @@ import pytest
 
 from lambda_function.aws import AwsClients
 from lambda_function.config import load_config
+from lambda_function.engine import EngineError
+from lambda_function.engine.embedded import EmbeddedEngine
 from lambda_function.errors import IncompleteResults
 from lambda_function.pricing.engine import load_context_tiers
-from lambda_function.sources.logs_sql import log_hours
+from lambda_function.sources.logs_sql import log_hours, logs_query
 from lambda_function.sources.s3logs import MAX_UNREADABLE, S3LogsSource, logs_prefix
 from lambda_function.window import ReportWindow
 from local_aws.generate import generate_records, put_records
@@ -230,7 +232,8 @@ def test_an_object_cut_short_and_an_hour_without_objects_are_named_and_left_out(
     broken = next(key for key in keys if f"/{DAY:%Y/%m/%d}/07/" in key)
     _cut_short(aws.client("s3"), broken)
     monkeypatch.setenv("LOG_SOURCE", "s3")
-    response = run({"date": DAY.isoformat()}, now=NOW).response
+    result = run({"date": DAY.isoformat()}, now=NOW)
+    response = result.response
     # THEN the report is made from everything else: 138 calls, less the 3 in the object that cannot be read
     assert response["status"] == "ok"
     assert response["invocations"] == response["records_matched"] == 138 - 3
@@ -238,6 +241,9 @@ def test_an_object_cut_short_and_an_hour_without_objects_are_named_and_left_out(
     assert [item["object"] for item in gaps["unreadable_objects"]] == [f"s3://{LOGS_BUCKET}/{broken}"]
     assert "cut short" in gaps["unreadable_objects"][0]["why"]
     assert gaps["hours_without_objects"] == [f"{DAY:%Y/%m/%d}/05"]
+    # AND the metrics count both gaps, and what the embedded engine scanned cost nothing
+    (metrics,) = [m for m in result.metrics if "LogGaps" in m]
+    assert (metrics["LogGaps"], metrics["QueryCostUSD"]) == (2, 0.0)
     # AND the email says so, by name
     (message,) = emails(aws)
     body = text_body(message)
@@ -300,3 +306,17 @@ def test_a_half_hour_zone_counts_each_call_on_its_own_side_of_midnight(aws, monk
     # THEN only the calls at local 00:00:00 and 23:59:59 are the day's, through either source
     assert s3.csv == insights.csv
     assert s3.response["invocations"] == 2
+
+
+def test_a_window_too_large_for_the_function_names_athena(aws):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=LOGS_BUCKET)
+    put_delivered(s3, LOCATION, ACCOUNT_ID, "us-east-1", [record(n * 60, "a") for n in range(600)])
+    config = load_config(
+        {"LOG_SOURCE": "s3", "LOG_S3_LOCATION": LOCATION, "REPORT_BUCKET": BUCKET, "AWS_REGION": "us-east-1"}
+    )
+    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: NOW)
+    source.check()
+    relation = source.relation(START, END, ())
+    with pytest.raises(EngineError, match=r"too large for the embedded engine.*LOG_ENGINE=athena"):
+        EmbeddedEngine(s3, max_bytes=1_000).run(logs_query(START, END), {"logs": relation}, deadline=float("inf"))

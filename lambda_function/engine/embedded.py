@@ -122,7 +122,7 @@ class EmbeddedEngine:
             where = ", ".join(_where(r) for r in relations.values())
             raise EngineError(
                 f"{where} holds {total:,} bytes, too large for the embedded engine (at most {self.max_bytes:,}): "
-                "use BILL_ENGINE=athena"
+                "use Athena (LOG_ENGINE=athena for the invocation logs, BILL_ENGINE=athena for the bill)"
             )
         with tempfile.TemporaryDirectory(prefix="engine-") as scratch:
             connection = duckdb.connect(":memory:")
@@ -337,6 +337,6 @@ def _duckdb() -> Any:
     except ImportError as err:
         raise EngineError(
             "the embedded engine needs the duckdb package (a development dependency: pip install -e '.[dev]'); "
-            "in AWS use BILL_ENGINE=athena"
+            "in AWS use Athena (LOG_ENGINE=athena, BILL_ENGINE=athena)"
         ) from err
     return duckdb

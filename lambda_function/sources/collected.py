@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 import pandas as pd
@@ -15,6 +16,14 @@ class SourceTotals(Protocol):
     records_matched: int
     bytes_scanned: int
     rows_fetched: int
+
+    @property
+    def gaps(self) -> int:
+        """What the source could not read and names (0 where it proves the whole window read or fails)."""
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """What reading the window cost (the query engine's charge for what it scanned)."""
 
     def footer(self) -> dict[str, Any]: ...
 

@@ -204,6 +204,14 @@ class QueryTotals:
     row_limit: int = MAX_LIMIT
     log_groups: list[str] = field(default_factory=list)
 
+    @property
+    def gaps(self) -> int:
+        return 0  # a result that cannot be proven whole is an error, never a gap
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return Decimal(self.bytes_scanned) / Decimal(1024**3) * QUERY_COST_PER_GB
+
     def footer(self) -> dict[str, Any]:
         """What the report's footer says about where its usage came from and what reading it cost."""
         gigabytes = Decimal(self.bytes_scanned) / Decimal(1024**3)

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from lambda_function.aws import AwsClients
@@ -79,6 +80,10 @@ class S3Totals:
             + self.records_without_time
             + self.other_lines
         )
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return scan_cost(self.engine, self.bytes_scanned) or Decimal(0)
 
     def footer(self) -> dict[str, Any]:
         cost = scan_cost(self.engine, self.bytes_scanned)
