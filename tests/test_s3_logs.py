@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,9 +15,9 @@ import pytest
 
 from lambda_function.aws import AwsClients
 from lambda_function.config import load_config
-from lambda_function.engine import EngineError
+from lambda_function.engine import EngineError, dialect
 from lambda_function.engine.embedded import EmbeddedEngine
-from lambda_function.errors import IncompleteResults
+from lambda_function.errors import ConfigError, IncompleteResults
 from lambda_function.pricing.engine import load_context_tiers
 from lambda_function.sources.logs_sql import log_hours, logs_query
 from lambda_function.sources.s3logs import MAX_UNREADABLE, S3LogsSource, logs_prefix
@@ -33,7 +34,8 @@ DAY = TODAY - timedelta(days=1)
 START = datetime.combine(DAY, time(0), tzinfo=UTC)
 END = START + timedelta(days=1)
 NOW = datetime.combine(TODAY, time(6, 0), tzinfo=UTC)
-USAGE_THRESHOLDS = load_context_tiers(Path(__file__).resolve().parent.parent / "pricing").thresholds
+ROOT = Path(__file__).resolve().parent.parent
+USAGE_THRESHOLDS = load_context_tiers(ROOT / "pricing").thresholds
 
 
 def _account(aws, monkeypatch, records, **env):
@@ -320,3 +322,121 @@ def test_a_window_too_large_for_the_function_names_athena(aws):
     relation = source.relation(START, END, ())
     with pytest.raises(EngineError, match=r"too large for the embedded engine.*LOG_ENGINE=athena"):
         EmbeddedEngine(s3, max_bytes=1_000).run(logs_query(START, END), {"logs": relation}, deadline=float("inf"))
+
+
+# -- Athena, at the HTTP boundary: the same SQL text, over the stack's Glue table -----------------------------------
+
+
+def _athena(answer, *, fail_first_on=""):
+    """Athena as botocore sees it: each StartQueryExecution recorded; the first query FAILED naming `fail_first_on`
+    when given; then SUCCEEDED with `answer`'s rows (what the embedded engine computed over the same objects), and
+    30 MB scanned a query."""
+    from .faults import Faults
+
+    faults, sent = Faults(), []
+
+    def athena(request):
+        target = request.headers.get("X-Amz-Target", b"")
+        return (target.decode() if isinstance(target, bytes) else target).startswith("AmazonAthena.")
+
+    def started(request):
+        sent.append(json.loads(request.body))
+        return {"QueryExecutionId": f"q-{len(sent)}"}
+
+    def execution(request):
+        query_id = json.loads(request.body)["QueryExecutionId"]
+        status = {"State": "SUCCEEDED"}
+        if fail_first_on and query_id == "q-1":
+            reason = f"HIVE_CANNOT_OPEN_SPLIT: Error opening Hive split {fail_first_on} (offset=0, length=99): Unexpected end of input stream"
+            status = {"State": "FAILED", "StateChangeReason": reason}
+        return {
+            "QueryExecution": {
+                "QueryExecutionId": query_id,
+                "Status": status,
+                "Statistics": {"DataScannedInBytes": 30_000_000},
+            }
+        }
+
+    rows = [answer.columns, *answer.rows]
+    results = {
+        "ResultSet": {
+            "Rows": [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in rows],
+            "ResultSetMetadata": {"ColumnInfo": [{"Name": n, "Type": "varchar"} for n in answer.columns]},
+        }
+    }
+    faults.add("StartQueryExecution", when=athena, action=faults.answer(started), times=-1)
+    faults.add("GetQueryExecution", when=athena, action=faults.answer(execution), times=-1)
+    faults.add("GetQueryResults", when=athena, action=faults.answer(lambda request: results), times=-1)
+    return faults, sent
+
+
+def test_athena_runs_the_same_text_over_the_glue_table_and_an_object_it_cannot_read_is_left_out(aws, monkeypatch):
+    records = generate_records(START, END, count=300, seed=8)
+    keys = _account(
+        aws, monkeypatch, records, LOG_TABLE="bedrock_usage.invocation_logs", ATHENA_WORKGROUP="bedrock-report"
+    )
+    embedded = _report(aws, monkeypatch, "s3")
+    # what the embedded engine answers over the same objects: Athena's rows, in this double
+    config = load_config(os.environ)
+    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: NOW)
+    source.check()
+    thresholds = USAGE_THRESHOLDS
+    relation = source.relation(START, END, ())
+    sql = logs_query(START, END, thresholds)
+    answer = EmbeddedEngine(aws.client("s3")).run(sql, {"logs": relation}, deadline=float("inf"))
+    broken = f"s3://{LOGS_BUCKET}/{keys[3]}"
+    faults, sent = _athena(answer, fail_first_on=broken)
+
+    monkeypatch.setenv("LOG_ENGINE", "athena")
+    result = run({"date": DAY.isoformat(), "send_email": False}, now=NOW, session=faults.session())
+
+    # THEN Athena was asked the embedded engine's text, over the stack's table, in its workgroup, then again
+    # without the object its first run could not open
+    first, second = sent
+    assert first["QueryString"] == dialect.to_athena(sql, {"logs": relation})
+    assert 'FROM "bedrock_usage"."invocation_logs" AS logs' in first["QueryString"]
+    assert first["WorkGroup"] == "bedrock-report"
+    assert second["QueryString"] == dialect.to_athena(
+        logs_query(START, END, thresholds, exclude=[broken]), {"logs": relation}
+    )
+    assert f"\"$path\" <> '{broken}'" in second["QueryString"]
+    # only the window's 24 hour folders and the one after are named, by their projected partition values
+    assert first["QueryString"].count(f"'{DAY:%Y/%m/%d}/") == 24 and f"'{TODAY:%Y/%m/%d}/00'" in first["QueryString"]
+    # AND with the same rows, the same report (this double's second answer still holds the broken object's rows)
+    assert result.csv == embedded.csv
+    footer = summary_document(aws, result.response)["footer"]
+    assert footer["engine"] == "athena" and footer["queries"] == 2
+    # 30 MB scanned by each of the two queries: 60 MB at $5 per TB = $0.0003
+    assert (footer["bytes_scanned"], footer["query_cost"]) == (60_000_000, "$0.0003")
+    assert footer["log_gaps"]["unreadable_objects"][0]["object"] == broken
+
+
+# -- settings ---------------------------------------------------------------------------------------------------------
+
+BASE = {"REPORT_BUCKET": BUCKET, "AWS_REGION": "us-east-1"}
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "why"),
+    [
+        ({"LOG_SOURCE": "kinesis"}, "LOG_SOURCE", "'kinesis' is not one of cloudwatch, s3"),
+        ({}, "LOG_GROUP_NAMES", "is not set"),  # cloudwatch, the default, needs log groups
+        ({"LOG_SOURCE": "s3"}, "LOG_S3_LOCATION", "is not set"),
+        ({"LOG_SOURCE": "s3", "LOG_S3_LOCATION": "bucket/logs"}, "LOG_S3_LOCATION", "not an s3://"),
+        ({"LOG_SOURCE": "s3", "LOG_S3_LOCATION": LOCATION, "LOG_ENGINE": "spark"}, "LOG_ENGINE", "'spark'"),
+        ({"LOG_SOURCE": "s3", "LOG_S3_LOCATION": LOCATION, "LOG_TABLE": "no-dot"}, "LOG_TABLE", "database.table"),
+    ],
+)
+def test_a_bad_log_setting_is_named(env, named, why):
+    with pytest.raises(ConfigError) as refused:
+        load_config({**BASE, **env})
+    assert refused.value.variable == named and why in str(refused.value)
+
+
+def test_s3_needs_no_log_groups_and_athena_needs_a_table(aws):
+    config = load_config({**BASE, "LOG_SOURCE": "S3", "LOG_S3_LOCATION": LOCATION + "/", "LOG_ENGINE": "athena"})
+    assert (config.log_source, config.log_s3_location, config.log_groups) == ("s3", LOCATION, ())
+    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: NOW)
+    with pytest.raises(ConfigError) as refused:
+        source.check()
+    assert refused.value.variable == "LOG_TABLE"

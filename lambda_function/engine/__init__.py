@@ -34,8 +34,9 @@ class UnreadableObjects(EngineError):
     """Objects of a relation that cannot be read: (s3 URI, why) each. The embedded engine names every one it found;
     Athena names the one its query stopped at."""
 
-    def __init__(self, objects: tuple[tuple[str, str], ...]):
+    def __init__(self, objects: tuple[tuple[str, str], ...], bytes_scanned: int = 0):
         self.objects = objects
+        self.bytes_scanned = bytes_scanned  # what the failed query read (and Athena bills) all the same
         names = "; ".join(f"{uri} ({why})" for uri, why in objects[:5])
         more = f" and {len(objects) - 5} more" if len(objects) > 5 else ""
         super().__init__(f"objects that cannot be read: {names}{more}")

@@ -105,7 +105,8 @@ class AthenaEngine:
                 found = _OBJECT.search(reason) if any(code in reason for code in _OBJECT_ERRORS) else None
                 if found is not None and state == "FAILED":
                     uri = "s3://" + found.group().split("://", 1)[1].rstrip(".:")
-                    raise UnreadableObjects(((uri, f"Athena: {reason}"),))
+                    scanned = int(execution.get("Statistics", {}).get("DataScannedInBytes") or 0)
+                    raise UnreadableObjects(((uri, f"Athena: {reason}"),), scanned)
                 raise EngineError(f"Athena query {query_id} ended {state}: {reason or 'no reason given'}")
             left = deadline - self.clock()
             if left <= 0:

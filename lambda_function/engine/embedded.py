@@ -141,7 +141,7 @@ class EmbeddedEngine:
                     downloaded += size
                     self._view(connection, name, relation, paths)
                 if unreadable:
-                    raise UnreadableObjects(tuple(unreadable))
+                    raise UnreadableObjects(tuple(unreadable), downloaded)
                 dialect.install_duckdb(connection)
                 left = deadline - self.clock()
                 if left <= 0:

@@ -156,6 +156,7 @@ class S3LogsSource:
                 answer = engine.run(sql, {LINES: self.relation(window.start, window.end, excluded)}, deadline=deadline)
                 break
             except UnreadableObjects as err:
+                totals.bytes_scanned += err.bytes_scanned
                 for uri, why in err.objects:
                     log.warning("left out of the report, unreadable: %s (%s)", uri, why)
                     totals.unreadable_objects.append({"object": uri, "why": why})
