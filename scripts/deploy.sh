@@ -6,7 +6,14 @@ cd "$(dirname "$0")/.."
 
 : "${STACK_NAME:=bedrock-usage-report}"
 : "${ARTIFACT_BUCKET:?set ARTIFACT_BUCKET to a bucket for the deployment package}"
-: "${LOG_GROUP_ARNS:?set LOG_GROUP_ARNS to the invocation log groups ARNs, comma-separated}"
+# the invocation logs: log groups (Logs Insights), or the S3 destination Bedrock delivers them to (docs/deploy.md)
+: "${LOG_SOURCE:=cloudwatch}" "${LOG_S3_LOCATION:=}" "${LOG_BUCKET_KMS_KEY_ARN:=}"
+if [[ "$LOG_SOURCE" == "s3" ]]; then
+  : "${LOG_S3_LOCATION:?set LOG_S3_LOCATION to the S3 destination of the logging configuration, s3://bucket[/prefix]}"
+  : "${LOG_GROUP_ARNS:=}"
+else
+  : "${LOG_GROUP_ARNS:?set LOG_GROUP_ARNS to the invocation log groups ARNs, comma-separated}"
+fi
 : "${SENDER:?set SENDER to the verified SES sender, e.g. reports@example.com}"
 : "${RECIPIENTS:?set RECIPIENTS, comma-separated}"
 : "${PANDAS_LAYER_ARN:=}"  # empty: the template's mapping picks this region's AWS SDK for pandas layer
@@ -103,5 +110,6 @@ aws cloudformation deploy \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
     "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT" \
     "AttributionKeys=$ATTRIBUTION_KEYS" "Budgets=$BUDGETS" "SpikeFactor=$SPIKE_FACTOR" "SpikeMinUsd=$SPIKE_MIN_USD" \
-    "CurExport=$CUR_EXPORT" "CurTable=$CUR_TABLE"
+    "CurExport=$CUR_EXPORT" "CurTable=$CUR_TABLE" \
+    "LogSource=$LOG_SOURCE" "LogS3Location=$LOG_S3_LOCATION" "LogBucketKmsKeyArn=$LOG_BUCKET_KMS_KEY_ARN"
 aws cloudformation describe-stacks --region "$region" --stack-name "$STACK_NAME" --query 'Stacks[0].Outputs' --output table

@@ -264,6 +264,20 @@ SAMPLES: dict[str, dict[str, list[str]]] = {
             "s3://cur-bucket/cur/*",
         ],
     },
+    "LogS3Location": {
+        "both_refuse": ["log-bucket/logs", "s3://Log-Bucket/logs", "s3://log-bucket/a..b", "s3://log bucket/x"]
+        + ["s3://b/logs", "s3://log-bucket/bedrock logs", "s3://xn--log-bucket/logs", "https://log-bucket/logs"],
+        # the role's grants and the table's folders are built from the text itself (at most four key segments,
+        # no trailing or doubled slash, no wildcard); the code trims what it can
+        "only_the_stack_refuses": [
+            "s3://log-bucket/",
+            "s3://log-bucket/logs/",
+            "s3://log-bucket//logs",
+            "s3://log-bucket/a/b/c/d/e",
+            "s3://log-bucket/logs/*",
+            "s3://log-bucket/logs*",
+        ],
+    },
     "ReportTimezone": {
         "both_refuse": ["Europe Berlin", "../etc/passwd", "/UTC", "Europe/"],
         "only_the_stack_refuses": [""],
@@ -342,7 +356,10 @@ def test_what_the_stack_accepts_loads_as_given(parameter):
         assert code_accepts(parameter, value), value
         # the stack uses the same text in its own resources (the report prefix and the objects in the role's
         # policy, the SES region): the function must use it unchanged
-        if parameter in ("ReportPrefix", "PriceOverrides", "Budgets", "SesRegion", "AttributionKeys", "Recipients"):
+        if parameter in (
+            *("ReportPrefix", "PriceOverrides", "Budgets", "SesRegion", "AttributionKeys", "Recipients"),
+            "LogS3Location",
+        ):
             parsed = setting.parse(value)
             assert (",".join(parsed) if isinstance(parsed, tuple) else parsed) == value
         if parameter == "AllowedRecipients":  # the same entries as the role's ses:Recipients (a repeat read once)

@@ -99,6 +99,9 @@ class Stack:
             return all(self.truth(item) for item in argument)
         if function == "Fn::Or":
             return any(self.truth(item) for item in argument)
+        if function == "Fn::Contains":  # a Rules function: whether the list holds the string
+            items, item = (self.resolve(value) for value in argument)
+            return str(item) in [str(value) for value in items]
         raise NotImplementedError(function)
 
     def ref(self, name: str) -> Any:
