@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 ## Run the daily report end to end on an embedded AWS (moto) and write the CSV and the email to out/.
+## LOG_SOURCE=s3 reads the invocation logs from the objects Bedrock delivers to S3 (the embedded engine) instead of
+## CloudWatch Logs Insights: make demo LOG_SOURCE=s3
+LOG_SOURCE ?= cloudwatch
 demo: $(STAMP)
-	$(BIN)/python -m local_aws.demo --out out
+	$(BIN)/python -m local_aws.demo --out out --log-source $(LOG_SOURCE)
 
 ## Render the demo's email in headless Chromium to docs/email-preview.png (needs Debian's chromium).
 email-preview: $(STAMP)
@@ -42,9 +45,12 @@ pricing-crosscheck: $(STAMP)
 	$(BIN)/python -m pricing.crosscheck $(LITELLM)
 
 ## Benchmarks: 1k/10k/50k/100k groups a day, the CLI's CPU and memory in its own process, and the naive way beside
-## it (figures in README).
+## it; then LOG_SOURCE=s3: 100k records a day of S3-delivered logs through the embedded engine, DuckDB's read_json
+## beside it, and what Athena would scan and bill (figures in README). BENCH_S3_FLAGS=--million adds 1M a day.
+BENCH_S3_FLAGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_scale
+	$(BIN)/python -m bench.bench_s3_logs $(BENCH_S3_FLAGS)
 
 ## Regenerate README.md's list of priced models from pricing/*.csv.
 pricing-docs: $(STAMP)

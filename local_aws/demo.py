@@ -27,11 +27,20 @@ from .cur import EXPORT, DemoExport
 from .embedded import EmbeddedAws, embedded_aws
 from .generate import DEFAULT_MODELS, default_identities, generate_records, permission_check_line, put_records
 from .insights import InsightsDouble
+from .s3_delivery import put_delivered
 
 LOG_GROUP = "/aws/bedrock/modelinvocations"
 BUCKET = "demo-bedrock-usage-reports"
 SENDER = "Bedrock reports <reports@example.com>"
 RECIPIENTS = "finops@example.com,platform-team@example.com"
+# LOG_SOURCE=s3: where the demo's logging configuration delivers the invocation logs (every day it generates is
+# written there too, as Bedrock writes it: gzip JSON lines in hour folders, some records in the next hour's folder)
+LOGS_BUCKET = "bedrock-invocation-logs"
+LOG_LOCATION = f"s3://{LOGS_BUCKET}/bedrock"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+LATE_SECONDS = 30
+LOG_SOURCES = ("cloudwatch", "s3")
 
 
 @dataclass
@@ -73,6 +82,16 @@ def report_environment(timezone: str) -> dict[str, str]:
         "CUR_EXPORT": EXPORT,
         "BILL_ENGINE": "embedded",
     }
+
+
+def log_environment(log_source: str) -> dict[str, str]:
+    """Where the report reads the invocation logs: Logs Insights (the log group) or the S3-delivered objects,
+    aggregated in process by the embedded engine."""
+    if log_source == "cloudwatch":
+        return {"LOG_SOURCE": "cloudwatch"}
+    if log_source == "s3":
+        return {"LOG_SOURCE": "s3", "LOG_S3_LOCATION": LOG_LOCATION, "LOG_ENGINE": "embedded"}
+    raise ValueError(f"log_source must be one of {', '.join(LOG_SOURCES)}, not {log_source!r}")
 
 
 # Cost by team: IAM tags on some of the calling principals (others set requestMetadata, the rest are unattributed),
@@ -179,11 +198,20 @@ def seed_bill(aws: EmbeddedAws, day: str, summary: dict[str, Any], *, settled: b
 
 
 def run_demo(
-    out: Path, *, records: int, timezone: str, now: datetime | None = None, insights: InsightsDouble | None = None
+    out: Path,
+    *,
+    records: int,
+    timezone: str,
+    now: datetime | None = None,
+    insights: InsightsDouble | None = None,
+    log_source: str = "cloudwatch",
 ) -> dict[str, Any]:
     """`insights`: the Logs Insights double to answer with (tests pass one whose queries complete at the first poll:
-    the Lambda entry point sleeps for real between polls)."""
+    the Lambda entry point sleeps for real between polls). `log_source`: where the report reads the invocation logs,
+    "cloudwatch" (Logs Insights) or "s3" (the objects Bedrock delivers to S3, read by the embedded engine). The
+    records always go to CloudWatch Logs; with "s3" every day is also delivered to the logs bucket."""
     now = now or datetime.now(UTC)
+    logs_environment = log_environment(log_source)
     with embedded_aws(insights=insights) as aws:
         # The scheduled run reports the previous full day; generate exactly that day's logs.
         today = now.astimezone(ZoneInfo(timezone)).date()
@@ -200,7 +228,33 @@ def run_demo(
         seed_attribution(aws)
 
         os.environ.update(report_environment(timezone))
+        os.environ.update(logs_environment)
         s3 = aws.client("s3")
+
+        # The earlier days the demo reports first (see below): the settled day and two more.
+        settled_start = start - timedelta(days=3)
+        earlier_records = {
+            settled_start: generate_records(
+                settled_start, settled_start + timedelta(days=1), count=records // 2, seed=2024
+            )
+        }
+        for back, seed in ((3, 4), (2, 2)):
+            earlier_start = start - timedelta(days=back - 1)
+            earlier_records[earlier_start] = generate_records(
+                earlier_start, earlier_start + timedelta(days=1), count=records, seed=seed
+            )
+        if log_source == "s3":
+            # Every day at once: a day's last records are delivered in the next day's first hour folder, beside that
+            # hour's own objects (put_delivered names a folder's objects by their order, so one call per day would
+            # write the folder's first objects twice, the second write replacing the first).
+            s3.create_bucket(Bucket=LOGS_BUCKET)
+            every_day = [record for day_logs in earlier_records.values() for record in day_logs]
+            put_delivered(
+                s3, LOG_LOCATION, ACCOUNT, REGION, every_day + day_records + runaway, late_seconds=LATE_SECONDS
+            )
+            print(f"invocation logs read from S3: {LOG_LOCATION} (the embedded engine)", file=sys.stderr)
+        else:
+            print(f"invocation logs read from CloudWatch Logs Insights: {LOG_GROUP}", file=sys.stderr)
         s3.put_object(Bucket=BUCKET, Key="bedrock-usage/prices/price_list_names.csv", Body=EXTRA_NAMES.encode())
         catalog = ModelCatalog.load(PRICING_DIR)
         export = DemoExport(price_list_names(EXTRA_NAMES.encode()).names, lambda m: catalog.normalise(m).model_id)
@@ -216,12 +270,7 @@ def run_demo(
         # The settled day (RECONCILE_LAG_DAYS = 3 with a CUR export: 3 days before the report's), reported then (no
         # email): the demo's report reconciles it, identity by identity.
         settled = today - timedelta(days=4)
-        settled_start = start - timedelta(days=3)
-        put_records(
-            aws.client("logs"),
-            LOG_GROUP,
-            generate_records(settled_start, settled_start + timedelta(days=1), count=records // 2, seed=2024),
-        )
+        put_records(aws.client("logs"), LOG_GROUP, earlier_records[settled_start])
         bill(
             settled,
             lambda_handler({"date": settled.isoformat(), "send_email": False}, FakeLambdaContext()),
@@ -229,13 +278,9 @@ def run_demo(
         )
         # Two more earlier days, reported then (no email): with the settled day, the spike baseline (and the month's
         # budget spend); billed too, so that the month to date compares like with like.
-        for back, seed in ((3, 4), (2, 2)):
+        for back in (3, 2):
             earlier_start = start - timedelta(days=back - 1)
-            put_records(
-                aws.client("logs"),
-                LOG_GROUP,
-                generate_records(earlier_start, earlier_start + timedelta(days=1), count=records, seed=seed),
-            )
+            put_records(aws.client("logs"), LOG_GROUP, earlier_records[earlier_start])
             earlier_day = earlier_start.date()
             bill(
                 earlier_day, lambda_handler({"date": earlier_day.isoformat(), "send_email": False}, FakeLambdaContext())
@@ -256,12 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out"))
     parser.add_argument("--records", type=int, default=24_000)
     parser.add_argument("--timezone", default="UTC")
+    parser.add_argument(
+        "--log-source",
+        choices=LOG_SOURCES,
+        default="cloudwatch",
+        help="where the report reads the invocation logs: CloudWatch Logs Insights, or the objects delivered to S3",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "botocore"):  # moto server access log, credential lookups
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    response = run_demo(args.out, records=args.records, timezone=args.timezone)
+    response = run_demo(args.out, records=args.records, timezone=args.timezone, log_source=args.log_source)
     print(json.dumps(response, indent=2))
+    print(f"invocation logs read from: {args.log_source}", file=sys.stderr)
     return 0
 
 
