@@ -440,3 +440,16 @@ def test_s3_needs_no_log_groups_and_athena_needs_a_table(aws):
     with pytest.raises(ConfigError) as refused:
         source.check()
     assert refused.value.variable == "LOG_TABLE"
+
+
+def test_two_deliveries_to_one_hour_folder_keep_both(aws):
+    # a late record of the day before lands in the folder of the report's first hour, delivered separately
+    late = record(-10, "late")  # 23:59:50 the day before, delivered 30 s late: in the 00 folder
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=LOGS_BUCKET)
+    first = put_delivered(s3, LOCATION, ACCOUNT_ID, "us-east-1", [late], late_seconds=30)
+    second = put_delivered(s3, LOCATION, ACCOUNT_ID, "us-east-1", [record(5, "a"), record(6, "b")])
+    assert len(set(first + second)) == 3
+    frame, totals = _collect(aws, [record(7, "c")])
+    assert sorted(frame["identity_arn"].str.rsplit("/", n=1).str[-1]) == ["a", "b", "c"]
+    assert totals.records_outside_window == 1  # read in the window's first hour folder, and left out by its time
