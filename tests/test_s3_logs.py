@@ -239,7 +239,9 @@ def test_an_object_cut_short_and_an_hour_without_objects_are_named_and_left_out(
     # THEN the report is made from everything else: 138 calls, less the 3 in the object that cannot be read
     assert response["status"] == "ok"
     assert response["invocations"] == response["records_matched"] == 138 - 3
-    gaps = summary_document(aws, response)["footer"]["log_gaps"]
+    footer = summary_document(aws, response)["footer"]
+    assert (footer["hours_read"], footer["hours_in_window"]) == (23, 24)
+    gaps = footer["log_gaps"]
     assert [item["object"] for item in gaps["unreadable_objects"]] == [f"s3://{LOGS_BUCKET}/{broken}"]
     assert "cut short" in gaps["unreadable_objects"][0]["why"]
     assert gaps["hours_without_objects"] == [f"{DAY:%Y/%m/%d}/05"]
@@ -252,6 +254,8 @@ def test_an_object_cut_short_and_an_hour_without_objects_are_named_and_left_out(
     assert "GAPS IN THE S3-DELIVERED LOGS" in body
     assert f"s3://{LOGS_BUCKET}/{broken}" in body
     assert f"1 hour of the window without any object (no calls, or a delivery missing): {DAY:%Y/%m/%d}/05" in body
+    assert "23 of the window's 24 hours with objects, and the hour after for late deliveries" in body
+    assert "(by the embedded engine: no Athena charge)" in body
 
 
 def test_records_without_a_readable_timestamp_are_counted_not_dropped(aws):

@@ -62,7 +62,7 @@ class S3Totals:
     rows_fetched: int = 0
     objects: int = 0
     lines: int = 0
-    hours_read: int = 0
+    hours_read: int = 0  # the window's own hours with at least one object
     hours_in_window: int = 0
     hours_without_objects: list[str] = field(default_factory=list)
     unreadable_objects: list[dict[str, str]] = field(default_factory=list)
@@ -99,7 +99,7 @@ class S3Totals:
             "lines_read": self.lines,
             "hours_read": self.hours_read,
             "hours_in_window": self.hours_in_window,
-            "query_cost": "$0.0000 (embedded engine)" if cost is None else f"${cost:.4f}",
+            "query_cost": f"${cost or 0:.4f}",  # the embedded engine is not charged
             "log_gaps": {
                 "hours_without_objects": self.hours_without_objects[:MAX_LISTED],
                 "hours_without_objects_count": len(self.hours_without_objects),
@@ -197,7 +197,7 @@ class S3LogsSource:
         totals.other_lines = total("other_json", hours)  # JSON, and not an invocation record
         read = {row[at["log_hour"]] for row in hours if int(row[at["objects"]] or 0)}
         own, after = log_hours(window.start, window.end)
-        totals.hours_read = len(read)
+        totals.hours_read = len(read & set(own))
         totals.hours_in_window = len(own)
         passed = self._now().astimezone(UTC).strftime(HOUR_FORMAT)
         totals.hours_without_objects = [hour for hour in own if hour not in read and hour < passed]
