@@ -29,6 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from lambda_function.engine.choose import ATHENA_MIN_BYTES, scan_cost
 from lambda_function.engine.embedded import EmbeddedEngine
 from lambda_function.sources.logs_sql import LINES, logs_query
 from lambda_function.sources.s3logs import S3LogsSource, logs_prefix
@@ -39,8 +40,6 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 LOCATION = "s3://bedrock-invocation-logs/bedrock"
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
-ATHENA_USD_PER_TB = Decimal(5)
-ATHENA_MIN_BYTES = 10 * 1000**2
 THRESHOLDS = (200_000,)  # a context band, as the report asks for priced long-context tiers
 ATTRIBUTION_KEYS = ("team",)
 
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
         if matched != records or counted != records:
             raise SystemExit(f"{records:,} records written, the engine matched {matched:,}, DuckDB counted {counted:,}")
-        cost = max(compressed, ATHENA_MIN_BYTES) * ATHENA_USD_PER_TB / Decimal(1000**4)
+        cost = scan_cost("athena", compressed) or Decimal(0)
         rows.append(
             (
                 f"{records:,}",
