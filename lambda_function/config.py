@@ -122,6 +122,7 @@ class Config:
     log_s3_location: str = ""  # s3://bucket[/prefix]: the logging configuration's S3 destination (LOG_SOURCE=s3)
     log_table: str = ""  # the Glue table Athena reads the S3-delivered logs through ("database.table")
     log_engine: str = "embedded"  # what queries the S3-delivered logs: "athena" or "embedded"
+    zip_attachment_above: int = 2_000_000  # bytes of CSV above which the email attaches it zipped (0: always)
 
     def __post_init__(self) -> None:
         outside = [address for address in self.recipients if not self.is_allowed_recipient(address)]
@@ -478,6 +479,13 @@ SETTINGS: tuple[Setting[Any], ...] = (
         "hours the email's presigned CSV link is valid (1-168)",
     ),
     Setting("SES_REGION", "ses_region", _ses_region, "", "the region whose SES sends the email (empty: AWS_REGION)"),
+    Setting(
+        "ZIP_ATTACHMENT_ABOVE_MB",
+        "zip_attachment_above",
+        _whole_number(0, 40, times=1_000_000),
+        "2",
+        "attach the CSV zipped (.csv.zip) when it is larger than this many MB (0: always zipped)",
+    ),
     Setting(
         "RECONCILE_LAG_DAYS",
         "reconcile_lag_days",

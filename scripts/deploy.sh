@@ -25,7 +25,7 @@ fi
 : "${BREAK_GLASS_ROLE_ARN:=}"  # a role that may also write under the report prefix (repairs); empty: none
 : "${RESERVED_CONCURRENCY:=0}"  # 0: none reserved (a low account quota refuses any)
 # report settings: stack parameters, so that a redeploy keeps them (defaults as in the README)
-: "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
+: "${QUERY_CONCURRENCY:=4}" "${LINK_EXPIRY_HOURS:=168}" "${ZIP_ATTACHMENT_ABOVE_MB:=2}" "${PRICE_DISCOUNT_PERCENT:=0}" "${PRICE_OVERRIDES:=}"
 # the bill per identity: a CUR 2.0 export with IAM principal data (docs/deploy.md); its lines land up to 72 h late
 : "${CUR_EXPORT:=}" "${CUR_TABLE:=}"
 if [[ -n "$CUR_EXPORT" ]]; then : "${RECONCILE_LAG_DAYS:=3}"; fi
@@ -106,7 +106,7 @@ aws cloudformation deploy \
     "AlarmEmail=$ALARM_EMAIL" "AlarmTopicArn=$ALARM_TOPIC_ARN" "BreakGlassRoleArn=$BREAK_GLASS_ROLE_ARN" \
     "ArtifactBucket=$ARTIFACT_BUCKET" "ArtifactKey=$key" "PandasLayerArn=$PANDAS_LAYER_ARN" "PandasLayerVersion=$PANDAS_LAYER_VERSION" \
     "ReservedConcurrency=$RESERVED_CONCURRENCY" "SesRegion=$SES_REGION" "QueryConcurrency=$QUERY_CONCURRENCY" \
-    "LinkExpiryHours=$LINK_EXPIRY_HOURS" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
+    "LinkExpiryHours=$LINK_EXPIRY_HOURS" "ZipAttachmentAboveMB=$ZIP_ATTACHMENT_ABOVE_MB" "PriceDiscountPercent=$PRICE_DISCOUNT_PERCENT" \
     "PriceOverrides=$PRICE_OVERRIDES" "LogLevel=$LOG_LEVEL" "ReconcileLagDays=$RECONCILE_LAG_DAYS" \
     "ReconcileCostMetric=$RECONCILE_COST_METRIC" "ReconcileAlertPercent=$RECONCILE_ALERT_PERCENT" \
     "AttributionKeys=$ATTRIBUTION_KEYS" "Budgets=$BUDGETS" "SpikeFactor=$SPIKE_FACTOR" "SpikeMinUsd=$SPIKE_MIN_USD" \

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -208,8 +209,8 @@ def test_the_json_summary_beside_the_csv(account):
 
 
 def test_a_report_too_large_to_attach_carries_the_link(account, monkeypatch):
-    # GIVEN a 10 MB SES limit that this report's message exceeds
-    monkeypatch.setattr("lambda_function.delivery.email.SES_MAX_RAW_MESSAGE", 30_000)
+    # GIVEN an SES limit (27 KB here) that this report's message exceeds even with the CSV zipped (28 KB)
+    monkeypatch.setattr("lambda_function.delivery.email.SES_MAX_RAW_MESSAGE", 27_000)
     response = report({"date": DAY.isoformat()}).response
     raw = account.sent_emails()[0].raw_data.encode("utf-8")
     message = email.message_from_bytes(raw, policy=email.policy.default)
@@ -217,7 +218,37 @@ def test_a_report_too_large_to_attach_carries_the_link(account, monkeypatch):
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "too large to attach" in text
     assert "X-Amz-Signature=" in text and response["s3_uri"].rsplit("/", 1)[-1] in text
-    assert len(raw) <= 30_000
+    assert len(raw) <= 27_000
+
+
+def _zip_attachment(account, response):
+    raw = account.sent_emails()[0].raw_data.encode("utf-8")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    (attachment,) = list(message.iter_attachments())
+    name = response["s3_uri"].rsplit("/", 1)[-1]
+    assert attachment.get_filename() == name + ".zip" and attachment.get_content_type() == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(attachment.get_content())) as archive:
+        assert archive.namelist() == [name]
+        unzipped = archive.read(name)
+    stored = account.client("s3").get_object(Bucket=BUCKET, Key=response["s3_uri"].split("/", 3)[3])["Body"].read()
+    assert unzipped == stored  # the CSV, byte for byte
+    return message.get_body(preferencelist=("plain",)).get_content(), name, len(raw)
+
+
+def test_a_csv_above_the_zip_size_is_attached_zipped(account, monkeypatch):
+    # GIVEN ZIP_ATTACHMENT_ABOVE_MB=0: every CSV is zipped
+    monkeypatch.setenv("ZIP_ATTACHMENT_ABOVE_MB", "0")
+    response = report({"date": DAY.isoformat()}).response
+    text, name, _ = _zip_attachment(account, response)
+    assert f"The CSV is attached zipped ({name}.zip: " in text
+
+
+def test_a_message_too_large_for_ses_with_the_csv_falls_back_to_it_zipped(account, monkeypatch):
+    # GIVEN a CSV under the zip size whose message (52 KB here) is over an SES limit of 30 KB: zipped, it fits (28 KB)
+    monkeypatch.setattr("lambda_function.delivery.email.SES_MAX_RAW_MESSAGE", 30_000)
+    response = report({"date": DAY.isoformat()}).response
+    text, name, size = _zip_attachment(account, response)
+    assert size <= 30_000 and f"{name}.zip" in text
 
 
 def test_a_manual_window_and_recipients(account, records):

@@ -142,7 +142,7 @@ def test_no_setting_is_a_number_parameter():
     assert [p for p in DIRECT if PARAMETERS[p]["Type"] == "Number"] == []
 
 
-WHOLE_NUMBERS = ["LinkExpiryHours", "QueryConcurrency", "ReconcileLagDays"]
+WHOLE_NUMBERS = ["LinkExpiryHours", "QueryConcurrency", "ReconcileLagDays", "ZipAttachmentAboveMB"]
 
 
 @pytest.mark.parametrize("parameter", WHOLE_NUMBERS)
@@ -293,6 +293,10 @@ SAMPLES: dict[str, dict[str, list[str]]] = {
     "ReconcileLagDays": {
         "both_refuse": ["61", "2.0", "-1", "two"],
         "only_the_stack_refuses": ["", "007", "+2"],
+    },
+    "ZipAttachmentAboveMB": {
+        "both_refuse": ["41", "2.5", "-1", "two", "1e1"],
+        "only_the_stack_refuses": ["", "02", "+2"],
     },
 }
 

@@ -3,7 +3,9 @@ SES once per window (`once`), and the one SES sender the budget and spike alerts
 
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,18 +78,33 @@ class ComposedEmail:
     raw: bytes  # as written to out/: a large attachment takes a while to encode, so once
 
 
+def zipped(csv: bytes, csv_name: str) -> bytes:
+    """The CSV in a zip archive of its own (deflated; the entry dated 1980-01-01 so that the same CSV zips to the
+    same bytes on a re-run)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr(zipfile.ZipInfo(csv_name, date_time=(1980, 1, 1, 0, 0, 0)), csv, zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
 def compose_email(
-    context: dict[str, Any], sender: str, recipients: tuple[str, ...], csv: bytes, csv_name: str
+    context: dict[str, Any],
+    sender: str,
+    recipients: tuple[str, ...],
+    csv: bytes,
+    csv_name: str,
+    zip_above: int = 2_000_000,
 ) -> ComposedEmail:
-    """With the CSV attached while the message fits SES's size limit; otherwise the link only, and it says so."""
-    for attached in (True, False):
-        rendered = render_email({**context, "attached": attached})
+    """The CSV attached as it is up to `zip_above` bytes, zipped (`<name>.zip`) above that, while the message fits
+    SES's size limit; otherwise the link only. The email says which."""
+    choices: list[tuple[str, bytes | None, str]] = []
+    if len(csv) <= zip_above:
+        choices.append(("csv", csv, csv_name))
+    choices += [("zip", zipped(csv, csv_name), csv_name + ".zip"), ("", None, csv_name)]
+    for attached, attachment, name in choices:
+        rendered = render_email({**context, "attached": attached, "attachment_name": name, "csv_bytes": len(csv)})
         message = build_message(
-            rendered,
-            sender=sender,
-            recipients=recipients,
-            attachment=csv if attached else None,
-            attachment_name=csv_name,
+            rendered, sender=sender, recipients=recipients, attachment=attachment, attachment_name=name
         )
         raw = message_bytes(message)
         if len(raw) <= SES_MAX_RAW_MESSAGE:
@@ -154,4 +171,4 @@ def report_email(
         "reconciliation": reconciliation,
         "max_lines": MAX_EMAIL_LINES,
     }
-    return compose_email(context, config.sender, recipients, csv, report.name)
+    return compose_email(context, config.sender, recipients, csv, report.name, config.zip_attachment_above)

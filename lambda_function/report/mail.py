@@ -71,7 +71,8 @@ def build_message(
     attachment: bytes | None,
     attachment_name: str,
 ) -> EmailMessage:
-    """multipart/mixed: (text | html alternatives) + the CSV, byte-identical to the S3 object."""
+    """multipart/mixed: (text | html alternatives) + the CSV, byte-identical to the S3 object (or, named `.zip`,
+    the CSV zipped)."""
     message = EmailMessage(policy=BUILD_POLICY)
     message["Subject"] = rendered.subject
     message["From"] = sender
@@ -82,7 +83,9 @@ def build_message(
     # reference asks for content outside 7-bit ASCII to be encoded.
     message.set_content(rendered.text, cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
-    if attachment is not None:
+    if attachment is not None and attachment_name.endswith(".zip"):
+        message.add_attachment(attachment, maintype="application", subtype="zip", filename=attachment_name)
+    elif attachment is not None:
         message.add_attachment(attachment, maintype="text", subtype="csv", filename=attachment_name)
     return message
 
