@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh pricing-crosscheck bench email-preview pricing-docs package deploy invoke download checkov
+.PHONY: install demo test lint format typecheck clean pricing-refresh pricing-crosscheck pricing-audit bench email-preview pricing-docs package deploy invoke download checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ BENCH_S3_FLAGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_scale
 	$(BIN)/python -m bench.bench_s3_logs $(BENCH_S3_FLAGS)
+
+## Where each price row comes from, per provider and region; stale and unconfirmed rows (pricing/README.md).
+pricing-audit: $(STAMP)
+	$(BIN)/python -m pricing.audit
 
 ## Regenerate README.md's list of priced models from pricing/*.csv.
 pricing-docs: $(STAMP)
