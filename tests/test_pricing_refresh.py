@@ -150,11 +150,9 @@ MARKETPLACE_PRICES = {
     "F24H35OUT": ("Claude 3.5 Haiku (Amazon Bedrock Edition)", "us-west-2", "regional", "output", "4"),
 }
 SKIPPED = {
-    "B04NOVALITEBATCH": "batch tier",
     "B19CANVAS": "not a token charge",
     "B20CUSTOM": "model customization",
     "B21LLAMATOKENS": "unknown unit 'Tokens'",
-    "F09S45BATCH": "batch tier",
     "F20CLAUDE21": "context-window listing",
     "F21RERANK": "not a token charge",
 }
@@ -169,6 +167,11 @@ OPTION_PRICES = {
     "B06NOVAPROLAT": ("Nova Pro", "input", "latency-optimized", "1"),
     # "_LatencyOptimized" in the usagetype: $3.96 per 1M
     "F10S45LAT": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "input", "latency-optimized", "3.96"),
+    # batch is read (and only reported: batch jobs leave no token logs): "-batch" in the usagetype, feature
+    # "Batch Inference"; $0.00003 per 1K = $0.03 per 1M
+    "B04NOVALITEBATCH": ("Nova Lite", "input", "batch", "0.03"),
+    # "_Batch_" in the usagetype: $1.65 per 1M
+    "F09S45BATCH": ("Claude Sonnet 4.5 (Amazon Bedrock Edition)", "input", "batch", "1.65"),
 }
 
 
@@ -188,18 +191,23 @@ def test_parse_an_option_price(sku, expected):
 def test_option_prices_become_factors_compared_with_the_curated_tables():
     assembly = fetched_rows()
     got = {(f.model_id, f.option, f.charge): f.factor for f in assembly.factors}
-    # 3.96 / 3.30 = 1.2 (Sonnet 4.5, us-east-1, regional); 0.03 / 0.06 = 0.5 (Nova Lite flex);
+    # 3.96 / 3.30 = 1.2 (Sonnet 4.5, us-east-1, regional); 0.03 / 0.06 = 0.5 (Nova Lite flex and batch);
+    # 1.65 / 3.30 = 0.5 (Sonnet 4.5 batch);
     # Nova Pro's latency-optimized price has no standard input price beside it in these pages: no factor
     assert got == {
         ("anthropic.claude-sonnet-4-5-20250929-v1:0", "latency-optimized", "input"): D("1.2"),
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "batch", "input"): D("0.5"),
         ("amazon.nova-lite-v1:0", "flex", "input"): D("0.5"),
+        ("amazon.nova-lite-v1:0", "batch", "input"): D("0.5"),
     }
     # the option SKUs never become standard rows
     rows = {row.key: row for row in assembly.rows}
     assert rows[("amazon.nova-lite-v1:0", "us-east-1", "in_region")].input == D("0.06")
     lines = _factor_lines(assembly.factors, curated_factors(PRICING))
     assert lines == [
+        "  amazon.nova-lite-v1:0 batch input x0.5 (batch: reported only, batch jobs leave no token logs)",
         "  amazon.nova-lite-v1:0 flex input x0.5 (no row in service_options.csv)",
+        "  anthropic.claude-sonnet-4-5-20250929-v1:0 batch input x0.5 (batch: reported only, batch jobs leave no token logs)",
         "  anthropic.claude-sonnet-4-5-20250929-v1:0 latency-optimized input x1.2 (service_options.csv has x1.2: agrees)",
     ]
 
@@ -289,7 +297,10 @@ def test_assemble_groups_charges_into_rows_per_scope():
     assert rows[("amazon.titan-embed-text-v2:0", "us-east-1", "geo")].prices == (D("0.02"), None, None, None)
     assert rows[("amazon.nova-2-lite-v1:0", "us-east-1", "global")].prices == (D("0.30"), D("2.5"), None, None)
     assert rows[("anthropic.claude-opus-4-7", "us-west-2", "global")].prices == (D("5"), D("25"), None, None)
-    assert rows[(sonnet, "us-east-1", "global")].source == "aws-price-list AmazonBedrockFoundationModels 2026-11-23"
+    # the source names the offer, the SKU of each charge (column order) and the terms' effective date
+    assert rows[(sonnet, "us-east-1", "global")].source == (
+        "aws-price-list AmazonBedrockFoundationModels sku F05S45GIN,F06S45GOUT,F07S45GCR,F08S45GCW effective 2026-11-01"
+    )
     assert rows[(sonnet, "us-east-1", "global")].effective == date(2026, 11, 1)
     # the 1-hour cache write has its own column (regional SKU only here)
     assert [rows[(sonnet, "us-east-1", scope)].cache_write_1h for scope in ("in_region", "geo", "global")] == [
@@ -393,7 +404,9 @@ def test_merge_notes_which_charges_it_kept_from_the_curated_row():
     merged = merge(curated, fetched_rows().rows, today=REFRESHED)
     (_, new), *_ = [c for c in merged.changed if c[0].key == curated[0].key]
     assert new.prices == (D("0.046"), D("0.184"), D("0.01"), None)
-    assert new.source == "aws-price-list AmazonBedrock 2026-11-23; cache_read kept from old"
+    assert new.source == (
+        "aws-price-list AmazonBedrock sku B07NOVAMICROIN,B08NOVAMICROOUT effective 2026-11-01; cache_read kept from old"
+    )
 
 
 def test_merge_of_a_table_with_itself_changes_nothing():

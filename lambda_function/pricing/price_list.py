@@ -17,10 +17,11 @@ import csv
 import io
 import json
 import re
+import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NamedTuple
@@ -36,7 +37,11 @@ DEFAULT_ALIASES = PRICING_DIR / "model_aliases.csv"
 DEFAULT_USAGETYPE_REGIONS = PRICING_DIR / "usagetype_regions.csv"
 
 BEDROCK, FOUNDATION_MODELS = "AmazonBedrock", "AmazonBedrockFoundationModels"
-OFFERS = (BEDROCK, FOUNDATION_MODELS)
+# The third Bedrock offer. What it holds is not documented and this project has seen none of its items: it is
+# read with both parsers (the native offer's attributes, then the marketplace usagetypes) and every item neither
+# maps is listed in the report.
+SERVICE = "AmazonBedrockService"
+OFFERS = (BEDROCK, FOUNDATION_MODELS, SERVICE)
 # The Price List API is served from us-east-1 (also eu-central-1 and ap-south-1, with the same data).
 PRICING_API_REGION = "us-east-1"
 
@@ -56,7 +61,6 @@ OPAQUE_UNITS = {(FOUNDATION_MODELS, "units"): 1_000_000}
 
 # Tiers and variants the price table has no column for: skipped, and counted in the report.
 _EXCLUDED_MARKERS = (
-    ("batch", "batch tier"),
     ("reserved", "reserved tier"),
     ("provisioned", "provisioned throughput"),
     ("mantle", "bedrock-mantle endpoint"),
@@ -71,7 +75,11 @@ _OPTION_MARKERS = (
     (re.compile(r"[_ -]?Latency[ -]?Optimized", re.IGNORECASE), "latency-optimized"),
     (re.compile(r"[_ -]?Priority", re.IGNORECASE), "priority"),
     (re.compile(r"[_ -]?Flex\b", re.IGNORECASE), "flex"),
+    (re.compile(r"[_ -]?Batch(?=[_ -]|$)", re.IGNORECASE), "batch"),
 )
+# Options the factor tables hold (long-context: context_tiers.csv; the others: service_options.csv). Batch is read
+# and reported only: batch jobs are billed without token logs, so no report can price them.
+WRITTEN_OPTIONS = ("long-context", "latency-optimized", "priority", "flex")
 # AmazonBedrockFoundationModels usagetype (after the region prefix, without "Global" and "-Units",
 # lower case, separators removed) -> kind of charge. Both spellings are published: CamelCase
 # (USE1_InputTokenCount-Units) and snake_case (USE1_input_tokens_standard-Units).
@@ -251,12 +259,25 @@ def parse_product(text: str, offer: str, regions_by_prefix: Mapping[str, str]) -
             for k in ("service_tier", "serviceTier"):
                 if attributes.get(k, "").lower() == option:
                     del attributes[k]
+            if option == "batch" and "batch" in attributes.get("feature", "").lower():
+                del attributes["feature"]
             break
     usagetype = attributes.get("usagetype", "")
     if offer == FOUNDATION_MODELS:
         name = attributes.get("servicename", "")
         excluded = _excluded(usagetype)
         kind = excluded or _foundation_model_charge(usagetype)
+    elif offer == SERVICE:
+        # undocumented: the model in whichever attribute names one, the charge by either offer's rules
+        name = attributes.get("model") or attributes.get("titanModel") or attributes.get("servicename") or ""
+        excluded = _excluded(usagetype, attributes.get("inferenceType", ""), name)
+        kind = excluded or _native_charge(attributes)
+        if isinstance(kind, str) and not excluded:
+            marketplace = _foundation_model_charge(usagetype)
+            kind = marketplace if not isinstance(marketplace, str) else kind
+        if isinstance(kind, str) and not excluded:
+            family = attributes.get("productFamily") or product.get("product", {}).get("productFamily", "")
+            kind = f"unmapped item ({family or 'no productFamily'}): {kind}"
     else:
         name = attributes.get("model") or attributes.get("titanModel") or ""
         excluded = _excluded(usagetype, attributes.get("inferenceType", ""), name)
@@ -294,6 +315,8 @@ class OptionFactor:
     routing: str
     factor: Decimal
     sku: str
+    effective: date = date.min
+    offer: str = ""
 
 
 @dataclass
@@ -324,7 +347,7 @@ def assemble(
     names: Mapping[tuple[str, str], str],
     aliases: Mapping[str, str],
     known: set[str],
-    source: str,
+    source: str = "",
 ) -> Assembly:
     """Group per-charge records into table rows: one row per (model, region, scope), four charges each."""
     result = Assembly()
@@ -332,6 +355,7 @@ def assemble(
         lambda: defaultdict(set)
     )
     offers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    del source  # rows cite their SKUs and effective dates (`price_list_source`), not the day of the refresh
     options: list[tuple[str, PriceRecord]] = []
     for record in records:
         model_id = resolve_name(record.offer, record.name, names, aliases, known)
@@ -347,17 +371,20 @@ def assemble(
     for (model_id, region, routing), charges in sorted(grouped.items()):
         prices: dict[str, Decimal] = {}
         days: list[date] = []
+        skus: dict[str, str] = {}
         for charge, seen in sorted(charges.items()):
             if len({price for price, _, _ in seen}) > 1:
-                skus = ", ".join(f"{sku}={price.normalize()}" for price, _, sku in sorted(seen, key=lambda s: s[2]))
-                result.conflicts.append(f"{model_id} {region} {routing} {charge}: {skus} (left out)")
+                both = ", ".join(f"{sku}={price.normalize()}" for price, _, sku in sorted(seen, key=lambda s: s[2]))
+                result.conflicts.append(f"{model_id} {region} {routing} {charge}: {both} (left out)")
                 continue
-            price, day, _ = max(seen, key=lambda s: s[1])
+            price, day, sku = max(seen, key=lambda s: (s[1], s[2]))
             prices[charge] = price
             days.append(day)
+            skus[charge] = sku
         if not prices:
             continue
         offer_names = "+".join(sorted(offers[(model_id, region, routing)]))
+        ordered = [skus[c] for c in (*CHARGES, "cache_write_1h") if c in skus]
         for scope in SCOPES_BY_ROUTING[routing]:
             result.rows.append(
                 TokenPrice(
@@ -369,7 +396,7 @@ def assemble(
                     prices.get("output"),
                     prices.get("cache_read"),
                     prices.get("cache_write"),
-                    f"aws-price-list {offer_names} {source}",
+                    price_list_source(offer_names, ordered, max(days)),
                     prices.get("cache_write_1h"),
                 )
             )
@@ -381,12 +408,35 @@ def assemble(
     }
     for model_id, record in options:
         base = standard.get((model_id, record.region, record.routing, record.charge), set())
-        if len(base) == 1 and (only := next(iter(base))) > 0:
+        if len(base) != 1:
+            continue
+        only = next(iter(base))
+        if only > 0:
             factor = (record.per_mtok / only).quantize(Decimal("0.0001")).normalize()
-            result.factors.append(
-                OptionFactor(model_id, record.option, record.charge, record.region, record.routing, factor, record.sku)
+        elif record.per_mtok == 0:
+            factor = Decimal(1)  # free either way (Nova cache writes): the factor changes nothing
+        else:
+            continue
+        result.factors.append(
+            OptionFactor(
+                model_id,
+                record.option,
+                record.charge,
+                record.region,
+                record.routing,
+                factor,
+                record.sku,
+                record.effective,
+                record.offer,
             )
+        )
     return result
+
+
+def price_list_source(offer: str, skus: Sequence[str], effective: date) -> str:
+    """A written row's `source`: `aws-price-list <offer> sku <SKU>[,<SKU>...] effective <YYYY-MM-DD>` (the SKUs
+    of its charges, in column order, and the effective date of their terms)."""
+    return f"aws-price-list {offer} sku {','.join(skus)} effective {effective.isoformat()}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -402,9 +452,10 @@ class Merge:
     unchanged: int = 0
     kept: int = 0  # curated keys the API said nothing about
     unmapped: list[str] = field(default_factory=list)  # Price List names no row of price_list_names.csv maps
+    factor_tables: dict[str, str] = field(default_factory=dict)  # factor table -> its new text (only if changed)
 
 
-def merge(curated: Sequence[TokenPrice], fetched: Sequence[TokenPrice], today: date) -> Merge:
+def merge(curated: Sequence[TokenPrice], fetched: Sequence[TokenPrice], today: date, history: bool = False) -> Merge:
     """Fold API rows into the curated table without losing history.
 
     A new key is added from the API's effective date. Where the API price differs from the row in force, a new
@@ -412,7 +463,12 @@ def merge(curated: Sequence[TokenPrice], fetched: Sequence[TokenPrice], today: d
     (the Price List republishes whole offers, so its dates can be older than a curated change). A same-date
     difference replaces the curated row (a correction). Charges the API does not list keep their curated price.
     Rows are never deleted otherwise: a report for a past window needs the prices in force then.
+
+    With `history` (an older version of the Price List, folded in oldest first) a row is compared with the row in
+    force on its own effective date and, where it differs, inserted at that date: the past is filled in, and a
+    later row still supersedes it from its own date.
     """
+    history_mode = history
     by_key: dict[tuple[str, str, str], list[TokenPrice]] = defaultdict(list)
     for row in curated:
         by_key[row.key].append(row)
@@ -422,12 +478,12 @@ def merge(curated: Sequence[TokenPrice], fetched: Sequence[TokenPrice], today: d
     fetched_keys = set()
     for new in fetched:
         fetched_keys.add(new.key)
-        history = by_key[new.key]
-        if not history:
-            history.append(new)
+        key_rows = by_key[new.key]
+        if not key_rows:
+            key_rows.append(new)
             result.added.append(new)
             continue
-        current = history[-1]
+        current = _in_force(key_rows, new.effective) if history_mode else key_rows[-1]
         kept_columns = [name for name, price in zip(CHARGES, new.prices, strict=True) if price is None]
         merged = replace(
             new,
@@ -444,20 +500,194 @@ def merge(curated: Sequence[TokenPrice], fetched: Sequence[TokenPrice], today: d
             kept = "/".join(name for name in kept_columns if getattr(current, name) is not None)
             merged = replace(merged, source=f"{merged.source}; {kept} kept from {current.source}")
         if merged.effective == current.effective:
-            history[-1] = merged
+            key_rows[key_rows.index(current)] = merged
             result.removed.append((current, merged))
         else:
-            if merged.effective < current.effective:
+            if merged.effective < current.effective and not history_mode:
                 merged = replace(merged, effective=max(today, current.effective + timedelta(days=1)))
-            history.append(merged)
+            key_rows.append(merged)
+            key_rows.sort(key=lambda row: row.effective)
             result.changed.append((current, merged))
     result.kept = sum(1 for key in by_key if key not in fetched_keys)
     result.rows = sort_rows(row for rows in by_key.values() for row in rows)
     return result
 
 
+def _in_force(rows: Sequence[TokenPrice], day: date) -> TokenPrice:
+    """The row in force on `day` (rows sorted by date), or the first row when `day` is before them all."""
+    in_force = [row for row in rows if row.effective <= day]
+    return in_force[-1] if in_force else rows[0]
+
+
 def _either(value: Decimal | None, fallback: Decimal | None) -> Decimal | None:
     return value if value is not None else fallback
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The factor tables: option prices as dated rows of service_options.csv and context_tiers.csv
+
+SERVICE_OPTIONS, CONTEXT_TIERS = "service_options.csv", "context_tiers.csv"
+FACTOR_HEADERS = {
+    SERVICE_OPTIONS: (
+        "model_id",
+        "option",
+        "effective_date",
+        "input_factor",
+        "output_factor",
+        "cache_read_factor",
+        "cache_write_factor",
+        "source",
+    ),
+    CONTEXT_TIERS: (
+        "model_id",
+        "above_input_tokens",
+        "effective_date",
+        "input_factor",
+        "output_factor",
+        "cache_read_factor",
+        "cache_write_factor",
+        "source",
+    ),
+}
+FACTOR_CHARGES = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True)
+class FactorRow:
+    """A row of a factor table: (model, option or threshold) from a date, four factors on the standard prices.
+    A factor None (only in rows read from the Price List) is a charge it does not price: kept from the row in
+    force, and a new key with one is not written."""
+
+    table: str
+    model_id: str
+    option: str  # service_options.csv: the option; context_tiers.csv: the threshold of input tokens
+    effective: date
+    factors: tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+    source: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.table, self.model_id, self.option)
+
+    def cells(self) -> list[str]:
+        return [self.model_id, self.option, self.effective.isoformat(), *map(plain, self.factors), self.source]
+
+
+def parse_factor_table(table: str, text: str) -> list[FactorRow]:
+    """The rows of a curated factor table as they are (the product's own readers check them)."""
+    rows = []
+    reader = csv.reader(io.StringIO(text))
+    if tuple(next(reader, ())) != FACTOR_HEADERS[table]:
+        raise ValueError(f"{table}: header must be {','.join(FACTOR_HEADERS[table])}")
+    for cells in reader:
+        if not cells:
+            continue
+        model_id, option, day, *factors, source = cells
+        values = tuple(Decimal(f) if f.strip() else None for f in factors)
+        rows.append(FactorRow(table, model_id, option, date.fromisoformat(day), values, source))  # type: ignore[arg-type]
+    return rows
+
+
+def format_factor_table(table: str, rows: Iterable[FactorRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FACTOR_HEADERS[table])
+    for row in sorted(rows, key=lambda r: (r.model_id, r.option, r.effective)):
+        writer.writerow(row.cells())
+    return out.getvalue()
+
+
+def factor_rows(
+    factors: Sequence[OptionFactor], priced: Mapping[str, set[str]], thresholds: Mapping[str, str]
+) -> tuple[list[FactorRow], list[str]]:
+    """One factor-table row per (model, option) the Price List prices, and a note for each it cannot write.
+
+    The tables hold one factor per model and charge (no region, no scope): a charge whose factor differs between
+    the model's regions or scopes is not written. A charge the model has no standard price for is 1 (the table's
+    rule); one it has a price for but no option price stays None. A long-context row takes the threshold of the
+    model's curated tier (the Price List does not state one)."""
+    seen: dict[tuple[str, str], dict[str, set[Decimal]]] = defaultdict(lambda: defaultdict(set))
+    evidence: dict[tuple[str, str], list[OptionFactor]] = defaultdict(list)
+    for f in factors:
+        if f.option in WRITTEN_OPTIONS and f.charge in FACTOR_CHARGES:
+            seen[(f.model_id, f.option)][f.charge].add(f.factor)
+            evidence[(f.model_id, f.option)].append(f)
+    rows, notes = [], []
+    for (model_id, option), by_charge in sorted(seen.items()):
+        differing = [f"{c} {'/'.join(str(v) for v in sorted(vs))}" for c, vs in by_charge.items() if len(vs) > 1]
+        if differing:
+            notes.append(
+                f"{model_id} {option}: factors differ by region or scope ({'; '.join(differing)}): not written"
+            )
+            continue
+        values = tuple(
+            next(iter(by_charge[c])) if c in by_charge else (None if c in priced.get(model_id, set()) else Decimal(1))
+            for c in FACTOR_CHARGES
+        )
+        table = CONTEXT_TIERS if option == "long-context" else SERVICE_OPTIONS
+        key = option
+        if table == CONTEXT_TIERS:
+            if model_id not in thresholds:
+                notes.append(f"{model_id} long-context: no threshold in {CONTEXT_TIERS} (the Price List has none)")
+                continue
+            key = thresholds[model_id]
+        used = evidence[(model_id, option)]
+        offers = "+".join(sorted({f.offer for f in used}))
+        skus = sorted({f.sku for f in used})
+        day = max(f.effective for f in used)
+        rows.append(FactorRow(table, model_id, key, day, values, price_list_source(offers, skus, day)))  # type: ignore[arg-type]
+    return rows, notes
+
+
+@dataclass
+class FactorMerge:
+    rows: list[FactorRow]
+    added: list[FactorRow] = field(default_factory=list)
+    changed: list[tuple[FactorRow, FactorRow]] = field(default_factory=list)
+    unchanged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def merge_factors(
+    curated: Sequence[FactorRow], fetched: Sequence[FactorRow], today: date, history: bool = False
+) -> FactorMerge:
+    """`merge` for the factor tables: a new key is added (only with all four factors), a different factor is a
+    new dated row (the row in force kept for history), a same-date difference replaces the row, a charge the
+    Price List does not price keeps its curated factor, and curated rows it does not cover are kept."""
+    by_key: dict[tuple[str, str, str], list[FactorRow]] = defaultdict(list)
+    for row in curated:
+        by_key[row.key].append(row)
+    for rows in by_key.values():
+        rows.sort(key=lambda row: row.effective)
+    result = FactorMerge(rows=[])
+    for new in fetched:
+        rows = by_key[new.key]
+        if not rows:
+            if None in new.factors:
+                missing = "/".join(c for c, f in zip(FACTOR_CHARGES, new.factors, strict=True) if f is None)
+                result.notes.append(f"{new.model_id} {new.option}: no Price List factor for {missing}: not written")
+                continue
+            rows.append(new)
+            result.added.append(new)
+            continue
+        in_force = [row for row in rows if row.effective <= new.effective]
+        current = (in_force[-1] if in_force else rows[0]) if history else rows[-1]
+        filled = tuple(_either(f, c) for f, c in zip(new.factors, current.factors, strict=True))
+        merged = replace(new, factors=filled)  # type: ignore[arg-type]
+        if filled == current.factors:
+            result.unchanged += 1
+            continue
+        if merged.effective == current.effective:
+            rows[rows.index(current)] = merged
+            result.changed.append((current, merged))
+            continue
+        if merged.effective < current.effective and not history:
+            merged = replace(merged, effective=max(today, current.effective + timedelta(days=1)))
+        rows.append(merged)
+        rows.sort(key=lambda row: row.effective)
+        result.changed.append((current, merged))
+    result.rows = [row for rows in by_key.values() for row in rows]
+    return result
 
 
 def sort_rows(rows: Iterable[TokenPrice]) -> list[TokenPrice]:
@@ -523,6 +753,89 @@ def fetch_products(client, offer: str, regions: Sequence[str] = ()) -> Iterator[
             params["NextToken"] = page["NextToken"]
 
 
+def offer_file_items(document: Mapping) -> Iterator[str]:
+    """The products of a bulk offer file (the Price List's published JSON: `products` by SKU, prices in
+    `terms.OnDemand.<sku>.<sku>.<offerTermCode>`) as `get_products` items, so one parser reads both."""
+    on_demand = (document.get("terms") or {}).get("OnDemand") or {}
+    for sku, product in (document.get("products") or {}).items():
+        item = {
+            "product": product,
+            "serviceCode": document.get("offerCode", ""),
+            "terms": {"OnDemand": on_demand.get(sku) or {}},
+        }
+        yield json.dumps(item)
+
+
+def _download(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=120) as answer:  # noqa: S310 - a presigned https URL from AWS
+        data: bytes = answer.read()
+    return data
+
+
+def fetch_offer_files(
+    client,
+    offer: str,
+    day: date,
+    regions: Sequence[str] = (),
+    opener: Callable[[str], bytes] = _download,
+    seen: set[str] | None = None,
+) -> Iterator[str]:
+    """The products of the offer files in force on `day` (the Bulk API: ListPriceLists, GetPriceListFileUrl, then
+    the file itself through `opener`), one file per region; files in `seen` (ARNs) are not read again."""
+    seen = set() if seen is None else seen
+    scopes: Sequence[str | None] = regions or [None]
+    for region in scopes:
+        params: dict = {
+            "ServiceCode": offer,
+            "EffectiveDate": datetime(day.year, day.month, day.day, tzinfo=UTC),
+            "CurrencyCode": "USD",
+        }
+        if region:
+            params["RegionCode"] = region
+        while True:
+            page = client.list_price_lists(**params)
+            for price_list in page.get("PriceLists", []):
+                arn = price_list["PriceListArn"]
+                formats = [f.lower() for f in price_list.get("FileFormats") or ["json"]]
+                if arn in seen or "json" not in formats:
+                    continue
+                seen.add(arn)
+                url = client.get_price_list_file_url(PriceListArn=arn, FileFormat="json")["Url"]
+                yield from offer_file_items(json.loads(opener(url), parse_float=str))
+            if not page.get("NextToken"):
+                break
+            params["NextToken"] = page["NextToken"]
+
+
+def month_starts(since: date, until: date) -> list[date]:
+    """The first day of each month from `since`'s month (or `since` itself) up to `until`."""
+    days, day = [since], date(since.year, since.month, 1)
+    while True:
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        if day > until:
+            return days
+        days.append(day)
+
+
+def fetch_history(
+    client,
+    offers: Sequence[str],
+    since: date,
+    until: date,
+    regions: Sequence[str] = (),
+    opener: Callable[[str], bytes] = _download,
+) -> list[tuple[str, dict[str, list[str]]]]:
+    """The Price List versions in force at `since` and at the start of each month after it, oldest first, as
+    (day, products per offer); a month whose files are those of the month before is left out."""
+    seen: set[str] = set()
+    versions = []
+    for day in month_starts(since, until):
+        products = {offer: list(fetch_offer_files(client, offer, day, regions, opener, seen)) for offer in offers}
+        if any(products.values()):
+            versions.append((day.isoformat(), products))
+    return versions
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The report of a refresh, and the refresh
 
@@ -545,7 +858,9 @@ def _factor_lines(factors: Sequence[OptionFactor], curated: Mapping[tuple[str, s
         implied = "/".join(f"x{v}" for v in sorted(values))
         table = "context_tiers.csv" if option == "long-context" else "service_options.csv"
         ours = curated.get((model_id, option))
-        if ours is None:
+        if option == "batch":
+            verdict = "batch: reported only, batch jobs leave no token logs"
+        elif ours is None:
             verdict = f"no row in {table}"
         else:
             mine = Decimal(ours[_CHARGE_INDEX[charge]]).normalize()
@@ -560,6 +875,7 @@ def report(
     assembly: Assembly,
     read: Counter[str],
     curated_factors: Mapping[tuple[str, str], Sequence[Decimal]] | None = None,
+    service_items: Counter[tuple[str, str]] | None = None,
 ) -> str:
     lines = []
     for offer in OFFERS:
@@ -567,6 +883,8 @@ def report(
             lines.append(f"{offer}: {read[offer]} products read")
     for (offer, reason), count in sorted(skipped.items()):
         lines.append(f"  skipped {count} {offer} products: {reason}")
+    for (usagetype, why), count in sorted((service_items or Counter()).items()):
+        lines.append(f"  {SERVICE} item not mapped: usagetype {usagetype!r} x{count}: {why}")
     for (offer, name), count in sorted(assembly.unmapped.items()):
         lines.append(f"  unmapped {offer} name {name!r} ({count} prices): add it to price_list_names.csv")
     for conflict in assembly.conflicts:
@@ -579,9 +897,43 @@ def report(
     lines.extend(f"  - {_describe(old)}  ->  {_describe(new)}" for old, new in merged.removed)
     lines.append(f"unchanged {merged.unchanged} rows; kept {merged.kept} curated keys the API did not price")
     if assembly.factors:
-        lines.append("option prices as factors on the standard price (the factor tables are curated: update them)")
+        lines.append("option prices as factors on the standard price (written into the factor tables when given)")
         lines.extend(_factor_lines(assembly.factors, curated_factors or {}))
     return "\n".join(lines)
+
+
+def _read_products(
+    products: Mapping[str, Iterable[str]], regions_by_prefix: Mapping[str, str], regions: set[str] | None
+) -> tuple[list[PriceRecord], Counter[tuple[str, str]], Counter[str], Counter[tuple[str, str]]]:
+    records: list[PriceRecord] = []
+    skipped: Counter[tuple[str, str]] = Counter()
+    read: Counter[str] = Counter()
+    service_items: Counter[tuple[str, str]] = Counter()  # AmazonBedrockService (usagetype, why) not mapped
+    for offer, items in products.items():
+        for text in items:
+            read[offer] += 1
+            parsed = parse_product(text, offer, regions_by_prefix)
+            if isinstance(parsed, Skipped):
+                skipped[(offer, parsed.reason)] += 1
+                if offer == SERVICE:
+                    service_items[(parsed.usagetype, parsed.reason)] += 1
+            elif regions and parsed.region not in regions:
+                skipped[(offer, "outside the asked regions")] += 1
+            else:
+                records.append(parsed)
+    return records, skipped, read, service_items
+
+
+def _priced_charges(rows: Iterable[TokenPrice]) -> dict[str, set[str]]:
+    priced: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        priced[row.model_id].update(c for c, price in zip(CHARGES, row.prices, strict=True) if price is not None)
+    return priced
+
+
+def _describe_factor(row: FactorRow) -> str:
+    factors = "/".join(plain(f) or "-" for f in row.factors)
+    return f"{row.table} {row.model_id} {row.option} from {row.effective.isoformat()}: x{factors}"
 
 
 def refresh(
@@ -593,30 +945,75 @@ def refresh(
     today: date,
     regions: set[str] | None = None,
     curated_factors: Mapping[tuple[str, str], Sequence[Decimal]] | None = None,
+    *,
+    history: Sequence[tuple[str, Mapping[str, Iterable[str]]]] = (),
+    factor_tables: Mapping[str, str] | None = None,
 ) -> tuple[Merge, str]:
     """The whole refresh as a pure function: products per offer + curated rows -> merged table and report.
 
     With `regions`, prices of other source regions are skipped (the API filter is by `regionCode`, which some
-    products lack).
+    products lack). `history` holds older versions of the Price List, (label, products), oldest first: each is
+    folded in at its own effective dates before the current one. With `factor_tables` (file name -> the text
+    of the curated service_options.csv / context_tiers.csv), option prices are written into them as dated rows
+    too (`Merge.factor_tables`); without, they are only reported.
     """
-    records: list[PriceRecord] = []
-    skipped: Counter[tuple[str, str]] = Counter()
-    read: Counter[str] = Counter()
-    for offer, items in products.items():
-        for text in items:
-            read[offer] += 1
-            parsed = parse_product(text, offer, regions_by_prefix)
-            if isinstance(parsed, Skipped):
-                skipped[(offer, parsed.reason)] += 1
-            elif regions and parsed.region not in regions:
-                skipped[(offer, "outside the asked regions")] += 1
-            else:
-                records.append(parsed)
     known = {row.model_id for row in curated} | set(names.values()) | set(aliases.values())
-    assembly = assemble(records, names, aliases, known, source=today.isoformat())
-    merged = merge(curated, assembly.rows, today)
-    merged.unmapped = sorted({name for _, name in assembly.unmapped})
-    return merged, report(merged, skipped, assembly, read, curated_factors)
+    table: list[TokenPrice] = list(curated)
+    factors_now = (
+        [row for name, text in factor_tables.items() for row in parse_factor_table(name, text)]
+        if factor_tables is not None
+        else []
+    )
+    total = Merge(rows=[])
+    factor_total = FactorMerge(rows=factors_now)
+    lines: list[str] = []
+    versions = [*((label, version, True) for label, version in history), ("current", products, False)]
+    for label, version, older in versions:
+        records, skipped, read, service_items = _read_products(version, regions_by_prefix, regions)
+        assembly = assemble(records, names, aliases, known)
+        merged = merge(table, assembly.rows, today, history=older)
+        table = merged.rows
+        total.added += merged.added
+        total.changed += merged.changed
+        total.removed += merged.removed
+        total.unchanged += merged.unchanged if not older else 0
+        total.kept = merged.kept
+        notes: list[str] = []
+        if factor_tables is not None:
+            thresholds = {
+                r.model_id: r.option
+                for r in sorted(factor_total.rows, key=lambda r: r.effective)
+                if r.table == CONTEXT_TIERS
+            }
+            fetched, notes = factor_rows(assembly.factors, _priced_charges(table), thresholds)
+            step = merge_factors(factor_total.rows, fetched, today, history=older)
+            factor_total.rows = step.rows
+            factor_total.added += step.added
+            factor_total.changed += step.changed
+            factor_total.unchanged += step.unchanged if not older else 0
+            notes += step.notes
+        if older:
+            lines.append(
+                f"history {label}: {sum(read.values())} products read, {len(merged.added)} rows added, "
+                f"{len(merged.changed)} changed, {len(merged.removed)} replaced"
+            )
+            continue
+        lines.append(report(merged, skipped, assembly, read, curated_factors, service_items))
+        lines.extend(f"  option not written: {note}" for note in notes)
+        total.unmapped = sorted({name for _, name in assembly.unmapped})
+    total.rows = table
+    if history:
+        lines.append(
+            f"with history: {len(total.added)} rows added, {len(total.changed)} changed, {len(total.removed)} replaced"
+        )
+    if factor_tables is not None:
+        lines.append(f"factor tables: {len(factor_total.added)} rows added, {len(factor_total.changed)} changed")
+        lines.extend(f"  + {_describe_factor(row)}" for row in factor_total.added)
+        lines.extend(f"  ~ {_describe_factor(old)}  ->  {_describe_factor(new)}" for old, new in factor_total.changed)
+        if factor_total.added or factor_total.changed:
+            for name in factor_tables:
+                total.factor_tables[name] = format_factor_table(name, (r for r in factor_total.rows if r.table == name))
+    return total, "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------
