@@ -927,7 +927,8 @@ def _read_products(
 def _priced_charges(rows: Iterable[TokenPrice]) -> dict[str, set[str]]:
     priced: dict[str, set[str]] = defaultdict(set)
     for row in rows:
-        priced[row.model_id].update(c for c, price in zip(CHARGES, row.prices, strict=True) if price is not None)
+        # a charge priced at $0 (Nova cache writes) stays $0 whatever an option's factor: it counts as unpriced
+        priced[row.model_id].update(c for c, price in zip(CHARGES, row.prices, strict=True) if price)
     return priced
 
 
