@@ -302,51 +302,42 @@ def product_records() -> list[tuple[int, str]]:
 # The product's query, banded at the shipped tier table's thresholds (100K, 200K, 272K input tokens).
 USAGE_QUERY = usage_query((100_000, 200_000, 272_000))
 
-# text-model records carry the query's "no image settings" sentinels, the default tier and latency, and band 0
-# (input up to 100K tokens)
-NO_IMAGE = {
-    "img_w": "-1",
-    "img_h": "-1",
-    "img_q": "-",
-    "img_steps": "-1",
-    "img_n": "-1",
-    "svc_tier": "default",
-    "perf": "standard",
-    "ctx_band": "0",
-}
+# text-model records carry no image settings, the default tier and latency ("" in the folded options field) and
+# band 0 (input up to 100K tokens): image width|height|steps|images|tier|latency|band|quality
+NO_IMAGE = {"o": "||||||0|"}
 HAIKU_ROW = {
+    "d": "2025-12-17 00:00:00.000",
+    "a": "027425703396",
+    "i": "arn:aws:iam::027425703396:user/robbat1",
+    "m": "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "r": "us-east-1",
     **NO_IMAGE,
-    "day": "2025-12-17 00:00:00.000",
-    "account": "027425703396",
-    "identity": "arn:aws:iam::027425703396:user/robbat1",
-    "model": "global.anthropic.claude-haiku-4-5-20251001-v1:0",
-    "src_region": "us-east-1",
-    "input_tokens": "3069",  # 1023 x 3 successful calls (the 1,000-field one read by parse); the failed call adds 0
-    "output_tokens": "267",  # 89 x 3
-    "cache_read_tokens": "0",
-    "cache_write_tokens": "0",
-    "cache_write_1h_tokens": "0",
-    "cache_write_ttl_unknown_tokens": "0",
-    "invocations": "4",
-    "failed_invocations": "1",
-    "readable_records": "4",  # 3 with an input token count + 1 with an error code
+    "n": "3069",  # input tokens: 1023 x 3 successful calls (the 1,000-field one read by parse); the failed call adds 0
+    "u": "267",  # output tokens: 89 x 3
+    "cr": "0",
+    "cw": "0",
+    "ch": "0",
+    "cu": "0",
+    "c": "4",  # invocations
+    "f": "1",  # failed
+    "k": "4",  # readable: 3 with an input token count + 1 with an error code
 }
 NOVA_ROW = {
+    "d": "2025-03-11 00:00:00.000",
+    "a": "XXXXXXXXXXXXX",
+    "i": "arn:aws:iam::XXXXXXXXXXXX:user/dheeraj",
+    "m": "amazon.nova-lite-v1:0",
+    "r": "us-east-1",
     **NO_IMAGE,
-    "day": "2025-03-11 00:00:00.000",
-    "account": "XXXXXXXXXXXXX",
-    "identity": "arn:aws:iam::XXXXXXXXXXXX:user/dheeraj",
-    "model": "amazon.nova-lite-v1:0",
-    "src_region": "us-east-1",
-    "input_tokens": "4",
-    "output_tokens": "38",
-    "cache_read_tokens": "0",
-    "cache_write_tokens": "0",
-    "cache_write_1h_tokens": "0",
-    "cache_write_ttl_unknown_tokens": "0",
-    "invocations": "1",
-    "failed_invocations": "0",
-    "readable_records": "1",
+    "n": "4",
+    "u": "38",
+    "cr": "0",
+    "cw": "0",
+    "ch": "0",
+    "cu": "0",
+    "c": "1",
+    "f": "0",
+    "k": "1",
 }
 
 
@@ -379,7 +370,7 @@ def test_product_query_bands_requests_by_the_thresholds_their_input_is_above() -
         call(6, 500_000, 0, 0),  # above all three, band 3
     ]
     found = rows(USAGE_QUERY, [Event(at, message, GROUP, "s") for at, message in calls])
-    by_band = {r["ctx_band"]: (r["input_tokens"], r["cache_read_tokens"], r["invocations"]) for r in found}
+    by_band = {r["o"].split("|")[6]: (r["n"], r["cr"], r["c"]) for r in found}
     assert by_band == {
         "0": ("60010", "40000", "2"),
         "1": ("210000", "50000", "2"),
@@ -387,7 +378,8 @@ def test_product_query_bands_requests_by_the_thresholds_their_input_is_above() -
         "3": ("500000", "0", "1"),
     }
     # without thresholds there is no band at all
-    assert "ctx_band" not in rows(usage_query(), [Event(at, message, GROUP, "s") for at, message in calls])[0]
+    unbanded = rows(usage_query(), [Event(at, message, GROUP, "s") for at, message in calls])
+    assert {r["o"] for r in unbanded} == {"||||||" + "|"}
 
 
 # -- the service, through boto3 and moto ------------------------------------------------------------------------------
@@ -461,8 +453,8 @@ def test_product_query_end_to_end_through_boto3(service: Any) -> None:
     final = responses[-1]
     found = [{f["field"]: f["value"] for f in row} for row in final["results"]]
     day = datetime.fromtimestamp(DAY, UTC).strftime("%Y-%m-%d 00:00:00.000")
-    nova = dict(NOVA_ROW, day=day)
-    haiku = dict(HAIKU_ROW, day=day)
+    nova = dict(NOVA_ROW, d=day)
+    haiku = dict(HAIKU_ROW, d=day)
     assert found == [haiku, nova]  # sorted by identity
     stats = final["statistics"]
     assert (stats["recordsMatched"], stats["recordsScanned"]) == (5.0, 6.0)

@@ -127,7 +127,7 @@ def test_a_truncated_result_keeps_the_identities_it_holds_whole_and_asks_only_fo
     assert totals.rows_fetched == 10 + 10 + 10 + 10 + 4  # each group fetched once, plus one re-read per split
     continued = [q.query_string for q in aws.insights.started[1:]]
     assert [q.split("| filter ")[1].split("\n")[0] for q in continued] == [
-        f'identity >= "arn:aws:iam::{ACCOUNT}:user/u{n:02d}"' for n in (9, 18, 27, 36)
+        f'i >= "arn:aws:iam::{ACCOUNT}:user/u{n:02d}"' for n in (9, 18, 27, 36)
     ]
 
 

@@ -8,28 +8,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_function.sources.insights import page_from_rows
-from lambda_function.sources.query import RESULT_FIELDS
+from lambda_function.sources.query import FOLDED, OPTIONS_FIELD, READABLE_FIELD, RESULT_FIELDS
 from lambda_function.sources.usage import COUNTS, INVALID, MAX_EXACT, usage_frame
 
 from .depth import examples
 
 COUNT_FIELDS = [service for service, name in RESULT_FIELDS.items() if name in COUNTS]
+SERVICE_NAME = {name: service for service, name in RESULT_FIELDS.items()} | {"readable_records": READABLE_FIELD}
 
 
 def row(**counts: str) -> dict[str, str]:
+    """A query row, given by the usage frame's names (input_tokens=...), in the service's short names."""
     base = {
-        "day": "2026-11-20 00:00:00.000",
-        "account": "123456789012",
-        "identity": "arn:aws:iam::123456789012:user/alice",
-        "model": "amazon.nova-lite-v1:0",
-        "src_region": "us-east-1",
+        "usage_date": "2026-11-20 00:00:00.000",
+        "account_id": "123456789012",
+        "identity_arn": "arn:aws:iam::123456789012:user/alice",
+        "model_id": "amazon.nova-lite-v1:0",
+        "region": "us-east-1",
         "input_tokens": "10",
         "output_tokens": "2",
         "invocations": "1",
         "failed_invocations": "0",
         "readable_records": "1",
     }
-    return {**base, **counts}
+    return {SERVICE_NAME.get(name, name): value for name, value in {**base, **counts}.items()}
 
 
 def test_exact_counts_and_the_reasons_for_the_others():
@@ -60,7 +62,7 @@ def test_records_without_readable_counts_are_counted():
     assert int(frame["unreadable_records"].iloc[0]) == 1
     # a query without the field (an older query) reads every record as readable
     legacy = row()
-    del legacy["readable_records"]
+    del legacy[READABLE_FIELD]
     assert int(usage_frame([page_from_rows([legacy])])["unreadable_records"].iloc[0]) == 0
 
 
@@ -106,3 +108,32 @@ def test_any_text_is_an_exact_count_or_a_reason(counts):
         else:
             assert int(frame[name].iloc[0]) == expected, text
             assert not any(r.startswith(label) for r in reasons), (text, reasons)
+
+
+@settings(max_examples=examples(1000), deadline=None, database=None)
+@given(st.lists(st.text(max_size=12), min_size=0, max_size=10).map("|".join))
+def test_any_options_field_is_read_or_refused_by_name(options):
+    # the folded options (width|height|steps|images|tier|latency|band|quality): typed, or the row names why not
+    frame = usage_frame([page_from_rows([{**row(), OPTIONS_FIELD: options}])])
+    assert len(frame) == 1
+    reason = frame[INVALID].iloc[0]
+    parts = options.split("|", len(FOLDED) - 1)
+    if len(parts) != len(FOLDED):
+        assert f"options {options!r} cannot be read" in reason
+        assert frame["service_tier"].iloc[0] == "default" and int(frame["image_width"].iloc[0]) == -1
+    else:
+        assert "options" not in reason
+        tier, latency, quality = parts[4], parts[5], parts[7]
+        assert frame["service_tier"].iloc[0] == (tier.lower() if tier else "default")
+        assert frame["latency"].iloc[0] == (latency.lower() if latency else "standard")
+        assert frame["image_quality"].iloc[0] == (quality.lower() if quality else "-")
+        assert int(frame["input_band"].iloc[0]) >= 0
+
+
+def test_a_text_call_and_an_image_call_unfold_to_their_settings():
+    text, image = row(), {**row(), OPTIONS_FIELD: "1024|768|50|2|priority|optimized|3|Premium"}
+    frame = usage_frame([page_from_rows([{**text, OPTIONS_FIELD: "||||||0|"}, image])])
+    got = frame[["image_width", "image_height", "image_steps", "images_per_call", "service_tier", "latency",
+                 "input_band", "image_quality", "invocations"]].values.tolist()  # fmt: skip
+    assert sorted(got) == sorted([[-1, -1, -1, -1, "default", "standard", 0, "-", 1],
+                                  [1024, 768, 50, 2, "priority", "optimized", 3, "premium", 1]])  # fmt: skip

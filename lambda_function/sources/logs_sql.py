@@ -42,24 +42,24 @@ _FIELDS: tuple[tuple[str, str, str, str | None], ...] = (
     ("out_raw", "$.output.outputTokenCount", rf'"outputTokenCount"\s*:\s*({_NUMBER})', None),
     ("cr_raw", "$.input.cacheReadInputTokenCount", rf'"cacheReadInputTokenCount"\s*:\s*({_NUMBER})', None),
     ("cw_raw", "$.input.cacheWriteInputTokenCount", rf'"cacheWriteInputTokenCount"\s*:\s*({_NUMBER})', None),
-    ("account", "$.accountId", r'"accountId"\s*:\s*"([^"]+)"', None),
-    ("identity", "$.identity.arn", r'"identity"\s*:\s*\{\s*"arn"\s*:\s*"([^"]+)"', ""),
-    ("model", "$.modelId", r'"modelId"\s*:\s*"([^"]+)"', None),
-    ("src_region", "$.region", r'"region"\s*:\s*"([^"]+)"', None),
+    ("a", "$.accountId", r'"accountId"\s*:\s*"([^"]+)"', None),
+    ("i", "$.identity.arn", r'"identity"\s*:\s*\{\s*"arn"\s*:\s*"([^"]+)"', ""),
+    ("m", "$.modelId", r'"modelId"\s*:\s*"([^"]+)"', None),
+    ("r", "$.region", r'"region"\s*:\s*"([^"]+)"', None),
     ("error", "$.errorCode", r'"errorCode"\s*:\s*"([^"]+)"', None),
-    ("svc_tier", "", r'"serviceTier"\s*:\s*\{\s*"type"\s*:\s*"(priority|default|flex|reserved)"', "default"),
-    ("perf", "$.performanceConfig.latency", r'"latency"\s*:\s*"(optimized|standard)"', "standard"),
+    ("svc_tier", "", r'"serviceTier"\s*:\s*\{\s*"type"\s*:\s*"(priority|default|flex|reserved)"', ""),
+    ("perf", "$.performanceConfig.latency", r'"latency"\s*:\s*"(optimized|standard)"', ""),
     ("ts", "$.timestamp", r'"timestamp"\s*:\s*"([^"]+)"', None),
 )
 _IMAGES: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("img_w", ("$.input.inputBodyJson.imageGenerationConfig.width", "$.input.inputBodyJson.width"), "-1"),
-    ("img_h", ("$.input.inputBodyJson.imageGenerationConfig.height", "$.input.inputBodyJson.height"), "-1"),
-    ("img_q", ("$.input.inputBodyJson.imageGenerationConfig.quality",), "-"),
-    ("img_steps", ("$.input.inputBodyJson.steps",), "-1"),
+    ("img_w", ("$.input.inputBodyJson.imageGenerationConfig.width", "$.input.inputBodyJson.width"), ""),
+    ("img_h", ("$.input.inputBodyJson.imageGenerationConfig.height", "$.input.inputBodyJson.height"), ""),
+    ("img_q", ("$.input.inputBodyJson.imageGenerationConfig.quality",), ""),
+    ("img_steps", ("$.input.inputBodyJson.steps",), ""),
     (
         "img_n",
         ("$.input.inputBodyJson.imageGenerationConfig.numberOfImages", "$.input.inputBodyJson.samples"),
-        "-1",
+        "",
     ),
 )
 # 1-hour cache writes, in the two shapes of the response body (query.py says why); their TTL is unknown when the
@@ -72,12 +72,12 @@ _CACHE_1H = (
 _TTL_SPLIT = r'"(cacheDetails|cache_creation)"'
 _RECORD = r'"schemaType"\s*:\s*"ModelInvocationLog"'
 _COUNTS = (
-    ("input_tokens", "in_raw"),
-    ("output_tokens", "out_raw"),
-    ("cache_read_tokens", "cr_raw"),
-    ("cache_write_tokens", "cw_raw"),
-    ("cache_write_1h_tokens", "cw1h_raw"),
-    ("cache_write_ttl_unknown_tokens", "cw_unknown_raw"),
+    ("n", "in_raw"),
+    ("u", "out_raw"),
+    ("cr", "cr_raw"),
+    ("cw", "cw_raw"),
+    ("ch", "cw1h_raw"),
+    ("cu", "cw_unknown_raw"),
 )
 # The hour rows' columns (per_hour = 1), beside the usage rows' (query.RESULT_FIELDS' names).
 HOUR_COLUMNS = (
@@ -161,11 +161,9 @@ def logs_query(
     metas = "".join(f",\n    {_meta_value(key)} AS {meta_field(n)}" for n, key in enumerate(attribution_keys))
     whole = "COALESCE(TRY_CAST({} AS DECIMAL(38, 0)), 0)"
     all_in = " + ".join(whole.format(raw) for raw in ("in_raw", "cr_raw", "cw_raw"))
-    band = " + ".join(f"CASE WHEN {all_in} > {t} THEN 1 ELSE 0 END" for t in ordered) or "0"
-    keys = [
-        "day", "account", "identity", "model", "src_region", "img_w", "img_h", "img_q", "img_steps", "img_n",
-        "svc_tier", "perf", "ctx_band", *(meta_field(n) for n in range(len(attribution_keys))),
-    ]  # fmt: skip
+    band = " + ".join(f"CASE WHEN {all_in} > {t} THEN 1 ELSE 0 END" for t in ordered)
+    band_text = f"CAST({band} AS VARCHAR)" if ordered else "''"  # as the Insights query folds it
+    keys = ["d", "a", "i", "m", "r", "o", *(meta_field(n) for n in range(len(attribution_keys)))]
     sums = ",\n  ".join(_sum(name, raw) for name, raw in _COUNTS)
     return f"""\
 WITH lines AS (
@@ -191,9 +189,10 @@ placed AS (
       WHEN substr(ts, 1, 19) >= {_text(_stamp(start))} AND substr(ts, 1, 19) < {_text(_stamp(end))} THEN 'record'
       ELSE 'outside'
     END AS kind,
-    substr(ts, 1, 10) || ' 00:00:00.000' AS day,
+    substr(ts, 1, 10) || ' 00:00:00.000' AS d,
+    img_w || '|' || img_h || '|' || img_steps || '|' || img_n || '|' || svc_tier || '|' || perf || '|'
+      || {band_text} || '|' || img_q AS o,
     CASE WHEN ttl_split THEN '0' ELSE cw_raw END AS cw_unknown_raw,
-    CAST({band} AS VARCHAR) AS ctx_band,
     regexp_extract(line, {_text(_FIELDS[0][2])}, 1) IS NOT NULL OR error IS NOT NULL AS readable
   FROM records
 )
@@ -201,11 +200,11 @@ SELECT
   grouping(log_hour) AS usage_row, kind,
   {", ".join(keys)},
   {sums},
-  count(*) AS invocations, count(error) AS failed_invocations, count_if(readable) AS readable_records,
+  count(*) AS c, count(error) AS f, count_if(readable) AS k,
   log_hour, count(DISTINCT object) AS objects, count(*) AS lines, count_if(doc IS NULL) AS not_json,
   count_if(kind = 'record') AS in_window, count_if(kind = 'outside') AS outside,
   count_if(kind = 'bad_time') AS bad_time, count_if(kind = 'other' AND doc IS NOT NULL) AS other_json,
   count_if(kind <> 'other' AND doc IS NULL) AS cut_short
 FROM placed
 GROUP BY GROUPING SETS ((log_hour), (kind, {", ".join(keys)}))
-ORDER BY usage_row, log_hour, identity"""
+ORDER BY usage_row, log_hour, i"""

@@ -56,27 +56,26 @@ _QUERY = r"""filter @message like /"schemaType"\s*:\s*"ModelInvocationLog"/
          coalesce(`input.cacheReadInputTokenCount`, p_cr, 0) as cr_tok,
          coalesce(`input.cacheWriteInputTokenCount`, p_cw, 0) as cw_tok,
          coalesce(p_c1a, p_c1b, p_e1h, 0) as cw1h_tok,
-         coalesce(p_tier, "default") as svc_tier,
-         coalesce(`performanceConfig.latency`, p_latency, "standard") as perf,
+         coalesce(p_tier, "") as svc_tier,
+         coalesce(`performanceConfig.latency`, p_latency, "") as perf,
          strlen(coalesce(p_ttl_split, "")) as ttl_split_len,
-         coalesce(accountId, p_acct) as account,
-         coalesce(`identity.arn`, p_arn, "") as identity,
-         coalesce(modelId, p_model) as model,
-         coalesce(region, p_region) as src_region,
+         coalesce(accountId, p_acct) as a,
+         coalesce(`identity.arn`, p_arn, "") as i,
+         coalesce(modelId, p_model) as m,
+         coalesce(region, p_region) as r,
          coalesce(errorCode, p_err) as error,
          coalesce(p_in, errorCode, p_err) as readable,
-         coalesce(`input.inputBodyJson.imageGenerationConfig.width`, `input.inputBodyJson.width`, -1) as img_w,
-         coalesce(`input.inputBodyJson.imageGenerationConfig.height`, `input.inputBodyJson.height`, -1) as img_h,
-         coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "-") as img_q,
-         coalesce(`input.inputBodyJson.steps`, -1) as img_steps,
-         coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, -1) as img_n{meta}
+         coalesce(`input.inputBodyJson.imageGenerationConfig.width`, `input.inputBodyJson.width`, "") as img_w,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.height`, `input.inputBodyJson.height`, "") as img_h,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.quality`, "") as img_q,
+         coalesce(`input.inputBodyJson.steps`, "") as img_steps,
+         coalesce(`input.inputBodyJson.imageGenerationConfig.numberOfImages`, `input.inputBodyJson.samples`, "") as img_n{meta}
 | fields cw_tok * (1 - ceil(ttl_split_len / 20)) as cw_ttl_unknown
-{band}| stats sum(in_tok) as input_tokens, sum(out_tok) as output_tokens,
-        sum(cr_tok) as cache_read_tokens, sum(cw_tok) as cache_write_tokens,
-        sum(cw1h_tok) as cache_write_1h_tokens, sum(cw_ttl_unknown) as cache_write_ttl_unknown_tokens,
-        count(*) as invocations, count(error) as failed_invocations, count(readable) as readable_records
-  by bin(1d) as day, account, identity, model, src_region, img_w, img_h, img_q, img_steps, img_n, svc_tier, perf{band_key}{meta_keys}
-| sort identity asc"""
+{band}| fields concat(img_w, "|", img_h, "|", img_steps, "|", img_n, "|", svc_tier, "|", perf, "|", {band_value}, "|", img_q) as o
+| stats sum(in_tok) as n, sum(out_tok) as u, sum(cr_tok) as cr, sum(cw_tok) as cw,
+        sum(cw1h_tok) as ch, sum(cw_ttl_unknown) as cu, count(*) as c, count(error) as f, count(readable) as k
+  by {day}a, i, m, r, o{meta_keys}
+| sort i asc"""
 
 
 def _above(threshold: int) -> str:
@@ -96,23 +95,24 @@ def _meta_parse(n: int, key: str) -> str:
 
 def meta_field(n: int) -> str:
     """The result field of the n-th attribution key."""
-    return f"meta{n}"
+    return f"g{n}"
 
 
-def usage_query(thresholds: Sequence[int] = (), attribution_keys: Sequence[str] = ()) -> str:
-    """The usage query; with `thresholds` (input tokens), each row also has `ctx_band`: how many of them the
-    requests of its group are above (0 = none); with `attribution_keys`, one more group key per key (`meta<n>`):
-    the records' requestMetadata value for it, "" when they have none."""
+def usage_query(thresholds: Sequence[int] = (), attribution_keys: Sequence[str] = (), by_day: bool = True) -> str:
+    """The usage query; with `thresholds` (input tokens), each row's options (`o`) also say how many of them the
+    requests of its group are above (0 = none); with `attribution_keys`, one more group key per key (`g<n>`):
+    the records' requestMetadata value for it, "" when they have none. Without `by_day` (a window within one UTC
+    day) the rows have no day (`d`): the caller knows it."""
     ordered = sorted(set(thresholds))
     if any(t <= 0 for t in ordered):
         raise ValueError(f"thresholds must be positive: {ordered}")
-    band = band_key = ""
+    band, band_value = "", '""'
     if ordered:
         band = (
             "| fields in_tok + cr_tok + cw_tok as all_in\n"
             f"| fields {' + '.join(_above(t) for t in ordered)} as ctx_band\n"
         )
-        band_key = ", ctx_band"
+        band_value = "ctx_band"
     parses = "".join(_meta_parse(n, key) for n, key in enumerate(attribution_keys))
     meta = "".join(
         f',\n         coalesce(`requestMetadata.{key}`, p_m{n}, "") as {meta_field(n)}'
@@ -121,7 +121,8 @@ def usage_query(thresholds: Sequence[int] = (), attribution_keys: Sequence[str] 
     meta_keys = "".join(f", {meta_field(n)}" for n in range(len(attribution_keys)))
     query = (
         _QUERY.replace("{band}", band)
-        .replace("{band_key}", band_key)
+        .replace("{band_value}", band_value)
+        .replace("{day}", "bin(1d) as d, " if by_day else "")
         .replace("{meta}", meta)
         .replace("{meta_keys}", meta_keys)
         .replace("{NUMBER}", _NUMBER)
@@ -132,34 +133,42 @@ def usage_query(thresholds: Sequence[int] = (), attribution_keys: Sequence[str] 
     return query
 
 
-# The result fields, in the service's names, and what the usage frame calls them.
+# The result fields, in the service's names, and what the usage frame calls them. The names are short because
+# every row repeats each of them (GetQueryResults sends rows as [{"field": ..., "value": ...}, ...]): at 50,000
+# groups a day every byte of a name is 100 KB of JSON to transfer and decode.
 RESULT_FIELDS = {
-    "day": "usage_date",
-    "account": "account_id",
-    "identity": "identity_arn",
-    "model": "model_id",
-    "src_region": "region",
-    "input_tokens": "input_tokens",
-    "output_tokens": "output_tokens",
-    "cache_read_tokens": "cache_read_tokens",
-    "cache_write_tokens": "cache_write_tokens",
-    "cache_write_1h_tokens": "cache_write_1h_tokens",
-    "cache_write_ttl_unknown_tokens": "cache_write_ttl_unknown_tokens",
-    "invocations": "invocations",
-    "failed_invocations": "failed_invocations",
-    "img_w": "image_width",
-    "img_h": "image_height",
-    "img_q": "image_quality",
-    "img_steps": "image_steps",
-    "img_n": "images_per_call",
-    "ctx_band": "input_band",
-    "svc_tier": "service_tier",
-    "perf": "latency",
+    "d": "usage_date",
+    "a": "account_id",
+    "i": "identity_arn",
+    "m": "model_id",
+    "r": "region",
+    "n": "input_tokens",
+    "u": "output_tokens",
+    "cr": "cache_read_tokens",
+    "cw": "cache_write_tokens",
+    "ch": "cache_write_1h_tokens",
+    "cu": "cache_write_ttl_unknown_tokens",
+    "c": "invocations",
+    "f": "failed_invocations",
 }
-COUNT_FIELD = "invocations"
+# The rarely used group keys, folded into one field (`o`) with "|" between them, "" where a record has none (so
+# that the common row says `||||||0|`, not eight fields of sentinels): image width, height, steps and images per
+# call, the service tier, the latency mode, the long-context band, and last (it is free text) the image quality.
+OPTIONS_FIELD = "o"
+FOLDED = (
+    "image_width",
+    "image_height",
+    "image_steps",
+    "images_per_call",
+    "service_tier",
+    "latency",
+    "input_band",
+    "image_quality",
+)
+COUNT_FIELD = "c"
 # The field whose ranges split a day with more groups than one query returns (insights.KeyRange): each group has
 # one identity, so no group straddles two parts. The query makes it non-null ("" for a record without one), so
 # that every record falls in exactly one range, and sorts its rows by it, so that a result cut off at the limit
 # holds every group of the identities before its last one.
-SPLIT_FIELD = "identity"
-READABLE_FIELD = "readable_records"
+SPLIT_FIELD = "i"
+READABLE_FIELD = "k"

@@ -31,6 +31,7 @@ from lambda_function.errors import ConfigError, IncompleteResults
 from lambda_function.sources.collected import CollectedUsage
 from lambda_function.sources.insights import Page
 from lambda_function.sources.logs_sql import HOUR_FORMAT, LINES, log_hours, logs_query
+from lambda_function.sources.query import COUNT_FIELD
 from lambda_function.sources.usage import usage_frame
 from lambda_function.window import ReportWindow
 
@@ -182,7 +183,7 @@ class S3LogsSource:
             return sum(int(row[at[column]] or 0) for row in rows)
 
         in_window = total("in_window", hours)
-        aggregated = total("invocations", usage)
+        aggregated = total(COUNT_FIELD, usage)
         if aggregated != in_window:
             raise IncompleteResults(
                 f"the usage groups count {aggregated} records but the hour folders hold {in_window} in the window; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,9 @@ import pandas as pd
 from lambda_function.columns import COLUMNS, COUNTS, IMAGE_KEYS, INVALID, KEYS, METADATA_PREFIX, OPTION_KEYS, TIER_KEYS
 from lambda_function.pricing.service_options import DEFAULT_TIER, STANDARD_LATENCY
 from lambda_function.sources.insights import Page
-from lambda_function.sources.query import READABLE_FIELD, RESULT_FIELDS, meta_field
+from lambda_function.sources.query import FOLDED, OPTIONS_FIELD, READABLE_FIELD, RESULT_FIELDS, meta_field
 
+T = TypeVar("T")
 MAX_EXACT = 2**53  # Logs Insights sums in double precision: every integer below this is exact, not all above
 MISSING = "unknown"  # a record without the field (never seen in real logs, but never dropped either)
 
@@ -72,7 +74,7 @@ def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
     return np.array([0 if isinstance(p, str) else p for p in parsed], dtype=np.int64), reasons
 
 
-def _mapped(values: list[str | None], convert: Callable[[str | None], object]) -> list[object]:
+def _mapped(values: list[str | None], convert: Callable[[str | None], T]) -> list[T]:
     """`convert` once per distinct value: keys repeat across rows (a handful of days, models, settings)."""
     cache = {value: convert(value) for value in set(values)}
     return [cache[value] for value in values]
@@ -92,8 +94,19 @@ _CONVERTERS: dict[str, Callable[[str | None], object]] = {
 }
 
 
-def _page_frame(page: Page, attribution_keys: Sequence[str]) -> pd.DataFrame:
-    """One page of query rows as typed columns (the page's strings can go once this is built)."""
+def _unfold(value: str | None) -> tuple[tuple[object, ...], str]:
+    """The folded options field (`query.OPTIONS_FIELD`) as its typed values, and why not ('' when it reads)."""
+    parts = [""] * len(FOLDED) if value is None else value.split("|", len(FOLDED) - 1)  # None: a row without it
+    if len(parts) != len(FOLDED):
+        parts, why = [""] * len(FOLDED), f"options {value!r} cannot be read"
+    else:
+        why = ""
+    return tuple(_CONVERTERS[name](part) for name, part in zip(FOLDED, parts, strict=True)), why
+
+
+def _page_frame(page: Page, attribution_keys: Sequence[str], day: date | None = None) -> pd.DataFrame:
+    """One page of query rows as typed columns (the page's strings can go once this is built). `day`: the rows'
+    day when the page has none (a query over one UTC day)."""
     data: dict[str, object] = {}
     for n, key in enumerate(attribution_keys):
         data[METADATA_PREFIX + key] = _mapped(page.column(meta_field(n)), _text(""))
@@ -104,8 +117,15 @@ def _page_frame(page: Page, attribution_keys: Sequence[str]) -> pd.DataFrame:
             data[name], reasons = _counts(values)
             if reasons is not None:
                 problems.append([f"{name.replace('_', ' ')} {r}" if r else "" for r in reasons])
+        elif name == "usage_date" and service_name not in page.columns and day is not None:
+            data[name] = [day] * page.size
         else:
             data[name] = _mapped(values, _CONVERTERS.get(name, _text(MISSING)))
+    unfolded = _mapped(page.column(OPTIONS_FIELD), _unfold)
+    for k, name in enumerate(FOLDED):
+        data[name] = [options[k] for options, _ in unfolded]
+    if any(why for _, why in unfolded):
+        problems.append([why for _, why in unfolded])
     # Records the query counted as readable (an input token count or an error code); the others succeeded but
     # say nothing we could price (a record cut short, a count that is not a number).
     invocations = data["invocations"]
@@ -123,12 +143,12 @@ def _page_frame(page: Page, attribution_keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=[*COLUMNS, *meta, INVALID])
 
 
-def usage_frame(pages: Iterable[Page], attribution_keys: Sequence[str] = ()) -> pd.DataFrame:
+def usage_frame(pages: Iterable[Page], attribution_keys: Sequence[str] = (), day: date | None = None) -> pd.DataFrame:
     """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up.
     Each page is typed as it comes, so only one page's strings are held at a time. With `attribution_keys`, a
     `meta:<key>` column per key holds the calls' requestMetadata value ("" when none), a group key too."""
     meta = [METADATA_PREFIX + key for key in attribution_keys]
-    frames = [_page_frame(page, attribution_keys) for page in pages if page.size]
+    frames = [_page_frame(page, attribution_keys, day) for page in pages if page.size]
     if not frames:
         ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"}) | set(TIER_KEYS)
         columns = {name: pd.Series(dtype="int64" if name in ints else "object") for name in [*COLUMNS, *meta]}
