@@ -1,6 +1,6 @@
 """The weekly price refresh the function runs itself (event `{"refresh_prices": true}`, its own schedule).
 
-It reads both Bedrock offers of the AWS Price List, folds them into the newest refreshed table (or the bundled
+It reads the three Bedrock offers of the AWS Price List, folds them into the newest refreshed table (or the bundled
 one) with `price_list.refresh`, and writes the result to the report bucket under a dated key. Every report then
 prices with the newest refreshed table built from the bundled one it ships with, so a model AWS starts selling
 is priced without a new package, once its Price List name maps to a model id (the bundled
