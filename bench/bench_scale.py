@@ -60,21 +60,25 @@ class Server:
         self.process.wait(timeout=120)
 
 
-def start_server(day: date, groups: int, calls_per_group: int, max_limit: int = 100_000) -> Server:
+def start_server(day: date, groups: int, calls_per_group: int, max_limit: int = 100_000, tenants: int = 0) -> Server:
     command = [sys.executable, "-m", "bench.scale_server", "--groups", str(groups), "--date", day.isoformat()]
-    command += ["--calls-per-group", str(calls_per_group), "--max-limit", str(max_limit)]
+    command += ["--calls-per-group", str(calls_per_group), "--max-limit", str(max_limit), "--tenants", str(tenants)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout
     hello = json.loads(process.stdout.readline())
     return Server(process, hello["endpoint"], hello["events"])
 
 
-def expected(day: date, groups: int, calls_per_group: int) -> dict[tuple[str, str], dict[str, int]]:
-    """Ground truth from the same generator: totals per (identity, model)."""
+def expected(day: date, groups: int, calls_per_group: int, tenants: int = 0) -> dict[tuple[str, ...], dict[str, int]]:
+    """Ground truth from the same generator: totals per (identity, model), and tenant with `tenants`."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    truth: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOTALS, 0))
-    for r in records_for_groups(start, start + timedelta(days=1), groups=groups, calls_per_group=calls_per_group):
-        t = truth[(r["identity"]["arn"], r["modelId"])]
+    truth: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOTALS, 0))
+    days = records_for_groups(
+        start, start + timedelta(days=1), groups=groups, calls_per_group=calls_per_group, tenants=tenants
+    )
+    for r in days:
+        tenant = (r.get("requestMetadata", {}).get("tenant", ""),) if tenants else ()
+        t = truth[(r["identity"]["arn"], r["modelId"], *tenant)]
         inp = r.get("input", {})
         t["invocations"] += 1
         t["input"] += inp.get("inputTokenCount", 0)
@@ -84,11 +88,12 @@ def expected(day: date, groups: int, calls_per_group: int) -> dict[tuple[str, st
     return truth
 
 
-def report_totals(csv_path: Path) -> dict[tuple[str, str], dict[str, int]]:
-    found: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOTALS, 0))
+def report_totals(csv_path: Path, tenants: int = 0) -> dict[tuple[str, ...], dict[str, int]]:
+    found: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(TOTALS, 0))
     with csv_path.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            t = found[(row["Identity ARN"], row["Model Id"])]
+            tenant = (row["tenant"],) if tenants else ()
+            t = found[(row["Identity ARN"], row["Model Id"], *tenant)]
             for name, column in _CSV.items():
                 t[name] += int(row[column])
     return found
@@ -107,10 +112,12 @@ def environment(endpoint: str) -> dict[str, str]:
     }
 
 
-def run_cli(server: Server, day: date, out: Path) -> dict[str, Any]:
-    """The report through the CLI in its own process: its answer, CPU after imports and peak RSS (wait4)."""
+def run_cli(server: Server, day: date, out: Path, tenants: int = 0) -> dict[str, Any]:
+    """The report through the CLI in its own process: its answer, CPU after imports, peak RSS, and the floor."""
     probe_out = out / "probe.json"
     env = {**environment(server.endpoint), "BENCH_PROBE_OUT": str(probe_out)}
+    if tenants:
+        env["ATTRIBUTION_KEYS"] = "tenant"
     command = [sys.executable, "-m", "bench.probe", "--date", day.isoformat(), "--no-email", "--out", str(out)]
     command += ["--log-level", "WARNING"]
     started = time.perf_counter()
@@ -122,18 +129,25 @@ def run_cli(server: Server, day: date, out: Path) -> dict[str, Any]:
     if status != 0:
         raise SystemExit(f"the CLI failed ({status}): {answer}")
     probe = json.loads(probe_out.read_text())
-    return {"answer": json.loads(answer), "cpu_s": probe["cpu_s"], "peak_mib": usage.ru_maxrss / 1024, "wall_s": wall}
+    return {
+        "answer": json.loads(answer),
+        "cpu_s": probe["cpu_s"],
+        "peak_mib": probe["peak_rss_kib"] / 1024,  # before the floor is measured (wait4's would include it)
+        "floor_s": probe["floor_s"],
+        "body_bytes": probe["body_bytes"],
+        "wall_s": wall,
+    }
 
 
-def scale(groups: int, day: date, max_limit: int = 100_000) -> dict[str, Any]:
-    server = start_server(day, groups, 2, max_limit)
+def scale(groups: int, day: date, max_limit: int = 100_000, tenants: int = 0) -> dict[str, Any]:
+    server = start_server(day, groups, 2, max_limit, tenants)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            run = run_cli(server, day, out)
+            run = run_cli(server, day, out, tenants)
             stats = server.stats()
             (csv_path,) = out.glob("*.csv")
-            exact = report_totals(csv_path) == expected(day, groups, 2)
+            exact = report_totals(csv_path, tenants) == expected(day, groups, 2, tenants)
     finally:
         server.close()
     rows = int(run["answer"]["rows"])
@@ -149,6 +163,10 @@ def scale(groups: int, day: date, max_limit: int = 100_000) -> dict[str, Any]:
         "cpu_s": run["cpu_s"],
         "cpu_per_10k": run["cpu_s"] / max(1, stats["complete_rows"]) * 10_000,
         "peak_mib": run["peak_mib"],
+        "floor_s": run["floor_s"],
+        "ratio": run["cpu_s"] / run["floor_s"] if run["floor_s"] else float("nan"),
+        "bytes_per_group": run["body_bytes"] / groups,
+        "tenants": tenants,
         "response_mib": stats["response_bytes"] / 2**20,
         "running_rows": stats["running_rows"],
     }
@@ -215,6 +233,16 @@ def side_by_side(invocations: int, day: date) -> list[dict[str, Any]]:
     return lines
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="*", help=f"sizes to run (default: {', '.join(map(str, SIZES))})")
@@ -222,19 +250,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--service-limit", type=int, default=100_000, help="the largest limit the service accepts (10000: fallback)"
     )
+    parser.add_argument(
+        "--tenants", type=int, default=0, help="groups are (identity, model, tenant): one attribution key, N tenants"
+    )
     args = parser.parse_args(argv)
     day = datetime.now(UTC).date() - timedelta(days=1)
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} CPUs")
     print(
         "| groups | events | CSV rows | exact | queries | rows fetched (per group) | CLI CPU after import (s) "
-        "| CPU per 10k rows (s) | CLI peak RSS (MiB) | GetQueryResults MiB | Running rows sent |"
+        "| decode floor (s) | ratio | GetQueryResults bytes / group | CLI peak RSS (MiB) | Running rows sent |"
     )
-    print("|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|")
-    for groups in args.groups or SIZES:
-        r = scale(groups, day, args.service_limit)
+    print("|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    sizes = args.groups or SIZES
+    runs = [(groups, args.tenants) for groups in sizes]
+    if not args.groups:
+        runs.append((200_000, 4))  # the multi-tenant day: one attribution key, 4 tenants per (identity, model)
+    for groups, tenants in runs:
+        r = scale(groups, day, args.service_limit, tenants)
+        label = f"{r['groups']:,}" + (f" ({tenants} tenants)" if tenants else "")
+        limit = " (limit " + format(r["limits"][-1], ",") + ")" if r["limits"] != [100_000] else ""
         print(
-            f"| {r['groups']:,} | {r['events']:,} | {r['rows']:,} | {'yes' if r['exact'] else '**no**'} "
-            f"| {r['queries']}{' (limit ' + format(r['limits'][-1], ',') + ')' if r['limits'] != [100_000] else ''} | {r['rows_fetched']:,} ({r['per_group']:.3f}) | {r['cpu_s']:.2f} "
-            f"| {r['cpu_per_10k']:.2f} | {r['peak_mib']:.0f} | {r['response_mib']:.1f} | {r['running_rows']:,} |",
+            f"| {label} | {r['events']:,} | {r['rows']:,} | {'yes' if r['exact'] else '**no**'} "
+            f"| {r['queries']}{limit} | {r['rows_fetched']:,} ({r['per_group']:.3f}) | {r['cpu_s']:.2f} "
+            f"| {r['floor_s']:.2f} | {r['ratio']:.2f} | {r['bytes_per_group']:,.0f} | {r['peak_mib']:.0f} "
+            f"| {r['running_rows']:,} |",
             flush=True,
         )
     if args.no_naive or args.groups or args.service_limit != 100_000:

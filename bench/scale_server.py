@@ -62,6 +62,7 @@ def main() -> int:
     parser.add_argument("--calls-per-group", type=int, default=2)
     parser.add_argument("--date", type=date.fromisoformat, required=True)
     parser.add_argument("--max-limit", type=int, default=100_000, help="the largest StartQuery limit accepted")
+    parser.add_argument("--tenants", type=int, default=0, help="groups are (identity, model, tenant)")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     start = datetime(args.date.year, args.date.month, args.date.day, tzinfo=UTC)
@@ -69,7 +70,11 @@ def main() -> int:
     with embedded_aws(insights=double) as aws:
         aws.client("s3").create_bucket(Bucket=BUCKET)
         records = records_for_groups(
-            start, start + timedelta(days=1), groups=args.groups, calls_per_group=args.calls_per_group
+            start,
+            start + timedelta(days=1),
+            groups=args.groups,
+            calls_per_group=args.calls_per_group,
+            tenants=args.tenants,
         )
         events = put_records(aws.client("logs"), GROUP, records)
         print(json.dumps({"endpoint": aws.endpoint, "events": events}), flush=True)

@@ -351,18 +351,25 @@ def records_for_groups(
     seed: int = 11,
     account_id: str = ACCOUNT,
     region: str = "us-east-1",
+    tenants: int = 0,
 ) -> Iterator[dict[str, Any]]:
     """Exactly `groups` (identity, model) groups, each called `calls_per_group` times at random instants of
     [start, end): the shape of a day that stresses the report's row limits (benchmarks). No call goes above a
-    long-context threshold, so each (identity, model) pair is exactly one query row. Not in time order."""
+    long-context threshold, so each (identity, model) pair is exactly one query row. Not in time order.
+    With `tenants`, the groups are (identity, model, tenant) instead: `groups // tenants` (identity, model) pairs,
+    each called by `tenants` tenants (requestMetadata `tenant`), the multi-tenant shape of one attribution key."""
     models = [replace(m, long_context_rate=0.0) for m in DEFAULT_MODELS]
     rng = random.Random(seed)
     seconds = int((end - start).total_seconds())
     for n in range(groups):
-        identity = f"arn:aws:sts::{account_id}:assumed-role/tenant-{n // len(models):06d}/session-{n % 7}"
-        model = models[n % len(models)]
+        pair = n // tenants if tenants else n
+        identity = f"arn:aws:sts::{account_id}:assumed-role/tenant-{pair // len(models):06d}/session-{pair % 7}"
+        model = models[pair % len(models)]
         for _ in range(calls_per_group):
             when = start + timedelta(seconds=rng.randrange(seconds))
-            yield _record(
+            record = _record(
                 rng, when, identity, model, account=account_id, region=region, failure_rate=0.03, large_record_rate=0
             )
+            if tenants:
+                record["requestMetadata"] = {"tenant": f"t{n % tenants:04d}"}
+            yield record
