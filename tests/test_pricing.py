@@ -6,8 +6,11 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_function.pricing.engine import (
     PRICED,
@@ -21,6 +24,8 @@ from lambda_function.pricing.model_ids import ModelCatalog, ModelRef
 from lambda_function.pricing.profiles import normaliser
 from lambda_function.pricing.service_options import load_service_options
 from lambda_function.sources.usage import COLUMNS
+
+from .depth import examples
 
 PRICING_DIR = Path(__file__).resolve().parent.parent / "pricing"
 HEADER = "model_id,region,scope,effective_date,input_per_mtok,output_per_mtok,cache_read_per_mtok,cache_write_per_mtok,source"
@@ -513,3 +518,29 @@ def test_the_package_names_what_the_rest_of_the_function_uses():
     from lambda_function.pricing.engine import price_usage as deep
 
     assert pricing_package.price_usage is deep
+
+
+# -- the report prices many rows at once; one row at a time in Decimal is the reference ------------------------------
+
+_UNITS = st.one_of(st.none(), st.decimals(min_value=0, max_value=1000, places=6, allow_nan=False))
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(
+    units=st.tuples(_UNITS, _UNITS, _UNITS, _UNITS, _UNITS),
+    rows=st.lists(
+        st.tuples(*(st.integers(0, 10**12) for _ in range(4)), st.integers(0, 10**12)), min_size=1, max_size=20
+    ),
+)
+def test_many_rows_at_once_charge_exactly_what_one_row_at_a_time_does(units, rows):
+    from lambda_function.pricing.engine import TOKEN_KINDS, TokenPrice, token_charge, token_charges
+
+    price = TokenPrice("m", "us-east-1", "in_region", date(2026, 1, 1), *units[:4], "test", units[4])
+    # a row's 1-hour writes are part of its logged cache writes (rows where they are not are invalid, never priced)
+    rows = [(i, o, r, w + h, h) for i, o, r, w, h in rows]
+    columns = [column for column, _, _ in TOKEN_KINDS]
+    counts = {c: np.array([row[k] for row in rows], dtype=np.int64) for k, c in enumerate(columns)}
+    charges, statuses = token_charges(price, counts)
+    for row, charge, status in zip(rows, charges, statuses, strict=True):
+        expected, expected_status = token_charge(price, dict(zip(columns, row, strict=True)))
+        assert (charge, status) == (expected, expected_status)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lambda_function.pricing.model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
@@ -321,7 +322,8 @@ def invalid_reason(row: Any) -> str:
 
 def token_charge(price: TokenPrice, tokens: dict[str, int]) -> tuple[Decimal | None, str]:
     """The exact charge for these token counts at this price, or None and why not. `cache_write_tokens` is the
-    logged count of both TTLs; `cache_write_1h_tokens` the 1-hour part of it (from the response body)."""
+    logged count of both TTLs; `cache_write_1h_tokens` the 1-hour part of it (from the response body). One row at
+    a time, in Decimal: the reference `token_charges` (the report's, many rows at once) is tested against."""
     total = Decimal(0)
     one_hour = tokens.get("cache_write_1h_tokens", 0)
     counts = {**tokens, "cache_write_tokens": tokens.get("cache_write_tokens", 0) - one_hour}
@@ -390,12 +392,49 @@ def _why_not(ref: ModelRef, region: str, day: date, table: PriceTable) -> str:
     return f"unpriced: no {ref.scope} price for {ref.model_id} in {region} on {day.isoformat()}"
 
 
-def _records(frame: pd.DataFrame) -> Iterator[Any]:
-    """The rows as named tuples, like `itertuples`, but built from plain lists: iterating pandas' string columns
-    element by element costs more than pricing the row."""
+def _records(frame: pd.DataFrame, rows: list[int]) -> Iterator[Any]:
+    """The rows at these positions as named tuples, like `itertuples`, built from plain lists (iterating pandas'
+    string columns element by element costs more than pricing the row)."""
     # rename: the attribution columns (`meta:team`, `cost-center`) are not identifiers; pricing never reads them
     row = namedtuple("row", frame.columns, rename=True)  # type: ignore[misc]
-    return map(row._make, zip(*(frame[column].tolist() for column in frame.columns), strict=True))
+    columns = [frame[column].to_numpy() for column in frame.columns]
+    return (row._make(column[i] for column in columns) for i in rows)
+
+
+def _units(price: TokenPrice) -> list[tuple[str, Decimal | None, str]]:
+    """(usage column, unit price per 1M tokens, label) in TOKEN_KINDS' order."""
+    return [(column, getattr(price, attribute), label) for column, attribute, label in TOKEN_KINDS]
+
+
+def token_charges(price: TokenPrice, counts: dict[str, np.ndarray]) -> tuple[list[Decimal | None], list[str]]:
+    """`token_charge` for many rows at one price, exactly, in integer arithmetic: each unit price is a whole number
+    of 10^-D dollars per 1M tokens, so a row's charge is (sum of count x unit x 10^D) x 10^-(D + 6). `counts`: the
+    usage columns of TOKEN_KINDS, `cache_write_tokens` the logged count of both TTLs."""
+    size = len(counts["input_tokens"])
+    kinds = dict(counts)
+    kinds["cache_write_tokens"] = counts["cache_write_tokens"] - counts["cache_write_1h_tokens"]
+    statuses = np.full(size, PRICED, dtype=object)
+    unpriced = np.zeros(size, dtype=bool)
+    priced_units = []
+    for column, unit, label in _units(price):
+        used = kinds[column] != 0
+        if unit is None:
+            # the first kind (in TOKEN_KINDS' order) a row uses and the model has no price for names the reason
+            missing = used & ~unpriced
+            statuses[missing] = f"unpriced: no {label} price for {price.model_id} ({price.scope}) in {price.region}"
+            unpriced |= missing
+        else:
+            priced_units.append((column, unit))
+    places = max([max(0, -int(unit.as_tuple().exponent)) for _, unit in priced_units] or [0])
+    total = np.zeros(size, dtype=object)
+    for column, unit in priced_units:
+        whole = int(unit.scaleb(places))  # exact: `places` covers every digit of the unit
+        total = total + kinds[column].astype(object) * whole
+    exponent = -(places + 6)
+    charges: list[Decimal | None] = [
+        None if skip else Decimal(f"{numerator}E{exponent}") for numerator, skip in zip(total, unpriced, strict=True)
+    ]
+    return charges, statuses.tolist()
 
 
 def price_usage(
@@ -410,16 +449,17 @@ def price_usage(
     usage row.
 
     A row of requests above the input threshold of its model's long-context tier (`input_band`) is priced at
-    that tier (`long_context` True); every other row at the model's standard prices."""
-    charges: list[Decimal | None] = []
-    statuses: list[str] = []
-    priced_ids: list[str] = []
-    image_counts: list[int] = []
-    long_context: list[bool] = []
-    token_columns = [column for column, _, _ in TOKEN_KINDS]
+    that tier (`long_context` True); every other row at the model's standard prices. Rows share a handful of
+    (model, region, day, band, options): each is quoted once, and the token rows of a quote are priced together
+    (`token_charges`); only the rare rows that cannot be priced as logged, or are billed per image, go one by one."""
+    size = len(usage)
+    charges: list[Decimal | None] = [None] * size
+    statuses: list[str] = [""] * size
+    image_counts = np.zeros(size, dtype=np.int64)
+    long_context = np.zeros(size, dtype=bool)
     has_invalid = "invalid" in usage.columns
     has_options = "service_tier" in usage.columns and "latency" in usage.columns
-    quotes: dict[tuple[Any, ...], _Quote] = {}  # rows share a handful of (model, region, day, band, options)
+    quotes: dict[tuple[Any, ...], _Quote] = {}
 
     def quote(raw: str, region: str, day: date, band: int, latency: str | None, tier: str | None) -> _Quote:
         ref = normalise(raw)
@@ -438,51 +478,68 @@ def price_usage(
             price = option_price
         return _Quote(ref, price, "", context_tier is not None, False)
 
-    for row in _records(usage):
-        options_key = (row.latency, row.service_tier) if has_options else (None, None)
-        key = (row.model_id, row.region, row.usage_date, getattr(row, "input_band", 0), *options_key)
-        found = quotes.get(key)
-        if found is None:
-            found = quotes[key] = quote(*key)
-        ref = found.ref
-        priced_ids.append(ref.model_id)
-        problem = invalid_reason(row) if has_invalid else ""
+    bands = usage["input_band"].tolist() if "input_band" in usage.columns else [0] * size
+    nones: list[None] = [None] * size
+    latencies = usage["latency"].tolist() if has_options else nones
+    tiers_used = usage["service_tier"].tolist() if has_options else nones
+    keys = zip(usage["model_id"].tolist(), usage["region"].tolist(), usage["usage_date"].tolist(), bands, latencies,
+               tiers_used, strict=True)  # fmt: skip
+    found: list[_Quote] = []
+    for key in keys:
+        known = quotes.get(key)
+        if known is None:
+            known = quotes[key] = quote(*key)
+        found.append(known)
+    priced_ids = [q.ref.model_id for q in found]
+
+    # Counts that cannot be exact, or calls whose counts could not be read: no charge rather than a wrong one.
+    counts = {column: usage[column].to_numpy(dtype=np.int64) for column, _, _ in TOKEN_KINDS}
+    bad = np.zeros(size, dtype=bool)
+    if has_invalid:  # the conditions of `invalid_reason`
+        bad |= usage["invalid"].astype(bool).to_numpy()
+        bad |= usage["unreadable_records"].to_numpy() > 0
+        bad |= counts["cache_write_1h_tokens"] > counts["cache_write_tokens"]
+    one_by_one = [i for i in range(size) if bad[i] or found[i].per_image]
+    for i, row in zip(one_by_one, _records(usage, one_by_one), strict=True):
+        problem = invalid_reason(row) if bad[i] else ""
         if problem:
-            # Counts that cannot be exact, or calls whose counts could not be read: no charge rather than a wrong one.
-            long_context.append(False)
-            image_counts.append(0)
-            charges.append(None)
-            statuses.append(f"{INVALID}: {problem}")
+            statuses[i] = f"{INVALID}: {problem}"
             continue
-        long_context.append(found.long_context)
-        if found.per_image:
-            assert images is not None
-            # Image models are billed per image, by size, quality and steps; their token counts are not billed.
-            count = images_generated(row)
-            image_counts.append(count)
-            image_price, status = images.lookup(
-                ref.model_id,
-                row.region,
-                row.usage_date,
-                row.image_width,
-                row.image_height,
-                row.image_quality,
-                row.image_steps,
-            )
-            charges.append(None if image_price is None else count * image_price.price_per_image)
-            statuses.append(status)
+        assert images is not None  # a row goes one by one when invalid or billed per image
+        # Image models are billed per image, by size, quality and steps; their token counts are not billed.
+        long_context[i] = found[i].long_context
+        image_counts[i] = count = images_generated(row)
+        image_price, statuses[i] = images.lookup(
+            found[i].ref.model_id,
+            row.region,
+            row.usage_date,
+            row.image_width,
+            row.image_height,
+            row.image_quality,
+            row.image_steps,
+        )
+        charges[i] = None if image_price is None else count * image_price.price_per_image
+
+    by_quote: dict[int, list[int]] = {}
+    for i, q in enumerate(found):
+        if not (bad[i] or q.per_image):
+            by_quote.setdefault(id(q), []).append(i)
+    ttl_unknown = usage["cache_write_ttl_unknown_tokens"].to_numpy(dtype=np.int64)
+    for rows in by_quote.values():
+        q = found[rows[0]]
+        long_context[rows] = q.long_context
+        if q.price is None:
+            for i in rows:
+                statuses[i] = q.why
             continue
-        image_counts.append(0)
-        price = found.price
-        if price is None:
-            charges.append(None)
-            statuses.append(found.why)
-            continue
-        charge, status = token_charge(price, {c: int(getattr(row, c)) for c in token_columns})
-        if status == PRICED and price.cache_write_1h is not None and row.cache_write_ttl_unknown_tokens:
-            status = TTL_NOT_LOGGED  # some writes' TTL is not in the log: priced as 5-minute writes, and said so
-        charges.append(charge)
-        statuses.append(status)
+        at = np.array(rows, dtype=np.int64)
+        group_charges, group_statuses = token_charges(q.price, {c: values[at] for c, values in counts.items()})
+        # some writes' TTL is not in the log: priced as 5-minute writes, and said so
+        unknown_ttl = q.price.cache_write_1h is not None
+        for i, charge, status in zip(rows, group_charges, group_statuses, strict=True):
+            charges[i] = charge
+            statuses[i] = TTL_NOT_LOGGED if unknown_ttl and status == PRICED and ttl_unknown[i] else status
+
     priced = usage.copy()
     priced["priced_model_id"] = pd.Series(priced_ids, index=usage.index, dtype=object)
     priced["images"] = pd.Series(image_counts, index=usage.index, dtype="int64")
