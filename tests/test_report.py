@@ -7,9 +7,21 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_function.pricing.engine import PRICED
-from lambda_function.report.rows import CSV_COLUMNS, money, neutralise, render_csv, report_rows, summarise
+from lambda_function.report.rows import (
+    CSV_COLUMNS,
+    money,
+    neutralise,
+    neutralise_all,
+    render_csv,
+    report_rows,
+    summarise,
+)
+
+from .depth import examples
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:sts::123456789012:assumed-role/BatchJobs/run-42"
@@ -185,3 +197,9 @@ def test_breakdowns_never_show_unpriced_usage_as_zero():
 )
 def test_neutralise_table(text, expected):
     assert neutralise(text) == expected
+
+
+@settings(max_examples=examples(1000), deadline=None)
+@given(st.lists(st.text(max_size=6), max_size=20))
+def test_a_column_is_neutralised_as_each_of_its_cells_is(values):
+    assert neutralise_all(values) == [neutralise(v) for v in values]
