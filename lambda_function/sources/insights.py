@@ -252,7 +252,11 @@ def _as_int(value: Any) -> int:
 
 
 def counted(result: QueryResult, count_field: str) -> int:
-    return sum(_as_int(value) for value in result.column(count_field) if value)
+    values = [value for value in result.column(count_field) if value]
+    try:
+        return sum(map(int, values))  # counts are whole numbers as text: one int() each
+    except ValueError:
+        return sum(_as_int(value) for value in values)  # "12.0", "1e3", or not a number (counted as 0)
 
 
 def is_complete(result: QueryResult, count_field: str) -> bool:
