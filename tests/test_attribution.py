@@ -95,6 +95,19 @@ def test_metadata_wins_over_profile_tag_over_iam_tag():
     assert sorted(lookup.asked) == sorted([ALICE, BOT_SESSION, PROFILE, SONNET])
 
 
+def test_tags_are_asked_only_for_rows_the_metadata_leaves_open():
+    # GIVEN a multi-tenant day: every call of the bot carries its tenant; one of alice's calls carries none
+    lookup = FakeLookup({ALICE: {"team": "platform"}}, {})
+    tenants = [[BOT_SESSION, SONNET, "us-east-1", f"tenant-{n}"] for n in range(50)]
+    usage = frame([*tenants, [ALICE, PROFILE, "us-west-2", "search"], [ALICE, SONNET, "us-east-1", ""]])
+    attributed, counts = attribute_frame(usage, ["team"], lookup)
+    assert attributed["team"].tolist() == [f"tenant-{n}" for n in range(50)] + ["search", "platform"]
+    assert counts == {"team": SourceCounts(metadata=51, iam=1)}
+    # THEN only the row without metadata was looked up: its model's profile tags, then alice's IAM tags; the bot's
+    # identity and alice's profile, whose every row says its team, were not asked
+    assert lookup.asked == [SONNET, ALICE]
+
+
 def test_each_key_resolves_on_its_own():
     # team from metadata, project from the IAM tag, cost-center from nowhere, on the same row
     lookup = FakeLookup({ALICE: {"team": "platform", "project": "atlas"}}, {})
