@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lambda_function.config import PACKAGE_ROOT
+from lambda_function.pricing.engine import TIER_HEADER
 from lambda_function.pricing.model_ids import read_pairs
+from lambda_function.pricing.service_options import HEADER as OPTIONS_HEADER
 from lambda_function.pricing.tables import TABLE_HEADER, TokenPrice
 
 # The bundled tables (data, not code: pricing/ ships in the package without its tools).
@@ -527,28 +529,7 @@ def _either(value: Decimal | None, fallback: Decimal | None) -> Decimal | None:
 # The factor tables: option prices as dated rows of service_options.csv and context_tiers.csv
 
 SERVICE_OPTIONS, CONTEXT_TIERS = "service_options.csv", "context_tiers.csv"
-FACTOR_HEADERS = {
-    SERVICE_OPTIONS: (
-        "model_id",
-        "option",
-        "effective_date",
-        "input_factor",
-        "output_factor",
-        "cache_read_factor",
-        "cache_write_factor",
-        "source",
-    ),
-    CONTEXT_TIERS: (
-        "model_id",
-        "above_input_tokens",
-        "effective_date",
-        "input_factor",
-        "output_factor",
-        "cache_read_factor",
-        "cache_write_factor",
-        "source",
-    ),
-}
+FACTOR_HEADERS = {SERVICE_OPTIONS: OPTIONS_HEADER, CONTEXT_TIERS: TIER_HEADER}
 FACTOR_CHARGES = ("input", "output", "cache_read", "cache_write")
 
 
