@@ -27,6 +27,7 @@ import boto3
 from local_aws.embedded import FAKE_CREDENTIALS
 from local_aws.generate import records_for_groups
 
+from .bench_s3_logs import cpu_model
 from .scale_server import BUCKET, GROUP
 
 SIZES = (1_000, 10_000, 50_010, 100_000)
@@ -233,16 +234,6 @@ def side_by_side(invocations: int, day: date) -> list[dict[str, Any]]:
     return lines
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, nargs="*", help=f"sizes to run (default: {', '.join(map(str, SIZES))})")
@@ -255,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     day = datetime.now(UTC).date() - timedelta(days=1)
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} CPUs")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} CPUs")
     print(
         "| groups | events | CSV rows | exact | queries | rows fetched (per group) | CLI CPU after import (s) "
         "| decode floor (s) | ratio | GetQueryResults bytes / group | CLI peak RSS (MiB) | Running rows sent |"
