@@ -74,11 +74,6 @@ class FolderS3:
         return {"Body": _Body(self.root / Bucket / Key)}
 
 
-class _Sts:
-    def get_caller_identity(self) -> dict[str, str]:
-        return {"Account": ACCOUNT}
-
-
 def write_day(root: Path, records: int) -> tuple[list[Path], int, int]:
     """A day's records delivered under root/<bucket>/...: the objects, their bytes gzip and their bytes of text.
     Generated an hour at a time (a day of dicts would not fit in memory at 1M), no record delivered late."""
@@ -105,8 +100,8 @@ def engine_run(root: Path) -> tuple[float, float, int]:
     """The report's query, through the relation the S3 source builds, on the embedded engine: seconds, of them the
     seconds spent downloading and gunzipping, and the records matched."""
     config = SimpleNamespace(log_s3_location=LOCATION, default_region=REGION, log_table="", log_engine="embedded")
-    aws = SimpleNamespace(client=lambda name: _Sts())
-    source = S3LogsSource(config, aws, clock=time.monotonic, now=lambda: DAY + timedelta(days=2))  # type: ignore[arg-type]
+    aws = SimpleNamespace(account_id=lambda: ACCOUNT)
+    source = S3LogsSource(config, aws, now=lambda: DAY + timedelta(days=2))  # type: ignore[arg-type]
     source.check()
     end = DAY + timedelta(days=1)
     sql = logs_query(DAY, end, THRESHOLDS, ATTRIBUTION_KEYS)

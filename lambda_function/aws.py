@@ -241,6 +241,7 @@ class AwsClients:
         self._session = session or boto3.session.Session()
         self._default_region = default_region
         self._clients: dict[tuple[str, str], GuardedClient] = {}
+        self._account = ""
         self.policy = RetryPolicy()
 
     def bound(
@@ -269,6 +270,13 @@ class AwsClients:
 
     def logs(self, region: str) -> Any:
         return self.client("logs", region)
+
+    def account_id(self) -> str:
+        """The account the credentials belong to (STS GetCallerIdentity, which needs no permission), asked once a
+        run; an error is the caller's to handle."""
+        if not self._account:
+            self._account = str(self.client("sts").get_caller_identity()["Account"])
+        return self._account
 
     def credentials(self) -> Any:
         """The credentials the clients sign with (None when there are none)."""

@@ -92,7 +92,7 @@ def _collect(aws, records, raw_lines=(), keys=(), thresholds=USAGE_THRESHOLDS, w
         s3.put_object(Bucket=bucket, Key=f"{prefix}/{window[0]:%Y/%m/%d/%H}/raw.json.gz", Body=body)
     env = {"LOG_SOURCE": "s3", "LOG_S3_LOCATION": LOCATION, "REPORT_BUCKET": BUCKET, "AWS_REGION": "us-east-1"}
     config = load_config({**env, "ATTRIBUTION_KEYS": ",".join(keys)})
-    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: now)
+    source = S3LogsSource(config, AwsClients("us-east-1"), now=lambda: now)
     source.check()
     collected = source.collect(ReportWindow(*window, ZoneInfo("UTC")), thresholds, deadline=float("inf"))
     return collected.frame, collected.totals
@@ -321,7 +321,7 @@ def test_a_window_too_large_for_the_function_names_athena(aws):
     config = load_config(
         {"LOG_SOURCE": "s3", "LOG_S3_LOCATION": LOCATION, "REPORT_BUCKET": BUCKET, "AWS_REGION": "us-east-1"}
     )
-    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: NOW)
+    source = S3LogsSource(config, AwsClients("us-east-1"), now=lambda: NOW)
     source.check()
     relation = source.relation(START, END, ())
     with pytest.raises(EngineError, match=r"too large for the embedded engine.*LOG_ENGINE=athena"):
@@ -382,7 +382,7 @@ def test_athena_runs_the_same_text_over_the_glue_table_and_an_object_it_cannot_r
     embedded = _report(aws, monkeypatch, "s3")
     # what the embedded engine answers over the same objects: Athena's rows, in this double
     config = load_config(os.environ)
-    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: NOW)
+    source = S3LogsSource(config, AwsClients("us-east-1"), now=lambda: NOW)
     source.check()
     thresholds = USAGE_THRESHOLDS
     relation = source.relation(START, END, ())
@@ -440,7 +440,7 @@ def test_a_bad_log_setting_is_named(env, named, why):
 def test_s3_needs_no_log_groups_and_athena_needs_a_table(aws):
     config = load_config({**BASE, "LOG_SOURCE": "S3", "LOG_S3_LOCATION": LOCATION + "/", "LOG_ENGINE": "athena"})
     assert (config.log_source, config.log_s3_location, config.log_groups) == ("s3", LOCATION, ())
-    source = S3LogsSource(config, AwsClients("us-east-1"), clock=lambda: 0.0, now=lambda: NOW)
+    source = S3LogsSource(config, AwsClients("us-east-1"), now=lambda: NOW)
     with pytest.raises(ConfigError) as refused:
         source.check()
     assert refused.value.variable == "LOG_TABLE"

@@ -182,7 +182,7 @@ def attribute_usage(usage: pd.DataFrame, keys: Sequence[str], aws: AwsClients) -
     if not keys:
         return usage, {}
     try:
-        account = str(aws.client("sts").get_caller_identity()["Account"])
+        account = aws.account_id()
     except (ClientError, BotoCoreError, DeadlineExceeded) as err:
         log.warning("cannot tell this account's id (%s); IAM tags of every principal count as another account's", err)
         account = ""

@@ -70,5 +70,5 @@ def usage_source(
     if config.log_source == "s3":
         from lambda_function.sources.s3logs import S3LogsSource
 
-        return S3LogsSource(config, aws, clock=clock, now=now)
+        return S3LogsSource(config, aws, now=now)
     return LogsInsightsSource(config, aws, sleep=sleep, clock=clock)

@@ -116,8 +116,8 @@ class S3Totals:
 class S3LogsSource:
     """The invocation logs in S3, aggregated by the engine LOG_ENGINE names and proven complete."""
 
-    def __init__(self, config: Config, aws: AwsClients, *, clock: Callable[[], float], now: Callable[[], datetime]):
-        self._config, self._aws, self._clock, self._now = config, aws, clock, now
+    def __init__(self, config: Config, aws: AwsClients, *, now: Callable[[], datetime]):
+        self._config, self._aws, self._now = config, aws, now
         self._account = ""
 
     def check(self) -> None:
@@ -128,7 +128,7 @@ class S3LogsSource:
             )
         if config.log_engine == "athena" and not config.log_table:
             raise ConfigError("LOG_TABLE", "is not set; Athena reads the S3-delivered logs through that Glue table")
-        self._account = str(self._aws.client("sts").get_caller_identity()["Account"])
+        self._account = self._aws.account_id()
 
     def relation(self, start: datetime, end: datetime, exclude: Sequence[str]) -> Relation:
         own, after = log_hours(start, end)
