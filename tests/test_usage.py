@@ -137,3 +137,10 @@ def test_a_text_call_and_an_image_call_unfold_to_their_settings():
                  "input_band", "image_quality", "invocations"]].values.tolist()  # fmt: skip
     assert sorted(got) == sorted([[-1, -1, -1, -1, "default", "standard", 0, "-", 1],
                                   [1024, 768, 50, 2, "priority", "optimized", 3, "premium", 1]])  # fmt: skip
+
+
+def test_an_image_setting_that_is_not_a_finite_number_is_not_stated():
+    # an image width of "inf" (JSON has no infinity, but a body is anyone's text) is read as "not stated", never a crash
+    frame = usage_frame([page_from_rows([{**row(), OPTIONS_FIELD: "inf|1e999|nan|abc||||"}])])
+    got = frame[["image_width", "image_height", "image_steps", "images_per_call"]].iloc[0].tolist()
+    assert got == [-1, -1, -1, -1]

@@ -54,7 +54,7 @@ def _setting(value: str | None) -> int:
         return -1
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "nan"; "inf", "1e999"
         return -1  # a setting we cannot read prices as "not stated"
 
 
