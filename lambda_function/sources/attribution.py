@@ -127,6 +127,12 @@ class SourceCounts:
     unattributed: int = 0
 
 
+def _tag_values(column: pd.Series, tags: dict[Any, dict[str, str]], key: str) -> pd.Series:
+    """Each row's value of tag `key` on what `column` names ("" where it has none, or was not looked up)."""
+    values = {name: found.get(key, "") for name, found in tags.items()}
+    return pd.Series([str(values.get(name, "")) for name in column.tolist()], index=column.index, dtype=object)
+
+
 def attribute_frame(
     frame: pd.DataFrame, keys: Sequence[str], lookup: Tags
 ) -> tuple[pd.DataFrame, dict[str, SourceCounts]]:
@@ -150,10 +156,7 @@ def attribute_frame(
     without_metadata = {key: values.str.strip() == "" for key, values in metadata.items()}
     wanting = pd.concat(list(without_metadata.values()), axis=1).any(axis=1)
     profiles = {model: lookup.profile_tags(str(model)) for model in frame.loc[wanting, "model_id"].unique()}
-    profile_values = {
-        key: frame["model_id"].map({m: t.get(key, "") for m, t in profiles.items()}).fillna("").astype(str)
-        for key in keys
-    }
+    profile_values = {key: _tag_values(frame["model_id"], profiles, key) for key in keys}
     wanting_iam = pd.concat(
         [without_metadata[key] & (profile_values[key].str.strip() == "") for key in keys], axis=1
     ).any(axis=1)
@@ -161,7 +164,7 @@ def attribute_frame(
     for key in keys:
         from_metadata = metadata[key]
         from_profile = profile_values[key]
-        from_iam = frame["identity_arn"].map({a: t.get(key, "") for a, t in principals.items()}).fillna("").astype(str)
+        from_iam = _tag_values(frame["identity_arn"], principals, key)
         # A blank value says nothing (a tag value may be empty): the next source is asked.
         has_metadata = from_metadata.str.strip() != ""
         has_profile = ~has_metadata & (from_profile.str.strip() != "")
