@@ -31,7 +31,8 @@ def row(**counts: str) -> dict[str, str]:
         "failed_invocations": "0",
         "readable_records": "1",
     }
-    return {SERVICE_NAME.get(name, name): value for name, value in {**base, **counts}.items()}
+    folded = {OPTIONS_FIELD: "||||||0|"}  # a text call: no image settings, default tier and latency, band 0
+    return folded | {SERVICE_NAME.get(name, name): value for name, value in {**base, **counts}.items()}
 
 
 def test_exact_counts_and_the_reasons_for_the_others():
@@ -144,3 +145,10 @@ def test_an_image_setting_that_is_not_a_finite_number_is_not_stated():
     frame = usage_frame([page_from_rows([{**row(), OPTIONS_FIELD: "inf|1e999|nan|abc||||"}])])
     got = frame[["image_width", "image_height", "image_steps", "images_per_call"]].iloc[0].tolist()
     assert got == [-1, -1, -1, -1]
+
+
+def test_a_row_without_the_options_field_is_refused_not_priced_as_standard():
+    # the service always makes the field (concat); a row without it would otherwise price a priority call as default
+    text = {k: v for k, v in row().items() if k != OPTIONS_FIELD}
+    frame = usage_frame([page_from_rows([text])])
+    assert frame[INVALID].iloc[0] == "the options field is missing"

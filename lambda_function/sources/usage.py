@@ -95,13 +95,15 @@ _CONVERTERS: dict[str, Callable[[str | None], object]] = {
 
 
 def _unfold(value: str | None) -> tuple[tuple[object, ...], str]:
-    """The folded options field (`query.OPTIONS_FIELD`) as its typed values, and why not ('' when it reads)."""
-    parts = [""] * len(FOLDED) if value is None else value.split("|", len(FOLDED) - 1)  # None: a row without it
-    if len(parts) != len(FOLDED):
-        parts, why = [""] * len(FOLDED), f"options {value!r} cannot be read"
-    else:
-        why = ""
-    return tuple(_CONVERTERS[name](part) for name, part in zip(FOLDED, parts, strict=True)), why
+    """The folded options field (`query.OPTIONS_FIELD`) as its typed values, and why not ('' when it reads). A row
+    without the field is refused too: the query always makes it, so its absence means the service did not (a
+    `concat` it evaluated otherwise), and defaults would price a priority or latency-optimized call as standard."""
+    parts = "" if value is None else value
+    split = parts.split("|", len(FOLDED) - 1)
+    if value is None or len(split) != len(FOLDED):
+        why = "the options field is missing" if value is None else f"options {value!r} cannot be read"
+        return tuple(_CONVERTERS[name]("") for name in FOLDED), why
+    return tuple(_CONVERTERS[name](part) for name, part in zip(FOLDED, split, strict=True)), ""
 
 
 def _page_frame(page: Page, attribution_keys: Sequence[str], day: date | None = None) -> pd.DataFrame:
