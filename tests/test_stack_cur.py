@@ -12,25 +12,22 @@ import pytest
 
 from lambda_function.bill.cur import COST_COLUMNS, settled_query
 
-from .test_stack_policies import ACCOUNT, BUCKET, PREFIX, REGION, ROLE_ARN, Request, Stack, decide, template
+from .test_stack_policies import (
+    ACCOUNT,
+    BUCKET,
+    PREFIX,
+    REGION,
+    Stack,
+    list_decision,
+    object_arn,
+    role_decision,
+    template,
+)
 
 EXPORT = "s3://payer-cur/cur/bedrock-identity"
 WORKGROUP = "ReportHistoryWorkGroup-physical-id"  # the workgroup's Ref, as the simulation names it
 WORKGROUP_ARN = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{WORKGROUP}"
 GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
-
-
-def _role(stack: Stack, action: str, resource: str, **context: str) -> str:
-    return decide(stack.role_statements(), Request(ROLE_ARN, action, resource, context))
-
-
-def _object(export: str, key: str) -> str:
-    return "arn:aws:s3:::" + export.removeprefix("s3://") + "/" + key
-
-
-def _list(stack: Stack, bucket: str, prefix: str | None) -> str:
-    context = {} if prefix is None else {"s3:prefix": prefix}
-    return _role(stack, "s3:ListBucket", f"arn:aws:s3:::{bucket}", **context)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -76,8 +73,8 @@ def _rules_hold(stack: Stack) -> bool:
 def test_without_an_export_nothing_of_the_bill_is_created_or_granted():
     stack = Stack()
     assert not stack.exists("CurExportTable") and not stack.exists("CurPolicy")
-    assert _role(stack, "athena:StartQueryExecution", WORKGROUP_ARN) == "implicit"
-    assert _role(stack, "glue:GetTable", f"{GLUE}:table/bedrock_usage/cur_export") == "implicit"
+    assert role_decision(stack, "athena:StartQueryExecution", WORKGROUP_ARN) == "implicit"
+    assert role_decision(stack, "glue:GetTable", f"{GLUE}:table/bedrock_usage/cur_export") == "implicit"
 
 
 def test_an_export_alone_gets_the_stacks_table_an_export_and_a_table_only_the_grants():
@@ -171,9 +168,9 @@ def test_the_billing_period_is_projected_month_by_month_onto_the_exports_folders
     folder = template_.replace("${billing_period}", "2026-11")
     assert folder == f"{EXPORT}/data/BILLING_PERIOD=2026-11/"
     stack = Stack({"CurExport": EXPORT})
-    assert _role(stack, "s3:GetObject", _object(EXPORT, "data/BILLING_PERIOD=2026-11/part-0.snappy.parquet")) == (
-        "allowed"
-    )
+    assert role_decision(
+        stack, "s3:GetObject", object_arn(EXPORT, "data/BILLING_PERIOD=2026-11/part-0.snappy.parquet")
+    ) == ("allowed")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,10 +185,12 @@ def test_athena_runs_in_the_stacks_workgroup_only():
         "athena:GetQueryResults",
         "athena:StopQueryExecution",
     ]:
-        assert _role(stack, action, WORKGROUP_ARN) == "allowed", action
-        assert _role(stack, action, f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary") == "implicit", action
+        assert role_decision(stack, action, WORKGROUP_ARN) == "allowed", action
+        assert role_decision(stack, action, f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary") == "implicit", (
+            action
+        )
     for action in ["athena:DeleteWorkGroup", "athena:UpdateWorkGroup", "athena:CreateNamedQuery"]:
-        assert _role(stack, action, WORKGROUP_ARN) == "implicit", action
+        assert role_decision(stack, action, WORKGROUP_ARN) == "implicit", action
 
 
 @pytest.mark.parametrize(
@@ -206,11 +205,11 @@ def test_glue_reads_exactly_the_cur_table(parameters, database, table):
     stack = Stack(parameters)
     for action in ["glue:GetTable", "glue:GetDatabase", "glue:GetPartitions"]:
         for resource in [f"{GLUE}:catalog", f"{GLUE}:database/{database}", f"{GLUE}:table/{database}/{table}"]:
-            assert _role(stack, action, resource) == "allowed", (action, resource)
-    assert _role(stack, "glue:GetTable", f"{GLUE}:table/{database}/other") == "implicit"
-    assert _role(stack, "glue:GetTable", f"{GLUE}:table/{database}/reports") == "implicit"
+            assert role_decision(stack, action, resource) == "allowed", (action, resource)
+    assert role_decision(stack, "glue:GetTable", f"{GLUE}:table/{database}/other") == "implicit"
+    assert role_decision(stack, "glue:GetTable", f"{GLUE}:table/{database}/reports") == "implicit"
     for action in ["glue:UpdateTable", "glue:DeleteTable", "glue:CreatePartition", "glue:GetTables"]:
-        assert _role(stack, action, f"{GLUE}:table/{database}/{table}") == "implicit", action
+        assert role_decision(stack, action, f"{GLUE}:table/{database}/{table}") == "implicit", action
 
 
 @pytest.mark.parametrize(
@@ -221,24 +220,24 @@ def test_the_role_reads_the_exports_data_and_lists_exactly_its_prefix(export):
     stack = Stack({"CurExport": export})
     bucket, _, prefix = export.removeprefix("s3://").partition("/")
     parquet = "data/BILLING_PERIOD=2026-11/bedrock-identity-00001.snappy.parquet"
-    assert _role(stack, "s3:GetObject", _object(export, parquet)) == "allowed"
+    assert role_decision(stack, "s3:GetObject", object_arn(export, parquet)) == "allowed"
     # the export's manifests, other exports in the bucket, other buckets: not granted
-    assert _role(stack, "s3:GetObject", _object(export, "metadata/BILLING_PERIOD=2026-11/manifest.json")) == (
-        "implicit"
-    )
-    assert _role(stack, "s3:GetObject", f"arn:aws:s3:::{bucket}/other-export/data/x.parquet") == "implicit"
-    assert _role(stack, "s3:GetObject", f"arn:aws:s3:::other-{bucket}/{prefix}/data/x.parquet") == "implicit"
+    assert role_decision(
+        stack, "s3:GetObject", object_arn(export, "metadata/BILLING_PERIOD=2026-11/manifest.json")
+    ) == ("implicit")
+    assert role_decision(stack, "s3:GetObject", f"arn:aws:s3:::{bucket}/other-export/data/x.parquet") == "implicit"
+    assert role_decision(stack, "s3:GetObject", f"arn:aws:s3:::other-{bucket}/{prefix}/data/x.parquet") == "implicit"
     for action in ["s3:PutObject", "s3:DeleteObject"]:
-        assert _role(stack, action, _object(export, parquet)) == "implicit", action
+        assert role_decision(stack, action, object_arn(export, parquet)) == "implicit", action
     # listing: a billing period's folder, and the data folder itself; nothing around it
-    assert _list(stack, bucket, f"{prefix}/data/BILLING_PERIOD=2026-11/") == "allowed"
-    assert _list(stack, bucket, f"{prefix}/data/") == "allowed"
-    assert _list(stack, bucket, f"{prefix}/metadata/") == "implicit"
-    assert _list(stack, bucket, f"{prefix}-other/data/") == "implicit"
-    assert _list(stack, bucket, f"x{prefix}/data/") == "implicit"
-    assert _list(stack, bucket, "") == "implicit" and _list(stack, bucket, None) == "implicit"
-    assert _list(stack, f"other-{bucket}", f"{prefix}/data/") == "implicit"
-    assert _role(stack, "s3:GetBucketLocation", f"arn:aws:s3:::{bucket}") == "allowed"
+    assert list_decision(stack, bucket, f"{prefix}/data/BILLING_PERIOD=2026-11/") == "allowed"
+    assert list_decision(stack, bucket, f"{prefix}/data/") == "allowed"
+    assert list_decision(stack, bucket, f"{prefix}/metadata/") == "implicit"
+    assert list_decision(stack, bucket, f"{prefix}-other/data/") == "implicit"
+    assert list_decision(stack, bucket, f"x{prefix}/data/") == "implicit"
+    assert list_decision(stack, bucket, "") == "implicit" and list_decision(stack, bucket, None) == "implicit"
+    assert list_decision(stack, f"other-{bucket}", f"{prefix}/data/") == "implicit"
+    assert role_decision(stack, "s3:GetBucketLocation", f"arn:aws:s3:::{bucket}") == "allowed"
 
 
 def test_athena_writes_and_reads_its_results_where_the_workgroup_puts_them():
@@ -247,13 +246,13 @@ def test_athena_writes_and_reads_its_results_where_the_workgroup_puts_them():
     assert location["OutputLocation"] == f"s3://{BUCKET}/{PREFIX}-athena-results/"
     result = f"arn:aws:s3:::{BUCKET}/{PREFIX}-athena-results/0f1e2d3c.csv"
     for action in ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]:
-        assert _role(stack, action, result) == "allowed", action
-    assert _role(stack, "s3:DeleteObject", result) == "implicit"
+        assert role_decision(stack, action, result) == "allowed", action
+    assert role_decision(stack, "s3:DeleteObject", result) == "implicit"
     # without an export the role has no business there
-    assert _role(Stack(), "s3:PutObject", result) == "implicit"
+    assert role_decision(Stack(), "s3:PutObject", result) == "implicit"
     # in a bucket of yours, there too
     yours = Stack({"CurExport": EXPORT, "ReportBucketName": "my-reports"})
-    assert _role(yours, "s3:PutObject", f"arn:aws:s3:::my-reports/{PREFIX}-athena-results/q.csv") == "allowed"
+    assert role_decision(yours, "s3:PutObject", f"arn:aws:s3:::my-reports/{PREFIX}-athena-results/q.csv") == "allowed"
 
 
 def test_the_workgroup_still_stops_a_query_at_its_cutoff():

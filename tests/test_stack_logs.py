@@ -16,7 +16,16 @@ from lambda_function.config import SETTINGS
 from lambda_function.sources.logs_sql import HOUR_FORMAT
 from lambda_function.sources.s3logs import logs_prefix
 
-from .test_stack_policies import ACCOUNT, BUCKET, PREFIX, ROLE_ARN, Request, Stack, decide, template
+from .test_stack_policies import (
+    ACCOUNT,
+    BUCKET,
+    PREFIX,
+    Stack,
+    list_decision,
+    object_arn,
+    role_decision,
+    template,
+)
 
 REGION = "us-east-1"
 LOCATION = "s3://bedrock-logs-123456789012/bedrock/invocations"
@@ -37,19 +46,6 @@ class RegionStack(Stack):
 
 def s3_stack(location: str = LOCATION, **parameters: str) -> RegionStack:
     return RegionStack({"LogSource": "s3", "LogS3Location": location, "LogGroupArns": "", **parameters})
-
-
-def _role(stack: Stack, action: str, resource: str, **context: str) -> str:
-    return decide(stack.role_statements(), Request(ROLE_ARN, action, resource, context))
-
-
-def _object(location: str, key: str) -> str:
-    return "arn:aws:s3:::" + location.removeprefix("s3://") + "/" + key
-
-
-def _list(stack: Stack, bucket: str, prefix: str | None) -> str:
-    context = {} if prefix is None else {"s3:prefix": prefix}
-    return _role(stack, "s3:ListBucket", f"arn:aws:s3:::{bucket}", **context)
 
 
 def _environment(stack: Stack) -> dict[str, str]:
@@ -197,8 +193,10 @@ def test_the_role_reads_exactly_the_log_folder_and_not_the_rest_of_the_bucket(lo
     under = f"{prefix}/" if prefix else ""
     record = f"{FOLDER}/{HOUR}/{ACCOUNT}_BedrockModelInvocationLogs_{REGION}_20261120T0715Z_0a1b.json.gz"
     body = f"{FOLDER}/{HOUR}/data/0a1b2c3d_input.json.gz"
-    assert _role(stack, "s3:GetObject", _object(location, record)) == "allowed"
-    assert _role(stack, "s3:GetObject", _object(location, body)) == "allowed"  # in the folder (the SQL skips it)
+    assert role_decision(stack, "s3:GetObject", object_arn(location, record)) == "allowed"
+    assert (
+        role_decision(stack, "s3:GetObject", object_arn(location, body)) == "allowed"
+    )  # in the folder (the SQL skips it)
     for outside in [
         f"AWSLogs/210987654321/BedrockModelInvocationLogs/{REGION}/{HOUR}/x.json.gz",  # another account's
         f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/eu-west-1/{HOUR}/x.json.gz",  # another region's
@@ -206,69 +204,73 @@ def test_the_role_reads_exactly_the_log_folder_and_not_the_rest_of_the_bucket(lo
         "secrets.txt",
         f"{FOLDER}-other/{HOUR}/x.json.gz",
     ]:
-        assert _role(stack, "s3:GetObject", _object(location, outside)) == "implicit", outside
-    assert _role(stack, "s3:GetObject", f"arn:aws:s3:::{bucket}/x{under}{record}") == "implicit"
-    assert _role(stack, "s3:GetObject", f"arn:aws:s3:::other-{bucket}/{under}{record}") == "implicit"
+        assert role_decision(stack, "s3:GetObject", object_arn(location, outside)) == "implicit", outside
+    assert role_decision(stack, "s3:GetObject", f"arn:aws:s3:::{bucket}/x{under}{record}") == "implicit"
+    assert role_decision(stack, "s3:GetObject", f"arn:aws:s3:::other-{bucket}/{under}{record}") == "implicit"
     if prefix:  # the same folder outside the prefix
-        assert _role(stack, "s3:GetObject", f"arn:aws:s3:::{bucket}/{record}") == "implicit"
+        assert role_decision(stack, "s3:GetObject", f"arn:aws:s3:::{bucket}/{record}") == "implicit"
     for action in ["s3:PutObject", "s3:DeleteObject", "s3:GetObjectAcl"]:
-        assert _role(stack, action, _object(location, record)) == "implicit", action
+        assert role_decision(stack, action, object_arn(location, record)) == "implicit", action
     # listing: an hour's folder and the log folder itself; nothing around them
-    assert _list(stack, bucket, f"{under}{FOLDER}/{HOUR}/") == "allowed"
-    assert _list(stack, bucket, f"{under}{FOLDER}/") == "allowed"
-    assert _list(stack, bucket, f"{under}AWSLogs/{ACCOUNT}/") == "implicit"
-    assert _list(stack, bucket, f"{under}AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/eu-west-1/") == "implicit"
-    assert _list(stack, bucket, f"x{under}{FOLDER}/") == "implicit"
-    assert _list(stack, bucket, "") == "implicit" and _list(stack, bucket, None) == "implicit"
+    assert list_decision(stack, bucket, f"{under}{FOLDER}/{HOUR}/") == "allowed"
+    assert list_decision(stack, bucket, f"{under}{FOLDER}/") == "allowed"
+    assert list_decision(stack, bucket, f"{under}AWSLogs/{ACCOUNT}/") == "implicit"
+    assert list_decision(stack, bucket, f"{under}AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/eu-west-1/") == "implicit"
+    assert list_decision(stack, bucket, f"x{under}{FOLDER}/") == "implicit"
+    assert list_decision(stack, bucket, "") == "implicit" and list_decision(stack, bucket, None) == "implicit"
     if prefix:
-        assert _list(stack, bucket, f"{FOLDER}/") == "implicit"
-        assert _list(stack, bucket, f"{prefix}/") == "implicit"
-    assert _list(stack, f"other-{bucket}", f"{under}{FOLDER}/") == "implicit"
-    assert _role(stack, "s3:GetBucketLocation", f"arn:aws:s3:::{bucket}") == "allowed"
+        assert list_decision(stack, bucket, f"{FOLDER}/") == "implicit"
+        assert list_decision(stack, bucket, f"{prefix}/") == "implicit"
+    assert list_decision(stack, f"other-{bucket}", f"{under}{FOLDER}/") == "implicit"
+    assert role_decision(stack, "s3:GetBucketLocation", f"arn:aws:s3:::{bucket}") == "allowed"
 
 
 def test_glue_reads_exactly_the_logs_table():
     stack = s3_stack(HistoryDatabaseName="finops")
     for action in ["glue:GetTable", "glue:GetDatabase", "glue:GetPartitions"]:
         for resource in [f"{GLUE}:catalog", f"{GLUE}:database/finops", f"{GLUE}:table/finops/invocation_logs"]:
-            assert _role(stack, action, resource) == "allowed", (action, resource)
+            assert role_decision(stack, action, resource) == "allowed", (action, resource)
     for other in ["finops/cur_export", "finops/reports", "bedrock_usage/invocation_logs", "other/invocation_logs"]:
-        assert _role(stack, "glue:GetTable", f"{GLUE}:table/{other}") == "implicit", other
+        assert role_decision(stack, "glue:GetTable", f"{GLUE}:table/{other}") == "implicit", other
     for action in ["glue:UpdateTable", "glue:DeleteTable", "glue:CreatePartition", "glue:GetTables"]:
-        assert _role(stack, action, f"{GLUE}:table/finops/invocation_logs") == "implicit", action
+        assert role_decision(stack, action, f"{GLUE}:table/finops/invocation_logs") == "implicit", action
 
 
 def test_athena_runs_in_the_stacks_workgroup_with_logs_in_s3_and_no_cur_export():
     stack = s3_stack()
     assert stack.exists("ReportHistoryWorkGroup") and not stack.exists("CurPolicy")
     for action in ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults"]:
-        assert _role(stack, action, WORKGROUP_ARN) == "allowed", action
-        assert _role(stack, action, f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary") == "implicit", action
+        assert role_decision(stack, action, WORKGROUP_ARN) == "allowed", action
+        assert role_decision(stack, action, f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary") == "implicit", (
+            action
+        )
     result = f"arn:aws:s3:::{BUCKET}/{PREFIX}-athena-results/0f1e2d3c.csv"
     for action in ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]:
-        assert _role(stack, action, result) == "allowed", action
+        assert role_decision(stack, action, result) == "allowed", action
     # no CUR grant came with it
-    assert _role(stack, "glue:GetTable", f"{GLUE}:table/bedrock_usage/cur_export") == "implicit"
+    assert role_decision(stack, "glue:GetTable", f"{GLUE}:table/bedrock_usage/cur_export") == "implicit"
 
 
 def test_an_sse_kms_log_bucket_is_decrypted_through_s3_only():
     via = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
     stack = s3_stack(LogBucketKmsKeyArn=KEY_ARN)
-    assert _role(stack, "kms:Decrypt", KEY_ARN, **via) == "allowed"
-    assert _role(stack, "kms:Decrypt", KEY_ARN) == "implicit"  # not directly
-    assert _role(stack, "kms:Decrypt", KEY_ARN, **{"kms:ViaService": "s3.eu-west-1.amazonaws.com"}) == "implicit"
-    assert _role(stack, "kms:Decrypt", KEY_ARN.replace("0f1e", "ffff"), **via) == "implicit"
+    assert role_decision(stack, "kms:Decrypt", KEY_ARN, **via) == "allowed"
+    assert role_decision(stack, "kms:Decrypt", KEY_ARN) == "implicit"  # not directly
+    assert (
+        role_decision(stack, "kms:Decrypt", KEY_ARN, **{"kms:ViaService": "s3.eu-west-1.amazonaws.com"}) == "implicit"
+    )
+    assert role_decision(stack, "kms:Decrypt", KEY_ARN.replace("0f1e", "ffff"), **via) == "implicit"
     for action in ["kms:GenerateDataKey", "kms:Encrypt", "kms:CreateGrant"]:
-        assert _role(stack, action, KEY_ARN, **via) == "implicit", action
+        assert role_decision(stack, action, KEY_ARN, **via) == "implicit", action
     assert not s3_stack().exists("LogKeyPolicy")  # SSE-S3: no key to grant
-    assert _role(s3_stack(), "kms:Decrypt", KEY_ARN, **via) == "implicit"
+    assert role_decision(s3_stack(), "kms:Decrypt", KEY_ARN, **via) == "implicit"
 
 
 def test_with_logs_in_s3_the_role_queries_no_log_group():
     stack = s3_stack(LogGroupArns=GROUP)
     for resource in [GROUP, f"{GROUP}:*"]:
-        assert _role(stack, "logs:StartQuery", resource) == "implicit", resource
-    assert _role(RegionStack({"LogGroupArns": GROUP}), "logs:StartQuery", GROUP) == "allowed"
+        assert role_decision(stack, "logs:StartQuery", resource) == "implicit", resource
+    assert role_decision(RegionStack({"LogGroupArns": GROUP}), "logs:StartQuery", GROUP) == "allowed"
 
 
 def test_with_cloudwatch_nothing_of_the_s3_logs_is_created_or_granted():
@@ -276,9 +278,11 @@ def test_with_cloudwatch_nothing_of_the_s3_logs_is_created_or_granted():
     for resource in ["InvocationLogsTable", "LogsPolicy", "LogKeyPolicy", "AthenaPolicy"]:
         assert not stack.exists(resource), resource
     record = f"{FOLDER}/{HOUR}/x.json.gz"
-    assert _role(stack, "s3:GetObject", _object(LOCATION, record)) == "implicit"
-    assert _list(stack, "bedrock-logs-123456789012", f"bedrock/invocations/{FOLDER}/{HOUR}/") == "implicit"
-    assert _role(stack, "glue:GetTable", f"{GLUE}:table/bedrock_usage/invocation_logs") == "implicit"
-    assert _role(stack, "athena:StartQueryExecution", WORKGROUP_ARN) == "implicit"
-    assert _role(stack, "kms:Decrypt", KEY_ARN, **{"kms:ViaService": f"s3.{REGION}.amazonaws.com"}) == "implicit"
+    assert role_decision(stack, "s3:GetObject", object_arn(LOCATION, record)) == "implicit"
+    assert list_decision(stack, "bedrock-logs-123456789012", f"bedrock/invocations/{FOLDER}/{HOUR}/") == "implicit"
+    assert role_decision(stack, "glue:GetTable", f"{GLUE}:table/bedrock_usage/invocation_logs") == "implicit"
+    assert role_decision(stack, "athena:StartQueryExecution", WORKGROUP_ARN) == "implicit"
+    assert (
+        role_decision(stack, "kms:Decrypt", KEY_ARN, **{"kms:ViaService": f"s3.{REGION}.amazonaws.com"}) == "implicit"
+    )
     assert _environment(stack)["LOG_TABLE"] == ""

@@ -293,6 +293,22 @@ def decide(statements: list[Mapping[str, Any]], request: Request) -> str:
 # The evaluator itself, on IAM's documented cases
 
 
+def role_decision(stack: Stack, action: str, resource: str, **context: str) -> str:
+    """What IAM decides for the function's role asking `action` on `resource` (with condition keys `context`)."""
+    return decide(stack.role_statements(), Request(ROLE_ARN, action, resource, context))
+
+
+def object_arn(location: str, key: str) -> str:
+    """The ARN of `key` under an s3://bucket[/prefix] location."""
+    return "arn:aws:s3:::" + location.removeprefix("s3://") + "/" + key
+
+
+def list_decision(stack: Stack, bucket: str, prefix: str | None) -> str:
+    """What IAM decides for the role listing `bucket` (under `prefix`; None: with no prefix at all)."""
+    context = {} if prefix is None else {"s3:prefix": prefix}
+    return role_decision(stack, "s3:ListBucket", f"arn:aws:s3:::{bucket}", **context)
+
+
 def test_the_evaluator_follows_iams_rules():
     deny = {
         "Effect": "Deny",
