@@ -2,8 +2,8 @@
 
 Holds the product (lambda_function/), its templates and price tables (pricing/*.csv: data, not the tools beside
 them), and the dependencies that neither the runtime (boto3, and with it jmespath) nor the AWS SDK for pandas layer
-(pandas, numpy) provides: jinja2 and markupsafe (an arm64 wheel), aws-lambda-powertools and typing-extensions (pure
-Python). No tests, no dev tools. The zip is reproducible: sorted entries, fixed timestamps.
+(pandas, numpy) provides: jinja2, markupsafe and msgspec (arm64 wheels), aws-lambda-powertools and
+typing-extensions (pure Python). No tests, no dev tools. The zip is reproducible: sorted entries, fixed timestamps.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Exactly these (pip --no-deps): each pinned as in constraints.txt, their own dependencies listed or from the runtime
-VENDORED = ["jinja2==3.1.6", "markupsafe==3.0.4", "aws-lambda-powertools==3.37.0", "typing-extensions==4.16.0"]
+VENDORED = [
+    "jinja2==3.1.6",
+    "markupsafe==3.0.4",
+    "aws-lambda-powertools==3.37.0",
+    "typing-extensions==4.16.0",
+    "msgspec==0.23.0",
+]
 ZIP_LIMIT = 50 * 1024 * 1024  # direct upload limit; S3-deployed zips may be larger but must unzip to < 250 MB
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # function + layers, unzipped
 # The AWS SDK for pandas layer beside it unzips to 167 MiB (3.16.0) to 204 MiB (3.16.1; aws/aws-sdk-pandas#3331)

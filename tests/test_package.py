@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import zipfile
@@ -23,14 +24,26 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_AND_LAYER = ["pandas==2.2.3", "numpy<2.3", "boto3==1.44.5"]
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory):
+def _package(tmp_path_factory, *options: str) -> Path:
     out = tmp_path_factory.mktemp("dist") / "bedrock-usage-report.zip"
     build = tmp_path_factory.mktemp("build") / "package"
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "package.py"), "--out", str(out), "--build", str(build)], check=True
-    )
+    command = [sys.executable, str(ROOT / "scripts" / "package.py"), "--out", str(out), "--build", str(build)]
+    subprocess.run([*command, *options], check=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    """The zip as deployed: python3.12 on arm64."""
+    return _package(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def host_artifact(tmp_path_factory):
+    """The same recipe for this machine's CPU and Python, so that its compiled wheels (markupsafe, msgspec) load
+    here: what runs is the zip's layout and code, with the wheels Lambda's would be built from."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return _package(tmp_path_factory, "--platform", f"manylinux2014_{platform.machine()}", "--python-version", version)
 
 
 def test_the_zip_holds_the_product_and_nothing_else(artifact):
@@ -39,6 +52,7 @@ def test_the_zip_holds_the_product_and_nothing_else(artifact):
     assert "templates/report_email.html.j2" in names
     assert "pricing/token_prices.csv" in names
     assert any(n.startswith("jinja2/") for n in names) and any(n.startswith("markupsafe/") for n in names)
+    assert any(n.startswith("msgspec/_core") and n.endswith("aarch64-linux-gnu.so") for n in names)
     assert any(n.endswith("aarch64-linux-gnu.so") for n in names)  # built for the arm64 runtime
     assert not [n for n in names if n.startswith(("tests/", "local_aws/", "bench/", "pandas/", "boto3/", "moto/"))]
     # pricing/ ships as data only: its tables, none of the maintainers' tools (the product never imports them)
@@ -48,12 +62,12 @@ def test_the_zip_holds_the_product_and_nothing_else(artifact):
     assert artifact.stat().st_size < 50 * 1024 * 1024
 
 
-def test_the_zip_runs_the_handler_in_a_clean_environment(artifact, aws, tmp_path):
+def test_the_zip_runs_the_handler_in_a_clean_environment(host_artifact, aws, tmp_path):
     # GIVEN a virtualenv with only the runtime's and the layer's packages (built once, then reused while the list
     # and the Python are unchanged: tests/clean_venv.py), and the zip unpacked as Lambda does
     python = clean_venv(RUNTIME_AND_LAYER)
     task = tmp_path / "task"
-    zipfile.ZipFile(artifact).extractall(task)
+    zipfile.ZipFile(host_artifact).extractall(task)
 
     # AND a day of logs in the embedded AWS
     day = datetime.now(UTC).date() - timedelta(days=1)
@@ -63,8 +77,9 @@ def test_the_zip_runs_the_handler_in_a_clean_environment(artifact, aws, tmp_path
 
     # WHEN the handler runs from the unpacked zip
     script = (
-        "import json, jinja2, lambda_function\n"
+        "import json, jinja2, msgspec, lambda_function\n"
         f"assert jinja2.__file__.startswith({str(task)!r}), jinja2.__file__\n"
+        f"assert msgspec.__file__.startswith({str(task)!r}), msgspec.__file__\n"
         f"print(json.dumps(lambda_function.lambda_handler({{'date': {day.isoformat()!r}, 'send_email': False}}, None)))\n"
     )
     env = {

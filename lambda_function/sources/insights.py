@@ -25,7 +25,6 @@ StopQuery use the run's own deadline for calls.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -39,6 +38,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from typing import Any, Protocol
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_function.aws import GuardedClient, error_code, is_transient
@@ -87,25 +87,34 @@ class Page:
         return self.columns.get(name) or [None] * self.size
 
 
-def page_of(results: Sequence[Sequence[Mapping[str, Any]]]) -> Page:
-    """GetQueryResults' rows (lists of {field, value}) as columns.
-    Equal values share one string: most columns repeat a handful of values (the day, the account, the model)."""
+class Field(msgspec.Struct, gc=False):
+    """One `{"field": ..., "value": ...}` of a GetQueryResults row (no value: the row lacks the field)."""
+
+    field: str
+    value: str | None = None
+
+
+_BODY = msgspec.json.Decoder(dict[str, msgspec.Raw])  # the body's members, each left as its raw JSON
+_ROWS = msgspec.json.Decoder(list[list[Field]])  # `results`, decoded straight into Fields (no dict per field)
+_LIST = msgspec.json.Decoder(list[msgspec.Raw])  # a Running answer's `results`: checked to be a list, not decoded
+
+
+def page_of(results: Sequence[Sequence[Field]]) -> Page:
+    """GetQueryResults' rows as columns (the usage frame keeps one string per distinct value; see usage._mapped)."""
     size = len(results)
     columns: dict[str, list[str | None]] = {}
-    shared: dict[str, str] = {}
     for i, row in enumerate(results):
         for item in row:
-            name, value = item["field"], item.get("value")
-            column = columns.get(name)
+            column = columns.get(item.field)
             if column is None:
-                column = columns[name] = [None] * size
-            column[i] = None if value is None else shared.setdefault(value, value)
+                column = columns[item.field] = [None] * size
+            column[i] = item.value
     return Page(size, columns)
 
 
 def page_from_rows(rows: Iterable[Mapping[str, str]]) -> Page:
     """Rows as dicts (field -> value) as one page: tests and small tools."""
-    return page_of([[{"field": k, "value": v} for k, v in row.items()] for row in rows])
+    return page_of([[Field(k, v) for k, v in row.items()] for row in rows])
 
 
 def rows_of(pages: Iterable[Page]) -> Iterator[dict[str, str]]:
@@ -266,22 +275,28 @@ def is_complete(result: QueryResult, count_field: str) -> bool:
 
 
 def _read_rows_raw(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
-    """botocore `before-parse` hook for GetQueryResults: the rows of a Complete answer go into compact columns
-    (json.loads, then one pass), a Running answer's partial rows are dropped, and botocore's model parser is
-    left only the small rest of the body. Anything unexpected is left to botocore as it came."""
+    """botocore `before-parse` hook for GetQueryResults: the rows of a Complete answer are decoded straight into
+    compact columns (msgspec, typed: about a third of `json.loads`' time, and no dict per field), a Running
+    answer's partial rows are dropped, and botocore's model parser is left only the small rest of the body.
+    Anything unexpected (a value that is not text, a body that is not an object) is left to botocore as it came."""
     body = response_dict.get("body")
     if response_dict.get("status_code", 500) >= 300 or not isinstance(body, bytes | str) or not body:
         return
     try:
-        document = json.loads(body)
-        results = document.pop("results", None) if isinstance(document, dict) else None
-        if not isinstance(results, list):
+        document = _BODY.decode(body)
+        results = document.pop("results", None)
+        if results is None:
             return
-        page = page_of(results) if document.get("status") == "Complete" else Page(0, {})
-    except (ValueError, TypeError, KeyError, AttributeError):
+        complete = "status" in document and msgspec.json.decode(document["status"]) == "Complete"
+        if complete:
+            page = page_of(_ROWS.decode(results))
+        else:
+            _LIST.decode(results)  # the partial rows are dropped, but must be a list like any answer's
+            page = Page(0, {})
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return
     customized_response_dict[ROWS_KEY] = page
-    response_dict["body"] = json.dumps(document).encode("utf-8")
+    response_dict["body"] = msgspec.json.encode(document)
 
 
 def _page(response: Mapping[str, Any]) -> Page:
@@ -289,7 +304,9 @@ def _page(response: Mapping[str, Any]) -> Page:
     if isinstance(page, Page):
         return page
     # An SDK without the `before-parse` event (or a body the hook left alone): botocore parsed the rows.
-    return page_of(response.get("results", [])) if response.get("status") == "Complete" else Page(0, {})
+    if response.get("status") != "Complete":
+        return Page(0, {})
+    return page_of([[Field(item["field"], item.get("value")) for item in row] for row in response.get("results", [])])
 
 
 def _model_limit(client: Any, operation: str, member: str) -> int | None:
