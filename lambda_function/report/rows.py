@@ -74,55 +74,73 @@ def _status(statuses: pd.Series) -> str:
     return "; ".join(reasons) if reasons else PRICED
 
 
-# Columns of the usage, priced and report frames, and the CSV's headers: an attribution key becomes a column of
-# each, so it must be none of them (checked before any query is paid for).
+# The report rows' charge: micro-dollars (int64, exact: the CSV's own figure, the row's exact charge rounded half
+# up), and whether the row is priced at all (an unpriced row's micro-dollars are 0 and its CSV cell empty).
+MICROS = "charge_micros"
+IS_PRICED = "is_priced"
+
+
+def _micro_dollars(charge: Decimal) -> int:
+    return int(to_micro(charge).scaleb(6))
+
+
+def _key_codes(rows: pd.DataFrame, keys: Sequence[str]) -> list[np.ndarray]:
+    """Each key column as integer codes in the order of its values (factorized once, sorted)."""
+    return [pd.factorize(rows[key], sort=True)[0] for key in keys]
+
+
 def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> pd.DataFrame:
     """One row per (account, identity ARN, model id as logged, region, and attribution values), over all days;
     largest charges first."""
     keys = [*ROW_KEYS, *attribution_keys]
     if priced.empty:
-        empty = pd.DataFrame(columns=keys + _SUMMED + ["charge", "pricing_status"])
-        return empty
+        return pd.DataFrame(columns=keys + _SUMMED + [MICROS, IS_PRICED, "pricing_status"])
     # Calls billed at their model's long-context tier (input above its threshold; see pricing.ContextTier).
     priced = priced.assign(long_context_invocations=priced["invocations"].where(priced["long_context"], 0))
     # Most CSV rows come from one usage row (one day, one set of options): those are taken as they are, and only
     # the keys with several usage rows go through the exact, Python-level Decimal sum.
     several = priced.duplicated(keys, keep=False)
     single = priced.loc[~several, [*keys, *_SUMMED, "charge", "pricing_status"]].set_index(keys)
-    grouped = priced[several].groupby(keys, sort=False, dropna=False)
-    merged = grouped[_SUMMED].sum()
-    merged["charge"] = grouped["charge"].agg(_sum_charges)
-    merged["pricing_status"] = grouped["pricing_status"].agg(_status)
-    rows = pd.concat([single, merged]) if len(merged) else single
-    rows = rows.reset_index()
-    rows["charge"] = [None if c is None else to_micro(c) for c in rows["charge"]]
+    if several.any():
+        grouped = priced[several].groupby(keys, sort=False, dropna=False)
+        merged = grouped[_SUMMED].sum()
+        merged["charge"] = grouped["charge"].agg(_sum_charges)
+        merged["pricing_status"] = grouped["pricing_status"].agg(_status)
+        single = pd.concat([single, merged])
+    rows = single.reset_index()
+    charges = rows.pop("charge").tolist()
+    rows[IS_PRICED] = np.array([c is not None for c in charges], dtype=bool)
+    rows[MICROS] = np.array([0 if c is None else _micro_dollars(c) for c in charges], dtype=np.int64)
     total_tokens = rows["input_tokens"] + rows["output_tokens"] + rows["cache_read_tokens"] + rows["cache_write_tokens"]
-    order = pd.DataFrame(
-        {
-            "is_unpriced": rows["charge"].isna(),
-            "charge": [float(c) if c is not None else 0.0 for c in rows["charge"]],
-            "tokens": total_tokens,
-        }
+    # Priced first, then the largest charge, the most tokens, and the keys (a stable tiebreak: re-runs produce
+    # byte-identical CSVs). np.lexsort sorts by its last key first.
+    order = np.lexsort(
+        [
+            *reversed(_key_codes(rows, keys)),
+            -total_tokens.to_numpy(),
+            -rows[MICROS].to_numpy(),
+            ~rows[IS_PRICED].to_numpy(),
+        ]
     )
-    # Stable tiebreak on the keys so re-runs produce byte-identical CSVs.
-    keyed = pd.concat([order, rows[keys]], axis=1)
-    ordered = keyed.sort_values(
-        ["is_unpriced", "charge", "tokens", *keys], ascending=[True, False, False, *[True] * len(keys)]
-    ).index
-    return rows.loc[ordered].reset_index(drop=True)
+    return rows.take(order).reset_index(drop=True)
 
 
 def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> bytes:
     """UTF-8 CSV with the contract's column order, then one column per attribution key (header: the key; empty
     when unattributed); unpriced charges are empty cells, never 0."""
-    columns: list[list[object]] = []
+    columns: list[Sequence[object]] = []
     for name in [*CSV_COLUMNS, *attribution_keys]:
-        values = rows[_CSV_SOURCES.get(name, name)].tolist() if not rows.empty else []
-        if name in _TEXT_COLUMNS or name in attribution_keys:
-            values = neutralise_all([str(v) for v in values])
+        if rows.empty:
+            columns.append([])
         elif name == "Charges incurred":
-            values = ["" if c is None else f"{c:f}" for c in values]
-        columns.append(values)
+            micros, is_priced = rows[MICROS].tolist(), rows[IS_PRICED].tolist()
+            columns.append(
+                [f"{m // 10**6}.{m % 10**6:06d}" if p else "" for m, p in zip(micros, is_priced, strict=True)]
+            )
+        elif name in _TEXT_COLUMNS or name in attribution_keys:
+            columns.append(neutralise_all(list(map(str, rows[_CSV_SOURCES.get(name, name)].tolist()))))
+        else:
+            columns.append(rows[_CSV_SOURCES.get(name, name)].tolist())
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")  # quotes only where needed, as spreadsheets expect
     writer.writerow([*CSV_COLUMNS, *attribution_keys])
@@ -130,40 +148,37 @@ def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> byte
     return buffer.getvalue().encode("utf-8")
 
 
-def _micros(charges: pd.Series) -> np.ndarray:
-    """Report-row charges (already rounded to micro-dollars) as int64 micro-dollars: exact, and summed by numpy."""
-    return np.array([0 if c is None else int(c.scaleb(6)) for c in charges], dtype=np.int64)
-
-
 def _dollars(micros: int, priced: bool) -> Decimal:
     # Decimal(0) where nothing was priced, as an exact sum starting from Decimal(0) would say.
-    return Decimal(int(micros)).scaleb(-6) if priced else Decimal(0)
+    return Decimal(micros).scaleb(-6) if priced else Decimal(0)
 
 
-def _breakdown(rows: pd.DataFrame, key: str, micros: np.ndarray) -> list[Spend]:
-    unpriced = rows["charge"].isna()
+def _breakdown(rows: pd.DataFrame, names: pd.Series) -> list[Spend]:
+    """Spend per name, the largest cost first (then the most invocations, then the name)."""
+    codes, uniques = pd.factorize(names, sort=True)
     parts = pd.DataFrame(
         {
-            "name": rows[key],
-            "micros": micros,  # the priced part only
-            "priced_rows": (~unpriced).astype("int64"),
-            "invocations": rows["invocations"],
-            "unpriced_invocations": rows["invocations"].where(unpriced, 0),
+            "micros": rows[MICROS].to_numpy(),  # the priced part only (0 where unpriced)
+            "priced_rows": rows[IS_PRICED].to_numpy().astype(np.int64),
+            "invocations": rows["invocations"].to_numpy(),
+            "unpriced_invocations": rows["invocations"].where(~rows[IS_PRICED], 0).to_numpy(),
         }
     )
-    totals = parts.groupby("name", sort=False).sum()
-    spends = [
-        Spend(str(name), _dollars(m, p > 0), i, u)
-        for name, m, p, i, u in zip(
-            totals.index.tolist(),
-            totals["micros"].tolist(),  # plain ints: numpy scalars cost more per use than the whole conversion
-            totals["priced_rows"].tolist(),
-            totals["invocations"].tolist(),
-            totals["unpriced_invocations"].tolist(),
+    totals = parts.groupby(codes, sort=True).sum()  # by code: in the names' order
+    micros, invocations = totals["micros"].to_numpy(), totals["invocations"].to_numpy()
+    order = np.lexsort([totals.index.to_numpy(), -invocations, -micros])
+    names = uniques.tolist()
+    return [
+        Spend(str(names[code]), _dollars(m, p > 0), i, u)
+        for code, m, p, i, u in zip(
+            totals.index.to_numpy()[order].tolist(),
+            micros[order].tolist(),  # plain ints: numpy scalars cost more per use than the whole conversion
+            totals["priced_rows"].to_numpy()[order].tolist(),
+            invocations[order].tolist(),
+            totals["unpriced_invocations"].to_numpy()[order].tolist(),
             strict=True,
         )
     ]
-    return sorted(spends, key=lambda s: (-s.cost, -s.invocations, s.name))
 
 
 def _count_invalid(rows: pd.DataFrame) -> int:
@@ -174,9 +189,10 @@ def _count_invalid(rows: pd.DataFrame) -> int:
 
 def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> ReportSummary:
     """Totals and breakdowns, computed from the CSV rows so that the email always agrees with the CSV."""
+    if rows.empty:
+        return ReportSummary(Decimal(0), 0, 0, 0, 0, 0, 0, 0, by_attribution={key: [] for key in attribution_keys})
     unpriced = []
-    missing = rows[rows["charge"].isna()] if not rows.empty else rows
-    for model_id, group in missing.groupby("model_id", sort=True):
+    for model_id, group in rows[~rows[IS_PRICED]].groupby("model_id", sort=True):
         unpriced.append(
             UnpricedModel(
                 model_id=str(model_id),
@@ -188,30 +204,23 @@ def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> Repor
                 invocations=int(group["invocations"].sum()),
             )
         )
-    micros = _micros(rows["charge"]) if not rows.empty else np.zeros(0, dtype=np.int64)
-    total = _dollars(int(micros.sum()), bool(rows["charge"].notna().any())) if not rows.empty else Decimal(0)
     return ReportSummary(
-        total_cost=total,
+        total_cost=_dollars(int(rows[MICROS].sum()), bool(rows[IS_PRICED].any())),
         invocations=int(rows["invocations"].sum()),
         failed_invocations=int(rows["failed_invocations"].sum()),
         input_tokens=int(rows["input_tokens"].sum()),
         output_tokens=int(rows["output_tokens"].sum()),
         cache_read_tokens=int(rows["cache_read_tokens"].sum()),
         cache_write_tokens=int(rows["cache_write_tokens"].sum()),
-        cache_write_1h_tokens=int(rows["cache_write_1h_tokens"].sum()) if not rows.empty else 0,
+        cache_write_1h_tokens=int(rows["cache_write_1h_tokens"].sum()),
         rows=len(rows),
-        long_context_invocations=int(rows["long_context_invocations"].sum()) if not rows.empty else 0,
-        unreadable_records=int(rows["unreadable_records"].sum()) if not rows.empty else 0,
+        long_context_invocations=int(rows["long_context_invocations"].sum()),
+        unreadable_records=int(rows["unreadable_records"].sum()),
         invalid_rows=_count_invalid(rows),
-        by_identity=_breakdown(rows, "identity_arn", micros) if not rows.empty else [],
-        by_model=_breakdown(rows, "model_id", micros) if not rows.empty else [],
-        by_region=_breakdown(rows, "region", micros) if not rows.empty else [],
-        by_attribution={
-            key: _breakdown(rows.assign(**{key: rows[key].replace("", UNATTRIBUTED)}), key, micros)
-            if not rows.empty
-            else []
-            for key in attribution_keys
-        },
+        by_identity=_breakdown(rows, rows["identity_arn"]),
+        by_model=_breakdown(rows, rows["model_id"]),
+        by_region=_breakdown(rows, rows["region"]),
+        by_attribution={key: _breakdown(rows, rows[key].replace("", UNATTRIBUTED)) for key in attribution_keys},
         unpriced=unpriced,
     )
 
