@@ -74,6 +74,7 @@ def test_a_run_for_the_20th_reads_each_of_the_19_earlier_summaries_once(aws, mon
 def test_a_summary_round_trips_through_its_type():
     # GIVEN a summary with every part the report writes
     team = [Spend("ml", Decimal("0.000123"), 3, 1), Spend("unattributed", Decimal("2.5"), 4)]
+    teams = [*team, Spend("équipe-北京\u2028", Decimal("0.5"), 1)]  # an attribution value may be any text
     totals = ReportSummary(
         total_cost=Decimal("2.500123"),
         invocations=7,
@@ -90,7 +91,7 @@ def test_a_summary_round_trips_through_its_type():
         by_identity=team,
         by_model=team,
         by_region=team,
-        by_attribution={"team": team},
+        by_attribution={"team": teams},
         unpriced=[UnpricedModel("acme.new-model", "no price row", 5, 6, 0, 0, 1)],
     )
     summary = Summary(day_window(date(2026, 11, 20), UTC_ZONE).as_json(), totals, {"queries": 1}, {"budgets": []})
@@ -100,7 +101,12 @@ def test_a_summary_round_trips_through_its_type():
     # THEN it is the same summary, written on one line, money as exact strings
     assert again == summary
     assert body.count(b"\n") == 1 and b'"total_cost_usd":"2.500123"' in body
-    assert again.breakdown_costs("by_attribution.team") == {"ml": Decimal("0.000123"), "unattributed": Decimal("2.5")}
+    assert json.loads(body) == json.loads(body.decode("utf-8"))  # UTF-8 JSON, whatever the names
+    assert again.breakdown_costs("by_attribution.team") == {
+        "ml": Decimal("0.000123"),
+        "unattributed": Decimal("2.5"),
+        "équipe-北京\u2028": Decimal("0.5"),
+    }
 
 
 def test_a_claim_is_created_once_and_names_its_run(aws):
