@@ -7,11 +7,13 @@ event -> request -> preflight -> usage (sources/) -> prices (pricing/) -> report
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -62,6 +64,27 @@ class ReportRun:
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metrics.emf records; lambda_handler publishes them
 
 
+# A run allocates millions of short-lived objects (query rows, frames, breakdown lines) beside hundreds of thousands
+# of long-lived ones (boto's service models, pandas, the price tables), which CPython's collector traverses at each
+# full collection: a quarter of the run's CPU at 50,000 groups. For the run, the long-lived are frozen (left out of
+# collections) and collections made rarer; both are restored when it ends.
+RUN_COLLECTION_THRESHOLD = 100_000
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    thresholds, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(RUN_COLLECTION_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not frozen_before:  # a process that froze objects of its own keeps them frozen
+            gc.unfreeze()
+
+
+@fewer_collections()
 def run_report(
     event: Any,
     config: Config,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import email
+import gc
 import email.policy
 import io
 import json
@@ -19,7 +20,7 @@ from lambda_function import lambda_handler
 from lambda_function.__main__ import main as cli
 from lambda_function.config import load_config
 from lambda_function.errors import ConfigError, QueryFailed
-from lambda_function.handler import AwsClients, run_report
+from lambda_function.handler import RUN_COLLECTION_THRESHOLD, AwsClients, fewer_collections, run_report
 from lambda_function.report.rows import CSV_COLUMNS, money
 from local_aws.generate import expected_totals, generate_records, put_records
 
@@ -173,6 +174,19 @@ def test_a_rerun_overwrites_the_same_object(account):
     # one CSV and its JSON summary, overwritten in place
     assert sorted(o["Key"] for o in s3_objects(account)) == [csv_key, csv_key.removesuffix(".csv") + ".json"]
     assert account.sent_emails() == []
+
+
+def test_a_run_collects_less_and_leaves_the_collector_as_it_found_it(account):
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    # during a run, what was alive before it is frozen and collections are rarer
+    with fewer_collections():
+        assert gc.get_threshold()[0] == RUN_COLLECTION_THRESHOLD and gc.get_freeze_count() > 0
+    # after one, whether it reported, was refused or failed, all is as before
+    report({"date": DAY.isoformat(), "send_email": False})
+    report({"date": "yesterday-ish"})
+    with pytest.raises(ZeroDivisionError), fewer_collections():
+        _ = 1 / 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
 def test_a_duplicate_invocation_sends_one_email_and_force_sends_again(account):
