@@ -61,13 +61,13 @@ def _setting(value: str | None) -> int:
 def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
     """A column of sums as exact int64 counts, and per row why a count is not usable (None: all are).
 
-    The common column, whole numbers below 2^53, takes one int() per value; any other value sends the column
-    through `_count`, which says what is wrong with each."""
-    try:
-        numbers = [int(v) if v else 0 for v in values]
-        if not numbers or (min(numbers) >= 0 and max(numbers) < MAX_EXACT):
-            return np.array(numbers, dtype=np.int64), None
-    except ValueError:
+    The common column, whole numbers below 2^53, is read by numpy in one go; any other value (an empty sum too)
+    sends the column through `_count`, which reads each exactly or says what is wrong with it."""
+    try:  # numpy reads the text of each value as int() would; None, "" and anything else go the long way
+        numbers = np.array(values, dtype=np.int64)
+        if not len(numbers) or (numbers.min() >= 0 and numbers.max() < MAX_EXACT):
+            return numbers, None
+    except (ValueError, TypeError, OverflowError):
         pass
     parsed = [_count(v) for v in values]
     reasons = [p if isinstance(p, str) else "" for p in parsed]
@@ -77,7 +77,7 @@ def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
 def _mapped(values: list[str | None], convert: Callable[[str | None], T]) -> list[T]:
     """`convert` once per distinct value: keys repeat across rows (a handful of days, models, settings)."""
     cache = {value: convert(value) for value in set(values)}
-    return [cache[value] for value in values]
+    return list(map(cache.__getitem__, values))
 
 
 def _text(default: str, lower: bool = False) -> Callable[[str | None], str]:
@@ -123,11 +123,10 @@ def _page_frame(page: Page, attribution_keys: Sequence[str], day: date | None = 
             data[name] = [day] * page.size
         else:
             data[name] = _mapped(values, _CONVERTERS.get(name, _text(MISSING)))
-    unfolded = _mapped(page.column(OPTIONS_FIELD), _unfold)
-    for k, name in enumerate(FOLDED):
-        data[name] = [options[k] for options, _ in unfolded]
-    if any(why for _, why in unfolded):
-        problems.append([why for _, why in unfolded])
+    typed, whys = zip(*_mapped(page.column(OPTIONS_FIELD), _unfold), strict=True)
+    data.update(zip(FOLDED, map(list, zip(*typed, strict=True)), strict=True))
+    if any(whys):
+        problems.append(list(whys))
     # Records the query counted as readable (an input token count or an error code); the others succeeded but
     # say nothing we could price (a record cut short, a count that is not a number).
     invocations = data["invocations"]
