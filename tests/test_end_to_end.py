@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import email
-import gc
 import email.policy
+import gc
 import io
 import json
 import os
