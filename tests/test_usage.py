@@ -57,6 +57,15 @@ def test_exact_counts_and_the_reasons_for_the_others():
         assert int(frame["output_tokens"].iloc[0]) == 2  # the other counts stay exact
 
 
+def test_a_sum_the_service_leaves_out_or_empty_is_zero_not_invalid():
+    # a group where the field never appeared: Logs Insights leaves it out of the row, or sends it empty
+    rows = [row(cache_read_tokens="7"), row(identity_arn="arn:aws:iam::123456789012:user/bob")]
+    rows.append(row(identity_arn="arn:aws:iam::123456789012:user/carol", cache_read_tokens=""))
+    frame = usage_frame([page_from_rows(rows)]).sort_values("identity_arn")
+    assert frame["cache_read_tokens"].tolist() == [7, 0, 0]  # alice, bob (no field), carol (empty)
+    assert frame[INVALID].tolist() == ["", "", ""]
+
+
 def test_records_without_readable_counts_are_counted():
     # 5 calls in the group, 3 with an input token count and 1 with an error code: 1 unreadable
     frame = usage_frame([page_from_rows([row(invocations="5", failed_invocations="1", readable_records="4")])])

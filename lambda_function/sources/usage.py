@@ -61,9 +61,11 @@ def _setting(value: str | None) -> int:
 def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
     """A column of sums as exact int64 counts, and per row why a count is not usable (None: all are).
 
-    The common column, whole numbers below 2^53, is read by numpy in one go; any other value (an empty sum too)
-    sends the column through `_count`, which reads each exactly or says what is wrong with it."""
-    try:  # numpy reads the text of each value as int() would; None, "" and anything else go the long way
+    The common column, whole numbers below 2^53 (or empty: 0), is read by numpy in one go; any other value sends
+    the column through `_count`, which reads each exactly or says what is wrong with it."""
+    try:  # numpy reads the text of each value as int() would; anything else goes the long way
+        if None in values or "" in values:  # sum() over a group where the field never appeared
+            values = [v or "0" for v in values]
         numbers = np.array(values, dtype=np.int64)
         if not len(numbers) or (numbers.min() >= 0 and numbers.max() < MAX_EXACT):
             return numbers, None
