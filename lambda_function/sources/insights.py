@@ -100,15 +100,19 @@ _LIST = msgspec.json.Decoder(list[msgspec.Raw])  # a Running answer's `results`:
 
 
 def page_of(results: Sequence[Sequence[Field]]) -> Page:
-    """GetQueryResults' rows as columns (the usage frame keeps one string per distinct value; see usage._mapped)."""
+    """GetQueryResults' rows as columns. Equal values share one string: most columns repeat a handful of values
+    (the account, the model, the options, small counts), so the pages a run holds until its queries end take
+    little more than their distinct values, and typing them hashes each distinct value once."""
     size = len(results)
     columns: dict[str, list[str | None]] = {}
+    shared: dict[str | None, str | None] = {}
     for i, row in enumerate(results):
         for item in row:
             column = columns.get(item.field)
             if column is None:
                 column = columns[item.field] = [None] * size
-            column[i] = item.value
+            value = item.value
+            column[i] = shared.setdefault(value, value)
     return Page(size, columns)
 
 
