@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: install demo test lint format typecheck clean pricing-refresh pricing-crosscheck pricing-audit bench email-preview pricing-docs package deploy invoke download checkov
+.PHONY: install templates demo test lint format typecheck clean pricing-refresh pricing-crosscheck pricing-audit bench email-preview pricing-docs package deploy invoke download checkov
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ install: $(STAMP)
 ## LOG_SOURCE=s3 reads the invocation logs from the objects Bedrock delivers to S3 (the embedded engine) instead of
 ## CloudWatch Logs Insights: make demo LOG_SOURCE=s3
 LOG_SOURCE ?= cloudwatch
-demo: $(STAMP)
+demo: $(STAMP) templates
 	$(BIN)/python -m local_aws.demo --out out --log-source $(LOG_SOURCE)
+
+## The email templates' Python, generated ahead of time (templates/compiled/; a template changed since is compiled
+## at first use instead). The zip gets its own from `make package`.
+templates: $(STAMP)
+	$(BIN)/python -c 'from lambda_function.report.mail import compile_templates; compile_templates()'
 
 ## Render the demo's email in headless Chromium to docs/email-preview.png (needs Debian's chromium).
 email-preview: $(STAMP)
@@ -48,7 +53,7 @@ pricing-crosscheck: $(STAMP)
 ## it; then LOG_SOURCE=s3: 100k records a day of S3-delivered logs through the embedded engine, DuckDB's read_json
 ## beside it, and what Athena would scan and bill (figures in README). BENCH_S3_FLAGS=--million adds 1M a day.
 BENCH_S3_FLAGS ?=
-bench: $(STAMP)
+bench: $(STAMP) templates
 	$(BIN)/python -m bench.bench_scale
 	$(BIN)/python -m bench.bench_s3_logs $(BENCH_S3_FLAGS)
 

@@ -15,6 +15,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lambda_function.report.mail import compile_templates  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 # Exactly these (pip --no-deps): each pinned as in constraints.txt, their own dependencies listed or from the runtime
 VENDORED = [
@@ -36,7 +39,8 @@ def stage(build: Path, platform: str, python_version: str) -> None:
         shutil.rmtree(build)
     build.mkdir(parents=True)
     shutil.copytree(ROOT / "lambda_function", build / "lambda_function", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "templates", build / "templates")
+    shutil.copytree(ROOT / "templates", build / "templates", ignore=shutil.ignore_patterns("compiled"))
+    compile_templates(build / "templates", build / "templates" / "compiled")  # a cold start skips Jinja's compiler
     (build / "pricing").mkdir()
     # the tables only: pricing/'s code is the maintainers' tools, which the function never imports
     for item in sorted((ROOT / "pricing").glob("*.csv")):

@@ -50,6 +50,11 @@ def test_the_zip_holds_the_product_and_nothing_else(artifact):
     names = zipfile.ZipFile(artifact).namelist()
     assert "lambda_function/handler.py" in names
     assert "templates/report_email.html.j2" in names
+    # each template with its Python compiled ahead of time (a cold start skips Jinja's compiler)
+    templates = sorted(path.name for path in (ROOT / "templates").glob("*.j2"))
+    assert sorted(n.removeprefix("templates/compiled/") for n in names if n.startswith("templates/compiled/")) == [
+        f"{name}.py" for name in templates
+    ]
     assert "pricing/token_prices.csv" in names
     assert any(n.startswith("jinja2/") for n in names) and any(n.startswith("markupsafe/") for n in names)
     assert any(n.startswith("msgspec/_core") and n.endswith("aarch64-linux-gnu.so") for n in names)
