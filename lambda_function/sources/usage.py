@@ -58,19 +58,24 @@ def _setting(value: str | None) -> int:
         return -1  # a setting we cannot read prices as "not stated"
 
 
+def _int64(values: list[str | None]) -> np.ndarray | None:
+    """The values as int64, read by numpy as int() would read each; None if any is not such a number."""
+    try:
+        return np.array(values, dtype=np.int64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
 def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
     """A column of sums as exact int64 counts, and per row why a count is not usable (None: all are).
 
     The common column, whole numbers below 2^53 (or empty: 0), is read by numpy in one go; any other value sends
     the column through `_count`, which reads each exactly or says what is wrong with it."""
-    try:  # numpy reads the text of each value as int() would; anything else goes the long way
-        if None in values or "" in values:  # sum() over a group where the field never appeared
-            values = [v or "0" for v in values]
-        numbers = np.array(values, dtype=np.int64)
-        if not len(numbers) or (numbers.min() >= 0 and numbers.max() < MAX_EXACT):
-            return numbers, None
-    except (ValueError, TypeError, OverflowError):
-        pass
+    numbers = _int64(values)
+    if numbers is None:  # perhaps sums over groups where the field never appeared (None or ""): 0
+        numbers = _int64([v or "0" for v in values])
+    if numbers is not None and (not len(numbers) or (numbers.min() >= 0 and numbers.max() < MAX_EXACT)):
+        return numbers, None
     parsed = [_count(v) for v in values]
     reasons = [p if isinstance(p, str) else "" for p in parsed]
     return np.array([0 if isinstance(p, str) else p for p in parsed], dtype=np.int64), reasons
