@@ -31,7 +31,7 @@ WIRE_POLICY = policy.default.clone(max_line_length=998)
 
 # The templates' Python as Jinja generates it, written ahead of time by `compile_templates` (`make templates`, which
 # `make demo` and `make bench` run, and `make package`): a cold start then skips Jinja's parser and code generator
-# (0.06 s for the report's three templates). Absent or stale, a template is compiled at first use, as Jinja does.
+# (0.08 s for the report's three templates). Absent or stale, a template is compiled at first use, as Jinja does.
 COMPILED = TEMPLATES / "compiled"
 _KEY_LINE = "# template key: "
 # The environment's settings Jinja's code generator reads.
