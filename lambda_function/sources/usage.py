@@ -163,8 +163,11 @@ def usage_frame(pages: Iterable[Page], attribution_keys: Sequence[str] = (), day
         return pd.DataFrame({**columns, INVALID: pd.Series(dtype="object")})
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     del frames
+    keys = KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + meta
+    if not frame.duplicated(keys).any():  # one query's rows: each key once already (its `stats ... by`)
+        return frame
     any_invalid = bool(frame[INVALID].astype(bool).any())
-    grouped = frame.groupby(KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + meta, as_index=False, sort=True)
+    grouped = frame.groupby(keys, as_index=False, sort=True)
     summed = grouped[COUNTS].sum()
     # Reasons joined per group, only when there are any (the common case skips a Python-level aggregation).
     summed[INVALID] = grouped[INVALID].agg(_reasons)[INVALID] if any_invalid else ""
