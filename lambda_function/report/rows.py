@@ -165,13 +165,13 @@ def _breakdown(rows: pd.DataFrame, names: pd.Series) -> list[Spend]:
         }
     )
     totals = parts.groupby(codes, sort=True).sum()  # by code: in the names' order
-    micros, invocations = totals["micros"].to_numpy(), totals["invocations"].to_numpy()
-    order = np.lexsort([totals.index.to_numpy(), -invocations, -micros])
-    names = uniques.tolist()
+    groups, micros, invocations = totals.index.to_numpy(), totals["micros"].to_numpy(), totals["invocations"].to_numpy()
+    order = np.lexsort([groups, -invocations, -micros])
+    labels = uniques.tolist()
     return [
-        Spend(str(names[code]), _dollars(m, p > 0), i, u)
+        Spend(str(labels[code]), _dollars(m, p > 0), i, u)
         for code, m, p, i, u in zip(
-            totals.index.to_numpy()[order].tolist(),
+            groups[order].tolist(),
             micros[order].tolist(),  # plain ints: numpy scalars cost more per use than the whole conversion
             totals["priced_rows"].to_numpy()[order].tolist(),
             invocations[order].tolist(),

@@ -153,8 +153,8 @@ def _page_frame(page: Page, attribution_keys: Sequence[str], day: date | None = 
 
 def usage_frame(pages: Iterable[Page], attribution_keys: Sequence[str] = (), day: date | None = None) -> pd.DataFrame:
     """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up.
-    Each page is typed as it comes, so only one page's strings are held at a time. With `attribution_keys`, a
-    `meta:<key>` column per key holds the calls' requestMetadata value ("" when none), a group key too."""
+    Pages are typed one at a time and let go (their shared strings are all a run holds until then). With
+    `attribution_keys`, a `meta:<key>` column per key holds the calls' requestMetadata value ("" when none), a group key too."""
     meta = [METADATA_PREFIX + key for key in attribution_keys]
     frames = [_page_frame(page, attribution_keys, day) for page in pages if page.size]
     if not frames:
