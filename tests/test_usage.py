@@ -161,3 +161,33 @@ def test_a_row_without_the_options_field_is_refused_not_priced_as_standard():
     text = {k: v for k, v in row().items() if k != OPTIONS_FIELD}
     frame = usage_frame([page_from_rows([text])])
     assert frame[INVALID].iloc[0] == "the options field is missing"
+
+
+def test_rows_that_type_alike_are_one_group_within_a_page_and_across_pages():
+    # "Priority" and "priority" are two groups to the query's `stats ... by` but one tier: one row, counts added.
+    # An identity missing from one page's row and "unknown" in the next page's are both the "unknown" identity.
+    upper, lower = (
+        {**row(), OPTIONS_FIELD: "||||Priority||0|"},
+        {**row(input_tokens="5"), OPTIONS_FIELD: "||||priority||0|"},
+    )
+    unknown = {k: v for k, v in row(input_tokens="7").items() if k != SERVICE_NAME["identity_arn"]}
+    named = row(input_tokens="1", identity_arn="unknown")
+    frame = usage_frame([page_from_rows([upper, lower, unknown]), page_from_rows([named])])
+    got = sorted(frame[["identity_arn", "service_tier", "input_tokens", "invocations"]].values.tolist())
+    assert got == [
+        ["arn:aws:iam::123456789012:user/alice", "priority", 15, 2],
+        ["unknown", "default", 8, 2],
+    ]
+
+
+def test_the_text_keys_are_categoricals_over_their_sorted_values():
+    # the report sorts, dedupes and breaks down on the categories' codes: they must follow the values' order
+    arns = ["arn:aws:iam::123456789012:user/zoe", "arn:aws:iam::123456789012:user/al", "arn:aws:iam::1:role/b"]
+    frame = usage_frame(
+        [page_from_rows([row(identity_arn=arns[0])]), page_from_rows([row(identity_arn=a) for a in arns[1:]])]
+    )
+    identities = frame["identity_arn"]
+    assert list(identities.cat.categories) == sorted(arns)
+    assert identities.tolist() == arns
+    # sorted: ...012:user/al, ...012:user/zoe, then ::1:role/b ("2" sorts before ":")
+    assert identities.cat.codes.tolist() == [1, 0, 2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -81,10 +81,55 @@ def _counts(values: list[str | None]) -> tuple[np.ndarray, list[str] | None]:
     return np.array([0 if isinstance(p, str) else p for p in parsed], dtype=np.int64), reasons
 
 
-def _mapped(values: list[str | None], convert: Callable[[str | None], T]) -> list[T]:
-    """`convert` once per distinct value: keys repeat across rows (a handful of days, models, settings)."""
-    cache = {value: convert(value) for value in set(values)}
-    return list(map(cache.__getitem__, values))
+def _codes(values: list[str | None], convert: Callable[[str | None], T], index: dict[T, int]) -> np.ndarray:
+    """Each value's position in `index` (distinct converted values in the order first seen; new ones are added),
+    converting each distinct value once: the columns repeat a handful of values (days, models, settings)."""
+    local: dict[str | None, int] = dict.fromkeys(values, 0)
+    for raw in local:
+        local[raw] = index.setdefault(convert(raw), len(index))
+    return np.fromiter(map(local.__getitem__, values), dtype=np.int64, count=len(values))
+
+
+def _categorical(codes: np.ndarray, distinct: Sequence[Any]) -> pd.Categorical:
+    """Rows given as codes into `distinct` (a value may repeat in it) as a categorical over the sorted values: a
+    group key's duplicates, sort order and breakdowns are then worked out on integers."""
+    categories = sorted(set(distinct))
+    rank = {value: n for n, value in enumerate(categories)}
+    ranks = np.array([rank[value] for value in distinct], dtype=np.int64)
+    return pd.Categorical.from_codes(ranks[codes], categories=categories)
+
+
+def _values(codes: np.ndarray, distinct: Sequence[object]) -> np.ndarray:
+    """Rows given as codes into `distinct` as values: int64 where they are whole numbers, else objects."""
+    if distinct and all(type(value) is int for value in distinct):
+        return np.array(distinct, dtype=np.int64)[codes]
+    values = np.empty(len(distinct), dtype=object)
+    values[:] = list(distinct)
+    return values[codes]
+
+
+class _Column:
+    """A column typed a page at a time, as codes into the distinct typed values of the whole run: a page's strings
+    can go once it is read, and each distinct value is typed once."""
+
+    def __init__(self, convert: Callable[[str | None], Any]) -> None:
+        self.convert = convert
+        self.index: dict[Any, int] = {}
+        self.parts: list[np.ndarray] = []
+
+    def add(self, values: list[str | None]) -> None:
+        self.parts.append(_codes(values, self.convert, self.index))
+
+    def add_value(self, value: object, size: int) -> None:
+        """`size` rows of one typed value."""
+        self.parts.append(np.full(size, self.index.setdefault(value, len(self.index)), dtype=np.int64))
+
+    @property
+    def distinct(self) -> list[Any]:
+        return list(self.index)
+
+    def codes(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int64)
 
 
 def _text(default: str, lower: bool = False) -> Callable[[str | None], str]:
@@ -99,6 +144,8 @@ _CONVERTERS: dict[str, Callable[[str | None], object]] = {
     "latency": _text(STANDARD_LATENCY, lower=True),
     **{name: _setting for name in IMAGE_KEYS if name != "image_quality"},
 }
+# Text group keys: categoricals in the usage frame (with the attribution keys' `meta:` columns)
+_CATEGORICAL = {"account_id", "identity_arn", "model_id", "region", "image_quality", "service_tier", "latency"}
 
 
 def _unfold(value: str | None) -> tuple[tuple[object, ...], str]:
@@ -113,61 +160,94 @@ def _unfold(value: str | None) -> tuple[tuple[object, ...], str]:
     return tuple(_CONVERTERS[name](part) for name, part in zip(FOLDED, split, strict=True)), ""
 
 
-def _page_frame(page: Page, attribution_keys: Sequence[str], day: date | None = None) -> pd.DataFrame:
-    """One page of query rows as typed columns (the page's strings can go once this is built). `day`: the rows'
-    day when the page has none (a query over one UTC day)."""
-    data: dict[str, object] = {}
-    for n, key in enumerate(attribution_keys):
-        data[METADATA_PREFIX + key] = _mapped(page.column(meta_field(n)), _text(""))
-    problems: list[list[str]] = []
-    for service_name, name in RESULT_FIELDS.items():
-        values = page.column(service_name)
-        if name in COUNTS:
-            data[name], reasons = _counts(values)
-            if reasons is not None:
-                problems.append([f"{name.replace('_', ' ')} {r}" if r else "" for r in reasons])
-        elif name == "usage_date" and service_name not in page.columns and day is not None:
-            data[name] = [day] * page.size
+class _UsageColumns:
+    """The usage frame's columns, typed a page at a time (`day`: the rows' day when a page has none, as a query
+    over one UTC day makes them)."""
+
+    def __init__(self, attribution_keys: Sequence[str], day: date | None) -> None:
+        self.day = day
+        self.meta = [METADATA_PREFIX + key for key in attribution_keys]
+        self.text = {name: _Column(_CONVERTERS.get(name, _text(MISSING)))
+                     for name in RESULT_FIELDS.values() if name not in COUNTS}  # fmt: skip
+        self.text.update({name: _Column(_text("")) for name in self.meta})
+        self.options = _Column(_unfold)
+        self.counts: dict[str, list[np.ndarray]] = {name: [] for name in COUNTS}
+        self.problems: list[np.ndarray] = []  # per page and row, why its counts are not usable ("": they are)
+
+    def add(self, page: Page) -> None:
+        for n, name in enumerate(self.meta):
+            self.text[name].add(page.column(meta_field(n)))
+        problems: list[list[str]] = []
+        for service_name, name in RESULT_FIELDS.items():
+            if name in COUNTS:
+                numbers, reasons = _counts(page.column(service_name))
+                self.counts[name].append(numbers)
+                if reasons is not None:
+                    problems.append([f"{name.replace('_', ' ')} {r}" if r else "" for r in reasons])
+            elif name == "usage_date" and service_name not in page.columns and self.day is not None:
+                self.text[name].add_value(self.day, page.size)
+            else:
+                self.text[name].add(page.column(service_name))
+        self.options.add(page.column(OPTIONS_FIELD))
+        # Records the query counted as readable (an input token count or an error code); the others succeeded but
+        # say nothing we could price (a record cut short, a count that is not a number).
+        if READABLE_FIELD in page.columns:
+            readable, unusable = _counts(page.column(READABLE_FIELD))
+            unreadable = np.maximum(self.counts["invocations"][-1] - readable, 0)
+            if unusable is not None:
+                unreadable[[bool(r) for r in unusable]] = 0
         else:
-            data[name] = _mapped(values, _CONVERTERS.get(name, _text(MISSING)))
-    typed, whys = zip(*_mapped(page.column(OPTIONS_FIELD), _unfold), strict=True)
-    data.update(zip(FOLDED, map(list, zip(*typed, strict=True)), strict=True))
-    if any(whys):
-        problems.append(list(whys))
-    # Records the query counted as readable (an input token count or an error code); the others succeeded but
-    # say nothing we could price (a record cut short, a count that is not a number).
-    invocations = data["invocations"]
-    assert isinstance(invocations, np.ndarray)
-    if READABLE_FIELD in page.columns:
-        readable, unusable = _counts(page.column(READABLE_FIELD))
-        unreadable = np.maximum(invocations - readable, 0)
-        if unusable is not None:
-            unreadable[[bool(r) for r in unusable]] = 0
-        data["unreadable_records"] = unreadable
-    else:
-        data["unreadable_records"] = np.zeros(page.size, dtype=np.int64)
-    data[INVALID] = ["; ".join(p for p in row if p) for row in zip(*problems, strict=True)] if problems else ""
-    meta = [METADATA_PREFIX + key for key in attribution_keys]
-    return pd.DataFrame(data, columns=[*COLUMNS, *meta, INVALID])
+            unreadable = np.zeros(page.size, dtype=np.int64)
+        self.counts["unreadable_records"].append(unreadable)
+        joined = np.full(page.size, "", dtype=object)
+        if problems:
+            joined[:] = ["; ".join(p for p in row if p) for row in zip(*problems, strict=True)]
+        self.problems.append(joined)
+
+    def frame(self) -> pd.DataFrame:
+        data: dict[str, object] = {}
+        for name, column in self.text.items():
+            codes, distinct = column.codes(), column.distinct
+            data[name] = (_categorical if name in _CATEGORICAL or name in self.meta else _values)(codes, distinct)
+        codes, options = self.options.codes(), self.options.distinct
+        for n, name in enumerate(FOLDED):
+            typed = [values[n] for values, _ in options]
+            data[name] = (_categorical if name in _CATEGORICAL else _values)(codes, typed)
+        data.update((name, np.concatenate(parts)) for name, parts in self.counts.items())
+        # why a row cannot be priced: its counts, then its options
+        invalid = np.concatenate(self.problems)
+        whys = _values(codes, [why for _, why in options])
+        if any(why for _, why in options):
+            invalid = np.array([f"{a}; {b}" if a and b else a or b for a, b in zip(invalid, whys, strict=True)],
+                               dtype=object)  # fmt: skip
+        data[INVALID] = invalid
+        return pd.DataFrame(data, columns=[*COLUMNS, *self.meta, INVALID], copy=False)
 
 
 def usage_frame(pages: Iterable[Page], attribution_keys: Sequence[str] = (), day: date | None = None) -> pd.DataFrame:
     """Typed, summed usage; the same key from several queries (log-group batches, split windows) is added up.
-    Pages are typed one at a time and let go (their shared strings are all a run holds until then). With
-    `attribution_keys`, a `meta:<key>` column per key holds the calls' requestMetadata value ("" when none), a group key too."""
+    Pages are typed one at a time and let go (their shared strings are all a run holds until then). `day`: the
+    rows' day when a page has none (a query over one UTC day). With `attribution_keys`, a `meta:<key>` column per
+    key holds the calls' requestMetadata value ("" when none), a group key too. The text group keys are
+    categoricals."""
     meta = [METADATA_PREFIX + key for key in attribution_keys]
-    frames = [_page_frame(page, attribution_keys, day) for page in pages if page.size]
-    if not frames:
+    columns = _UsageColumns(attribution_keys, day)
+    pages_read = 0
+    for page in pages:
+        if page.size:
+            columns.add(page)
+            pages_read += 1
+    if not pages_read:
         ints = set(COUNTS) | (set(IMAGE_KEYS) - {"image_quality"}) | set(TIER_KEYS)
-        columns = {name: pd.Series(dtype="int64" if name in ints else "object") for name in [*COLUMNS, *meta]}
-        return pd.DataFrame({**columns, INVALID: pd.Series(dtype="object")})
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    del frames
+        empty = {name: pd.Series(dtype="int64" if name in ints else "object") for name in [*COLUMNS, *meta]}
+        return pd.DataFrame({**empty, INVALID: pd.Series(dtype="object")})
+    frame = columns.frame()
+    del columns
     keys = KEYS + IMAGE_KEYS + TIER_KEYS + OPTION_KEYS + meta
     if not frame.duplicated(keys).any():  # one query's rows: each key once already (its `stats ... by`)
         return frame
     any_invalid = bool(frame[INVALID].astype(bool).any())
-    grouped = frame.groupby(keys, as_index=False, sort=True)
+    grouped = frame.groupby(keys, as_index=False, sort=True, observed=True)
     summed = grouped[COUNTS].sum()
     # Reasons joined per group, only when there are any (the common case skips a Python-level aggregation).
     summed[INVALID] = grouped[INVALID].agg(_reasons)[INVALID] if any_invalid else ""
