@@ -544,3 +544,24 @@ def test_many_rows_at_once_charge_exactly_what_one_row_at_a_time_does(units, row
     for row, charge, status in zip(rows, charges, statuses, strict=True):
         expected, expected_status = token_charge(price, dict(zip(columns, row, strict=True)))
         assert (charge, status) == (expected, expected_status)
+
+
+def test_a_charge_of_more_digits_than_decimals_default_precision_stays_exact():
+    # 2^53 - 1 input tokens at $0.123456789012345 per 1M: 31 significant digits, where Decimal's default context
+    # keeps 28. Worked out in integers: count x 123456789012345 (the unit in 10^-15 dollars) x 10^-21 dollars.
+    from lambda_function.pricing.engine import TOKEN_KINDS, TokenPrice, token_charges
+    from lambda_function.report.rows import _micro_dollars
+
+    count = 2**53 - 1
+    price = TokenPrice(
+        "m", "us-east-1", "in_region", date(2026, 1, 1), Decimal("0.123456789012345"), None, None, None, "test", None
+    )
+    counts = {
+        column: np.array([count if column == "input_tokens" else 0], dtype=np.int64) for column, _, _ in TOKEN_KINDS
+    }
+    (charge,), _ = token_charges(price, counts)
+    product = 9007199254740991 * 123456789012345  # 1111999897984709650337676533895 (31 digits)
+    assert charge == Decimal("1111999897984709650337676533895E-21")
+    assert str(product) == "1111999897984709650337676533895"
+    # micro-dollars, half up: 1111999897.984709|650337676533895 -> 1111999897984710
+    assert _micro_dollars(charge) == 1111999897984710

@@ -13,7 +13,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from lambda_function.pricing.tables import TokenPrice, csv_rows, load_versioned,
 PRICED = "priced"
 INVALID = "invalid"  # a pricing status: the logged counts themselves are unusable
 MILLION = Decimal(1_000_000)
+# Arithmetic that never rounds (the default context keeps 28 digits): moving a charge's decimal point stays exact.
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 # (usage column, TokenPrice attribute, how a missing price is named). `cache_write_tokens` here are the 5-minute
 # writes: the logged count covers both TTLs, and token_charge takes the 1-hour ones out of it first.
 TOKEN_KINDS = (
@@ -432,7 +434,8 @@ def token_charges(price: TokenPrice, counts: dict[str, np.ndarray]) -> tuple[lis
         total = total + kinds[column].astype(object) * whole
     exponent = -(places + 6)
     charges: list[Decimal | None] = [
-        None if skip else Decimal(f"{numerator}E{exponent}") for numerator, skip in zip(total, unpriced, strict=True)
+        None if skip else Decimal(numerator).scaleb(exponent, EXACT)
+        for numerator, skip in zip(total.tolist(), unpriced.tolist(), strict=True)
     ]
     return charges, statuses.tolist()
 

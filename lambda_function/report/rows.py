@@ -13,12 +13,11 @@ import pandas as pd
 
 from lambda_function.columns import COUNTS, CSV_COLUMNS, CSV_NAMES, IMAGES, LONG_CONTEXT_INVOCATIONS, ROW_KEYS
 from lambda_function.errors import IncompleteResults
-from lambda_function.pricing.engine import INVALID, PRICED
+from lambda_function.pricing.engine import EXACT, INVALID, PRICED
 from lambda_function.sources.attribution import UNATTRIBUTED
 from lambda_function.summary import ReportSummary, Spend, UnpricedModel
 
 CENT = Decimal("0.01")
-MICRO = Decimal("0.000001")  # CSV charges keep micro-dollars: a Nova Micro call costs far less than a cent
 
 _CSV_SOURCES = {csv_name: name for name, csv_name in CSV_NAMES.items()}
 _TEXT_COLUMNS = {"Account Id", "Identity ARN", "Model Id", "Region Name", "Pricing status"}
@@ -26,10 +25,6 @@ _SUMMED = COUNTS + [IMAGES, LONG_CONTEXT_INVOCATIONS]
 # What a spreadsheet app may read as the start of a formula, with the full-width forms (＝ ＋ － ＠) some of them
 # fold to ASCII. Leading whitespace of any kind (TAB, CR, LF, NBSP, ...) is caught in neutralise: apps trim it.
 _FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-
-
-def to_micro(amount: Decimal) -> Decimal:
-    return amount.quantize(MICRO, rounding=ROUND_HALF_UP)
 
 
 def money(amount: Decimal) -> str:
@@ -81,7 +76,9 @@ IS_PRICED = "is_priced"
 
 
 def _micro_dollars(charge: Decimal) -> int:
-    return int(to_micro(charge).scaleb(6))
+    """The charge in whole micro-dollars, half up: the CSV keeps micro-dollars (a Nova Micro call costs far less
+    than a cent)."""
+    return int(charge.scaleb(6, EXACT).to_integral_value(ROUND_HALF_UP))
 
 
 def _key_codes(rows: pd.DataFrame, keys: Sequence[str]) -> list[np.ndarray]:
