@@ -101,6 +101,9 @@ def test_a_summary_round_trips_through_its_type():
     # THEN it is the same summary, written on one line, money as exact strings
     assert again == summary
     assert body.count(b"\n") == 1 and b'"total_cost_usd":"2.500123"' in body
+    # each breakdown line as the `summaries` table reads it: keys sorted, the cost an exact string
+    line = b'{"cost_usd":"0.000123","invocations":3,"name":"ml","unpriced_invocations":1}'
+    assert b'"by_identity":[' + line + b',{"cost_usd":"2.5","invocations":4,"name":"unattributed",' in body
     assert json.loads(body) == json.loads(body.decode("utf-8"))  # UTF-8 JSON, whatever the names
     assert again.breakdown_costs("by_attribution.team") == {
         "ml": Decimal("0.000123"),
