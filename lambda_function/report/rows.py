@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -122,11 +122,36 @@ def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> p
     return rows.take(order).reset_index(drop=True)
 
 
+# A CSV cell is quoted where it holds what would end or split it: a comma, a quote, or a line break (CR too: the csv
+# module of Python 3.11 leaves a lone CR bare, and spreadsheet apps read it as a new row).
+_SPLITS = re.compile(r'[,"\r\n]')
+
+
+def csv_cells(values: list[str]) -> list[str]:
+    """Text as CSV cells: quoted (and quotes doubled) only where needed, as spreadsheets expect. One search over a
+    whole column first: most columns (ARNs, model ids, regions) never need quotes."""
+    if not _SPLITS.search("".join(values)):  # one-character pattern: joining cannot make or hide a match
+        return values
+    return ['"' + v.replace('"', '""') + '"' if _SPLITS.search(v) else v for v in values]
+
+
+def _text_cells(values: pd.Series) -> list[str]:
+    """A text column as neutralised, quoted cells; a categorical's (the usage frame's keys) once per category."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        if not len(codes) or codes.min() >= 0:  # (-1 would be a missing value: none in a report's keys)
+            cells = np.empty(len(values.cat.categories), dtype=object)
+            cells[:] = csv_cells(neutralise_all(list(map(str, values.cat.categories.tolist()))))
+            return cast(list[str], cells[codes].tolist())
+    return csv_cells(neutralise_all(list(map(str, values.tolist()))))
+
+
 def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> bytes:
     """UTF-8 CSV with the contract's column order, then one column per attribution key (header: the key; empty
-    when unattributed); unpriced charges are empty cells, never 0."""
-    columns: list[Sequence[object]] = []
-    for name in [*CSV_COLUMNS, *attribution_keys]:
+    when unattributed); unpriced charges are empty cells, never 0. Lines end in LF."""
+    header = [*CSV_COLUMNS, *attribution_keys]
+    columns: list[list[str]] = []
+    for name in header:
         if rows.empty:
             columns.append([])
         elif name == "Charges incurred":
@@ -135,14 +160,11 @@ def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> byte
                 [f"{m // 10**6}.{m % 10**6:06d}" if p else "" for m, p in zip(micros, is_priced, strict=True)]
             )
         elif name in _TEXT_COLUMNS or name in attribution_keys:
-            columns.append(neutralise_all(list(map(str, rows[_CSV_SOURCES.get(name, name)].tolist()))))
-        else:
-            columns.append(rows[_CSV_SOURCES.get(name, name)].tolist())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")  # quotes only where needed, as spreadsheets expect
-    writer.writerow([*CSV_COLUMNS, *attribution_keys])
-    writer.writerows(zip(*columns, strict=True))
-    return buffer.getvalue().encode("utf-8")
+            columns.append(_text_cells(rows[_CSV_SOURCES.get(name, name)]))
+        else:  # whole numbers
+            columns.append(list(map(str, rows[_CSV_SOURCES.get(name, name)].tolist())))
+    lines = [",".join(csv_cells(header)), *map(",".join, zip(*columns, strict=True))]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _dollars(micros: int, priced: bool) -> Decimal:
