@@ -234,3 +234,14 @@ def test_any_text_key_reads_back_from_the_csv_neutralised(identity, model, categ
         frame = frame.astype({"identity_arn": "category", "model_id": "category"})
     got = {(row["Identity ARN"], row["Model Id"]) for row in read_csv(render_csv(report_rows(frame)))}
     assert got == {(neutralise(identity), neutralise(model)), ("arn:aws:iam::1:user/b", neutralise(model))}
+
+
+def test_the_csv_is_the_same_whatever_rows_it_is_built_at_a_time(monkeypatch):
+    import lambda_function.report.rows as rows_module
+
+    rows = report_rows(FRAME.astype({"identity_arn": "category"}))
+    whole = render_csv(rows)
+    for chunk in (1, 2, 3):  # rows per chunk: 4 rows at 1, at 2 (even), at 3 (a short last chunk)
+        monkeypatch.setattr(rows_module, "CSV_CHUNK_ROWS", chunk)
+        assert render_csv(rows) == whole
+    assert whole.count(b"\n") == len(rows) + 1 == 5

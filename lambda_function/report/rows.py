@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import cast
@@ -135,36 +135,41 @@ def csv_cells(values: list[str]) -> list[str]:
     return ['"' + v.replace('"', '""') + '"' if _SPLITS.search(v) else v for v in values]
 
 
-def _text_cells(values: pd.Series) -> list[str]:
-    """A text column as neutralised, quoted cells; a categorical's (the usage frame's keys) once per category."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
+CSV_CHUNK_ROWS = 10_000  # the CSV is built this many rows at a time: its cells as strings are several times its size
+
+
+def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Callable[[int, int], list[str]]:
+    """A CSV column's cells, rows [start, stop) at a time."""
+    if name == "Charges incurred":
+        micros, is_priced = rows[MICROS].to_numpy(), rows[IS_PRICED].to_numpy()
+        return lambda start, stop: [
+            f"{m // 10**6}.{m % 10**6:06d}" if p else ""
+            for m, p in zip(micros[start:stop].tolist(), is_priced[start:stop].tolist(), strict=True)
+        ]
+    values = rows[_CSV_SOURCES.get(name, name)]
+    if name not in _TEXT_COLUMNS and name not in attribution_keys:  # whole numbers
+        numbers = values.to_numpy()
+        return lambda start, stop: list(map(str, numbers[start:stop].tolist()))
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the usage frame's keys: each category neutralised once
         codes = values.cat.codes.to_numpy()
         if not len(codes) or codes.min() >= 0:  # (-1 would be a missing value: none in a report's keys)
             cells = np.empty(len(values.cat.categories), dtype=object)
             cells[:] = csv_cells(neutralise_all(list(map(str, values.cat.categories.tolist()))))
-            return cast(list[str], cells[codes].tolist())
-    return csv_cells(neutralise_all(list(map(str, values.tolist()))))
+            return lambda start, stop: cast(list[str], cells[codes[start:stop]].tolist())
+    texts = list(map(str, values.tolist()))
+    return lambda start, stop: csv_cells(neutralise_all(texts[start:stop]))
 
 
 def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> bytes:
     """UTF-8 CSV with the contract's column order, then one column per attribution key (header: the key; empty
     when unattributed); unpriced charges are empty cells, never 0. Lines end in LF."""
     header = [*CSV_COLUMNS, *attribution_keys]
-    columns: list[list[str]] = []
-    for name in header:
-        if rows.empty:
-            columns.append([])
-        elif name == "Charges incurred":
-            micros, is_priced = rows[MICROS].tolist(), rows[IS_PRICED].tolist()
-            columns.append(
-                [f"{m // 10**6}.{m % 10**6:06d}" if p else "" for m, p in zip(micros, is_priced, strict=True)]
-            )
-        elif name in _TEXT_COLUMNS or name in attribution_keys:
-            columns.append(_text_cells(rows[_CSV_SOURCES.get(name, name)]))
-        else:  # whole numbers
-            columns.append(list(map(str, rows[_CSV_SOURCES.get(name, name)].tolist())))
-    lines = [",".join(csv_cells(header)), *map(",".join, zip(*columns, strict=True))]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    columns = [_cells(rows, name, attribution_keys) for name in header] if len(rows) else []
+    chunks = [(",".join(csv_cells(header)) + "\n").encode("utf-8")]
+    for start in range(0, len(rows), CSV_CHUNK_ROWS):
+        cells = [column(start, start + CSV_CHUNK_ROWS) for column in columns]
+        chunks.append(("\n".join(map(",".join, zip(*cells, strict=True))) + "\n").encode("utf-8"))
+    return b"".join(chunks)
 
 
 def _dollars(micros: int, priced: bool) -> Decimal:
