@@ -149,7 +149,7 @@ def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Ca
     values = rows[_CSV_SOURCES.get(name, name)]
     if name not in _TEXT_COLUMNS and name not in attribution_keys:  # whole numbers
         numbers = values.to_numpy()
-        return lambda start, stop: list(map(str, numbers[start:stop].tolist()))
+        return lambda start, stop: _numerals(numbers[start:stop])
     if isinstance(values.dtype, pd.CategoricalDtype):  # the usage frame's keys: each category neutralised once
         codes = values.cat.codes.to_numpy()
         if not len(codes) or codes.min() >= 0:  # (-1 would be a missing value: none in a report's keys)
@@ -158,6 +158,13 @@ def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Ca
             return lambda start, stop: cast(list[str], cells[codes[start:stop]].tolist())
     texts = list(map(str, values.tolist()))
     return lambda start, stop: csv_cells(neutralise_all(texts[start:stop]))
+
+
+def _numerals(numbers: np.ndarray) -> list[str]:
+    """Whole numbers as text; a column of one value (no images, no long-context calls: most are) costs one."""
+    if len(numbers) and (numbers == numbers[0]).all():
+        return [str(numbers[0])] * len(numbers)
+    return list(map(str, numbers.tolist()))
 
 
 def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> bytes:

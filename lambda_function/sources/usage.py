@@ -59,9 +59,9 @@ def _setting(value: str | None) -> int:
 
 
 def _int64(values: list[str | None]) -> np.ndarray | None:
-    """The values as int64, read by numpy as int() would read each; None if any is not such a number."""
+    """The values as int64, each read by int(); None if any is not such a number (or not within int64)."""
     try:
-        return np.array(values, dtype=np.int64)
+        return np.fromiter(map(int, values), dtype=np.int64, count=len(values))  # type: ignore[arg-type]
     except (ValueError, TypeError, OverflowError):
         return None
 
