@@ -59,9 +59,12 @@ def _setting(value: str | None) -> int:
 
 
 def _int64(values: list[str | None]) -> np.ndarray | None:
-    """The values as int64, each read by int(); None if any is not such a number (or not within int64)."""
+    """The values as int64, each read by int(); None if any is not such a number (or not within int64). Each
+    distinct value is read once: a page's equal values are one string, and a count column has few of them."""
+    distinct = dict.fromkeys(values)
     try:
-        return np.fromiter(map(int, values), dtype=np.int64, count=len(values))  # type: ignore[arg-type]
+        numbers = dict(zip(distinct, map(int, distinct)))  # type: ignore[arg-type]
+        return np.fromiter(map(numbers.__getitem__, values), dtype=np.int64, count=len(values))
     except (ValueError, TypeError, OverflowError):
         return None
 
