@@ -63,7 +63,7 @@ def _int64(values: list[str | None]) -> np.ndarray | None:
     distinct value is read once: a page's equal values are one string, and a count column has few of them."""
     distinct = dict.fromkeys(values)
     try:
-        numbers = dict(zip(distinct, map(int, distinct)))  # type: ignore[arg-type]
+        numbers = dict(zip(distinct, map(int, distinct), strict=True))  # type: ignore[arg-type]
         return np.fromiter(map(numbers.__getitem__, values), dtype=np.int64, count=len(values))
     except (ValueError, TypeError, OverflowError):
         return None
