@@ -20,13 +20,17 @@ already have sent the message. Here every call of every client goes through `Ret
 from __future__ import annotations
 
 import copy
+import gzip
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.session
+import msgspec
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     ClientError,
@@ -227,6 +231,33 @@ class GuardedClient:
         return call
 
 
+class ModelFiles:
+    """botocore's data files (service models, endpoint rules) read with msgspec: botocore's own reader builds an
+    OrderedDict per JSON object, 0.10 s against 0.012 s for the files a report's clients read (S3's model and rules
+    alone are 2.3 MB), at every cold start. Same files, same search paths (`AWS_DATA_PATH`), same `.json` /
+    `.json.gz` order; only the decoding differs (plain dicts keep their order)."""
+
+    _OPENERS: dict[str, Callable[..., Any]] = {".json": open, ".json.gz": gzip.open}
+
+    def exists(self, file_path: str) -> bool:
+        return any(os.path.isfile(file_path + ext) for ext in self._OPENERS)
+
+    def load_file(self, file_path: str) -> Any:
+        for ext, opener in self._OPENERS.items():
+            if os.path.isfile(file_path + ext):
+                with opener(file_path + ext, "rb") as data:
+                    return msgspec.json.decode(data.read())
+        return None
+
+
+def new_session() -> boto3.session.Session:
+    """A boto3 session whose botocore reads its data files with `ModelFiles` (its loader otherwise as botocore makes
+    it: the search paths, the cache)."""
+    core = botocore.session.get_session()
+    core.get_component("data_loader").file_loader = ModelFiles()
+    return boto3.session.Session(botocore_session=core)
+
+
 class AwsClients:
     """Clients made once per service and region, all bound by one RetryPolicy (see `bound`)."""
 
@@ -238,7 +269,7 @@ class AwsClients:
     )
 
     def __init__(self, default_region: str, session: boto3.session.Session | None = None):
-        self._session = session or boto3.session.Session()
+        self._session = session or new_session()
         self._default_region = default_region
         self._clients: dict[tuple[str, str], GuardedClient] = {}
         self._account = ""
