@@ -565,3 +565,38 @@ def test_a_charge_of_more_digits_than_decimals_default_precision_stays_exact():
     assert str(product) == "1111999897984709650337676533895"
     # micro-dollars, half up: 1111999897.984709|650337676533895 -> 1111999897984710
     assert _micro_dollars(charge) == 1111999897984710
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["m1", "m2", "m3"]), st.sampled_from([None, "standard", "optimized"]), st.integers(0, 3)
+        ),  # fmt: skip
+        max_size=30,
+    )
+)
+def test_rows_are_quoted_once_per_distinct_key(rows):
+    from lambda_function.pricing.engine import _distinct_keys
+
+    columns = [pd.Series([r[0] for r in rows], dtype="category"), [r[1] for r in rows], pd.Series([r[2] for r in rows])]
+    quote_of_row, keys = _distinct_keys(columns, len(rows))
+    assert sorted(keys, key=repr) == sorted(set(rows), key=repr)  # each distinct key once
+    assert [keys[q] for q in quote_of_row.tolist()] == rows  # and each row's key is its own
+
+
+def test_keys_of_more_distinct_values_than_an_int64_combines_are_quoted_alike():
+    # 6 columns of 2,000 distinct values each: 2000^6 (6.4e19) combinations do not fit one int64 of codes
+    from lambda_function.pricing.engine import _distinct_keys
+
+    size = 2_000
+    columns = [pd.Series([f"{c}-{(i * (c + 1)) % size}" for i in range(size)]) for c in range(6)]
+    rows = [tuple(column[i] for column in columns) for i in range(size)]
+    columns[0] = pd.Series([*columns[0][: size - 1], columns[0][0]])  # the last row repeats the first's key
+    for c in range(1, 6):
+        columns[c] = pd.Series([*columns[c][: size - 1], columns[c][0]])
+    rows[-1] = rows[0]
+    quote_of_row, keys = _distinct_keys(columns, size)
+    assert len(keys) == size - 1
+    assert quote_of_row[-1] == quote_of_row[0]
+    assert [keys[q] for q in quote_of_row.tolist()] == rows

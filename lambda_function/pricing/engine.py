@@ -10,7 +10,7 @@ import csv
 import hashlib
 from bisect import bisect_right
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
@@ -440,6 +440,44 @@ def token_charges(price: TokenPrice, counts: dict[str, np.ndarray]) -> tuple[lis
     return charges, statuses.tolist()
 
 
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A list as a 1-d object array (never an array of arrays, whatever the items)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _distinct_keys(columns: Sequence[Any], size: int) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
+    """Each row's index into the distinct keys (a key: one value per column), and those keys: rows are keyed by
+    integer codes (categoricals give theirs), never hashed a row at a time."""
+    codes, uniques = [], []
+    for column in columns:
+        column_codes, found = pd.factorize(np.asarray(column, dtype=object) if isinstance(column, list) else column)
+        values = found.tolist()  # plain Python values (str, int, date)
+        if (column_codes < 0).any():  # None (pandas' missing value): a key of its own, given back as None
+            column_codes = np.where(column_codes < 0, len(values), column_codes)
+            values.append(None)
+        codes.append(column_codes)
+        uniques.append(values)
+    radix = 1
+    for values in uniques:
+        radix *= max(1, len(values))
+    if radix < 2**62:  # one int64 per row: the codes in mixed radix
+        combined = np.zeros(size, dtype=np.int64)
+        for column_codes, values in zip(codes, uniques, strict=True):
+            combined = combined * max(1, len(values)) + column_codes
+        distinct, quote_of_row = np.unique(combined, return_inverse=True)
+        digits = []
+        for values in reversed(uniques):
+            digits.append(distinct % max(1, len(values)))
+            distinct = distinct // max(1, len(values))
+        key_codes = np.stack(digits[::-1], axis=1) if digits else np.zeros((0, 0), dtype=np.int64)
+    else:  # (more distinct values than an int64 can combine: rows of codes)
+        key_codes, quote_of_row = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+    keys = [tuple(values[c] for values, c in zip(uniques, row, strict=True)) for row in key_codes.tolist()]
+    return quote_of_row.reshape(-1), keys
+
+
 def price_usage(
     usage: pd.DataFrame,
     table: PriceTable,
@@ -456,13 +494,11 @@ def price_usage(
     (model, region, day, band, options): each is quoted once, and the token rows of a quote are priced together
     (`token_charges`); only the rare rows that cannot be priced as logged, or are billed per image, go one by one."""
     size = len(usage)
-    charges: list[Decimal | None] = [None] * size
-    statuses: list[str] = [""] * size
+    charges = np.full(size, None, dtype=object)  # Decimal, or None: unpriced
+    statuses = np.full(size, "", dtype=object)
     image_counts = np.zeros(size, dtype=np.int64)
-    long_context = np.zeros(size, dtype=bool)
     has_invalid = "invalid" in usage.columns
     has_options = "service_tier" in usage.columns and "latency" in usage.columns
-    quotes: dict[tuple[Any, ...], _Quote] = {}
 
     def quote(raw: str, region: str, day: date, band: int, latency: str | None, tier: str | None) -> _Quote:
         ref = normalise(raw)
@@ -481,19 +517,20 @@ def price_usage(
             price = option_price
         return _Quote(ref, price, "", context_tier is not None, False)
 
-    bands = usage["input_band"].tolist() if "input_band" in usage.columns else [0] * size
     nones: list[None] = [None] * size
-    latencies = usage["latency"].tolist() if has_options else nones
-    tiers_used = usage["service_tier"].tolist() if has_options else nones
-    keys = zip(usage["model_id"].tolist(), usage["region"].tolist(), usage["usage_date"].tolist(), bands, latencies,
-               tiers_used, strict=True)  # fmt: skip
-    found: list[_Quote] = []
-    for key in keys:
-        known = quotes.get(key)
-        if known is None:
-            known = quotes[key] = quote(*key)
-        found.append(known)
-    priced_ids = [q.ref.model_id for q in found]
+    key_columns: list[Any] = [
+        usage["model_id"],
+        usage["region"],
+        usage["usage_date"],
+        usage["input_band"] if "input_band" in usage.columns else [0] * size,
+        usage["latency"] if has_options else nones,
+        usage["service_tier"] if has_options else nones,
+    ]
+    quote_of_row, keys = _distinct_keys(key_columns, size)
+    quoted = [quote(*key) for key in keys]
+    per_image = np.array([q.per_image for q in quoted], dtype=bool)[quote_of_row]
+    long_context = np.array([q.long_context for q in quoted], dtype=bool)[quote_of_row]
+    priced_ids = _objects([q.ref.model_id for q in quoted])[quote_of_row]
 
     # Counts that cannot be exact, or calls whose counts could not be read: no charge rather than a wrong one.
     counts = {column: usage[column].to_numpy(dtype=np.int64) for column, _, _ in TOKEN_KINDS}
@@ -502,18 +539,19 @@ def price_usage(
         bad |= usage["invalid"].astype(bool).to_numpy()
         bad |= usage["unreadable_records"].to_numpy() > 0
         bad |= counts["cache_write_1h_tokens"] > counts["cache_write_tokens"]
-    one_by_one = [i for i in range(size) if bad[i] or found[i].per_image]
+    one_by_one = np.flatnonzero(bad | per_image).tolist()
     for i, row in zip(one_by_one, _records(usage, one_by_one), strict=True):
         problem = invalid_reason(row) if bad[i] else ""
         if problem:
             statuses[i] = f"{INVALID}: {problem}"
+            long_context[i] = False
             continue
         assert images is not None  # a row goes one by one when invalid or billed per image
         # Image models are billed per image, by size, quality and steps; their token counts are not billed.
-        long_context[i] = found[i].long_context
+        q = quoted[quote_of_row[i]]
         image_counts[i] = count = images_generated(row)
         image_price, statuses[i] = images.lookup(
-            found[i].ref.model_id,
+            q.ref.model_id,
             row.region,
             row.usage_date,
             row.image_width,
@@ -523,25 +561,24 @@ def price_usage(
         )
         charges[i] = None if image_price is None else count * image_price.price_per_image
 
-    by_quote: dict[int, list[int]] = {}
-    for i, q in enumerate(found):
-        if not (bad[i] or q.per_image):
-            by_quote.setdefault(id(q), []).append(i)
-    ttl_unknown = usage["cache_write_ttl_unknown_tokens"].to_numpy(dtype=np.int64)
-    for rows in by_quote.values():
-        q = found[rows[0]]
-        long_context[rows] = q.long_context
-        if q.price is None:
-            for i in rows:
-                statuses[i] = q.why
+    # The token rows of each quote, priced together (rows in order: a quote's rows are one slice of a stable sort).
+    ttl_unknown = usage["cache_write_ttl_unknown_tokens"].to_numpy(dtype=np.int64) > 0
+    order = np.argsort(quote_of_row, kind="stable")
+    bounds = np.searchsorted(quote_of_row[order], np.arange(len(quoted) + 1))
+    for n, q in enumerate(quoted):
+        at = order[bounds[n] : bounds[n + 1]]
+        at = at[~bad[at]]
+        if q.per_image or not len(at):
             continue
-        at = np.array(rows, dtype=np.int64)
+        if q.price is None:
+            statuses[at] = q.why
+            continue
         group_charges, group_statuses = token_charges(q.price, {c: values[at] for c, values in counts.items()})
-        # some writes' TTL is not in the log: priced as 5-minute writes, and said so
-        unknown_ttl = q.price.cache_write_1h is not None
-        for i, charge, status in zip(rows, group_charges, group_statuses, strict=True):
-            charges[i] = charge
-            statuses[i] = TTL_NOT_LOGGED if unknown_ttl and status == PRICED and ttl_unknown[i] else status
+        charges[at] = _objects(group_charges)
+        priced_status = _objects(group_statuses)
+        if q.price.cache_write_1h is not None:  # some writes' TTL is not in the log: priced as 5-minute writes
+            priced_status[(priced_status == PRICED) & ttl_unknown[at]] = TTL_NOT_LOGGED
+        statuses[at] = priced_status
 
     priced = usage.copy()
     priced["priced_model_id"] = pd.Series(priced_ids, index=usage.index, dtype=object)

@@ -86,8 +86,11 @@ def csv_rows(
         at = f"{where}:{line}"
         if len(cells) != len(found):
             raise ValueError(f"{at}: {len(cells)} columns, expected {len(found)}")
-        by_name = dict(zip(found, (cell.strip() for cell in cells), strict=True))
-        yield at, [by_name.get(name, "") for name in header]
+        if found == header:
+            yield at, [cell.strip() for cell in cells]
+        else:
+            by_name = dict(zip(found, (cell.strip() for cell in cells), strict=True))
+            yield at, [by_name.get(name, "") for name in header]
 
 
 def parse_day(text: str, at: str) -> date:
