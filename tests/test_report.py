@@ -245,3 +245,19 @@ def test_the_csv_is_the_same_whatever_rows_it_is_built_at_a_time(monkeypatch):
         monkeypatch.setattr(rows_module, "CSV_CHUNK_ROWS", chunk)
         assert render_csv(rows) == whole
     assert whole.count(b"\n") == len(rows) + 1 == 5
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_a_blank_attribution_and_a_tag_literally_unattributed_are_one_line(categorical):
+    # rows 0, 1 and 2 of FRAME: alice (n=2, n=3: one CSV row) and bob (n=4); a third identity tagged "unattributed"
+    frame = FRAME.iloc[[0, 1, 2, 2]].copy()
+    frame["identity_arn"] = [ALICE, ALICE, BOB, "arn:aws:iam::1:user/c"]
+    frame["team"] = ["", "", "ml", "unattributed"]
+    if categorical:  # as attribute_frame makes it
+        frame["team"] = frame["team"].astype("category")
+    teams = summarise(report_rows(frame, ["team"]), ["team"]).by_attribution["team"]
+    # the largest cost first: alice's 0.323457 (0.3234565 half up) + the third's 1.5, then bob's 1.5
+    assert [(t.name, t.invocations, t.cost) for t in teams] == [
+        ("unattributed", 9, Decimal("1.823457")),
+        ("ml", 4, Decimal("1.5")),
+    ]

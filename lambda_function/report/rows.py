@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -212,10 +213,25 @@ def _breakdown(rows: pd.DataFrame, names: pd.Series) -> list[Spend]:
     ]
 
 
+def _attribution_names(values: pd.Series) -> pd.Series:
+    """An attribution key's values as breakdown names: "" (none found) is UNATTRIBUTED. A categorical (as
+    `attribute_frame` makes them) is renamed and kept in sorted order, not expanded row by row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories.tolist()
+        if "" not in categories:
+            return values
+        if UNATTRIBUTED not in categories:
+            renamed = values.cat.rename_categories({"": UNATTRIBUTED})
+            return renamed.cat.reorder_categories(sorted(renamed.cat.categories.tolist()))
+        values = values.astype(object)  # both: one name
+    return values.replace("", UNATTRIBUTED)
+
+
 def _count_invalid(rows: pd.DataFrame) -> int:
+    """Rows whose status names an invalid count (a row's statuses are a handful of texts: each is read once)."""
     if rows.empty:
         return 0
-    return int(rows["pricing_status"].str.contains(f"{INVALID}: ", regex=False).sum())
+    return sum(n for status, n in Counter(rows["pricing_status"].tolist()).items() if f"{INVALID}: " in status)
 
 
 def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> ReportSummary:
@@ -251,7 +267,7 @@ def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> Repor
         by_identity=_breakdown(rows, rows["identity_arn"]),
         by_model=_breakdown(rows, rows["model_id"]),
         by_region=_breakdown(rows, rows["region"]),
-        by_attribution={key: _breakdown(rows, rows[key].replace("", UNATTRIBUTED)) for key in attribution_keys},
+        by_attribution={key: _breakdown(rows, _attribution_names(rows[key])) for key in attribution_keys},
         unpriced=unpriced,
     )
 

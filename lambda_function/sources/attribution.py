@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -127,10 +128,28 @@ class SourceCounts:
     unattributed: int = 0
 
 
-def _tag_values(column: pd.Series, tags: dict[Any, dict[str, str]], key: str) -> pd.Series:
+def _texts(column: pd.Series, value_of: Callable[[Any], str]) -> np.ndarray:
+    """`value_of` each row's value, as an object array: once per category where the column is a categorical (the
+    usage frame's keys), a missing value read as None."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        per_category = np.empty(len(column.cat.categories) + 1, dtype=object)
+        per_category[:] = [*map(value_of, column.cat.categories.tolist()), value_of(None)]
+        return per_category[column.cat.codes.to_numpy()]  # code -1 (missing): the last
+    texts = np.empty(len(column), dtype=object)
+    texts[:] = [value_of(None if pd.isna(value) else value) for value in column.tolist()]
+    return texts
+
+
+def _blank(texts: np.ndarray) -> np.ndarray:
+    """Where the text says nothing (empty or whitespace), each distinct text tested once."""
+    blank = {text: not text.strip() for text in dict.fromkeys(texts.tolist())}
+    return np.fromiter(map(blank.__getitem__, texts.tolist()), dtype=bool, count=len(texts))
+
+
+def _tag_values(column: pd.Series, tags: dict[Any, dict[str, str]], key: str) -> np.ndarray:
     """Each row's value of tag `key` on what `column` names ("" where it has none, or was not looked up)."""
     values = {name: found.get(key, "") for name, found in tags.items()}
-    return pd.Series([str(values.get(name, "")) for name in column.tolist()], index=column.index, dtype=object)
+    return _texts(column, lambda name: str(values.get(name, "")))
 
 
 def attribute_frame(
@@ -151,25 +170,26 @@ def attribute_frame(
     for key in keys:
         if key in frame.columns:
             raise ConfigError("ATTRIBUTION_KEYS", f"{key!r} is also the name of a usage column; choose another key")
-    metadata = {key: frame[METADATA_PREFIX + key].fillna("").astype(str) for key in keys}
+    metadata = {key: _texts(frame[METADATA_PREFIX + key], lambda value: "" if value is None else str(value))
+                for key in keys}  # fmt: skip
     # A blank value says nothing (a tag value may be empty): the next source is asked.
-    without_metadata = {key: values.str.strip() == "" for key, values in metadata.items()}
-    wanting = pd.concat(list(without_metadata.values()), axis=1).any(axis=1)
+    without_metadata = {key: _blank(values) for key, values in metadata.items()}
+    wanting = np.logical_or.reduce(list(without_metadata.values()))
     profiles = {model: lookup.profile_tags(str(model)) for model in frame.loc[wanting, "model_id"].unique()}
     profile_values = {key: _tag_values(frame["model_id"], profiles, key) for key in keys}
-    wanting_iam = pd.concat(
-        [without_metadata[key] & (profile_values[key].str.strip() == "") for key in keys], axis=1
-    ).any(axis=1)
+    wanting_iam = np.logical_or.reduce([without_metadata[key] & _blank(profile_values[key]) for key in keys])
     principals = {arn: lookup.principal_tags(str(arn)) for arn in frame.loc[wanting_iam, "identity_arn"].unique()}
     for key in keys:
         from_metadata = metadata[key]
         from_profile = profile_values[key]
         from_iam = _tag_values(frame["identity_arn"], principals, key)
-        # A blank value says nothing (a tag value may be empty): the next source is asked.
-        has_metadata = from_metadata.str.strip() != ""
-        has_profile = ~has_metadata & (from_profile.str.strip() != "")
-        has_iam = ~has_metadata & ~has_profile & (from_iam.str.strip() != "")
-        out[key] = from_metadata.where(has_metadata, from_profile.where(has_profile, from_iam.where(has_iam, "")))
+        has_metadata = ~without_metadata[key]
+        has_profile = ~has_metadata & ~_blank(from_profile)
+        has_iam = ~has_metadata & ~has_profile & ~_blank(from_iam)
+        chosen = np.where(
+            has_metadata, from_metadata, np.where(has_profile, from_profile, np.where(has_iam, from_iam, ""))
+        )
+        out[key] = pd.Categorical(chosen)  # a row key of the report, like the usage frame's: worked on as codes
         counts[key] = SourceCounts(
             metadata=int(has_metadata.sum()),
             profile=int(has_profile.sum()),
