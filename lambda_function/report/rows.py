@@ -100,7 +100,7 @@ def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> p
     several = priced.duplicated(keys, keep=False)
     single = priced.loc[~several, [*keys, *_SUMMED, "charge", "pricing_status"]].set_index(keys)
     if several.any():
-        grouped = priced[several].groupby(keys, sort=False, dropna=False)
+        grouped = priced[several].groupby(keys, sort=False, dropna=False, observed=True)  # (categorical keys)
         merged = grouped[_SUMMED].sum()
         merged["charge"] = grouped["charge"].agg(_sum_charges)
         merged["pricing_status"] = grouped["pricing_status"].agg(_status)
@@ -239,7 +239,7 @@ def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> Repor
     if rows.empty:
         return ReportSummary(Decimal(0), 0, 0, 0, 0, 0, 0, 0, by_attribution={key: [] for key in attribution_keys})
     unpriced = []
-    for model_id, group in rows[~rows[IS_PRICED]].groupby("model_id", sort=True):
+    for model_id, group in rows[~rows[IS_PRICED]].groupby("model_id", sort=True, observed=True):
         unpriced.append(
             UnpricedModel(
                 model_id=str(model_id),
