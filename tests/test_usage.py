@@ -191,3 +191,10 @@ def test_the_text_keys_are_categoricals_over_their_sorted_values():
     assert identities.tolist() == arns
     # sorted: ...012:user/al, ...012:user/zoe, then ::1:role/b ("2" sorts before ":")
     assert identities.cat.codes.tolist() == [1, 0, 2]
+
+
+def test_a_setting_beyond_int64_is_kept_as_read_not_a_crash():
+    # "1E100" reads as a whole number (int(float(...))) past int64: the column keeps it as a Python int
+    frame = usage_frame([page_from_rows([{**row(), OPTIONS_FIELD: "1E100|||||||"}, row()])])
+    assert sorted(frame["image_width"].tolist()) == [-1, int(1e100)]  # the double nearest 10^100, as int() reads it
+    assert frame[INVALID].tolist() == ["", ""]

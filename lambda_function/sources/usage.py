@@ -103,8 +103,9 @@ def _categorical(codes: np.ndarray, distinct: Sequence[Any]) -> pd.Categorical:
 
 
 def _values(codes: np.ndarray, distinct: Sequence[object]) -> np.ndarray:
-    """Rows given as codes into `distinct` as values: int64 where they are whole numbers, else objects."""
-    if distinct and all(type(value) is int for value in distinct):
+    """Rows given as codes into `distinct` as values: int64 where they are whole numbers within its range (a setting
+    of "1E100" is read as a number beyond it), else objects."""
+    if distinct and all(type(value) is int and -(2**63) <= value < 2**63 for value in distinct):
         return np.array(distinct, dtype=np.int64)[codes]
     values = np.empty(len(distinct), dtype=object)
     values[:] = list(distinct)
