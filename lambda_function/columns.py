@@ -3,6 +3,11 @@ columns pricing adds, and the CSV's. An attribution key may be none of them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
 # ---- the usage frame (sources/): one row per day, caller, model, region and option, with its summed counts -------
 KEYS = ["usage_date", "account_id", "identity_arn", "model_id", "region"]
 COUNTS = [
@@ -62,3 +67,11 @@ CSV_COLUMNS = list(CSV_NAMES.values())
 RESERVED = frozenset(
     name.lower() for name in [*COLUMNS, INVALID, *PRICED_COLUMNS, LONG_CONTEXT_INVOCATIONS, *CSV_COLUMNS]
 )
+
+
+def object_column(values: Sequence[Any]) -> np.ndarray:
+    """Values as a 1-d object array, a frame column or a table to take rows from by code (never an array of
+    arrays, whatever the items: tuples, lists)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)
+    return array

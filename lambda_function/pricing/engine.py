@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lambda_function.columns import object_column
 from lambda_function.pricing.model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
 from lambda_function.pricing.service_options import ServiceOptions, chosen, why_unpriced
 from lambda_function.pricing.tables import LEGACY_TABLE_HEADER as LEGACY_TABLE_HEADER
@@ -440,13 +441,6 @@ def token_charges(price: TokenPrice, counts: dict[str, np.ndarray]) -> tuple[lis
     return charges, statuses.tolist()
 
 
-def _objects(values: Sequence[Any]) -> np.ndarray:
-    """A list as a 1-d object array (never an array of arrays, whatever the items)."""
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
 def _distinct_keys(columns: Sequence[Any], size: int) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
     """Each row's index into the distinct keys (a key: one value per column), and those keys: rows are keyed by
     integer codes (categoricals give theirs), never hashed a row at a time."""
@@ -530,7 +524,7 @@ def price_usage(
     quoted = [quote(*key) for key in keys]
     per_image = np.array([q.per_image for q in quoted], dtype=bool)[quote_of_row]
     long_context = np.array([q.long_context for q in quoted], dtype=bool)[quote_of_row]
-    priced_ids = _objects([q.ref.model_id for q in quoted])[quote_of_row]
+    priced_ids = object_column([q.ref.model_id for q in quoted])[quote_of_row]
 
     # Counts that cannot be exact, or calls whose counts could not be read: no charge rather than a wrong one.
     counts = {column: usage[column].to_numpy(dtype=np.int64) for column, _, _ in TOKEN_KINDS}
@@ -574,8 +568,8 @@ def price_usage(
             statuses[at] = q.why
             continue
         group_charges, group_statuses = token_charges(q.price, {c: values[at] for c, values in counts.items()})
-        charges[at] = _objects(group_charges)
-        priced_status = _objects(group_statuses)
+        charges[at] = object_column(group_charges)
+        priced_status = object_column(group_statuses)
         if q.price.cache_write_1h is not None:  # some writes' TTL is not in the log: priced as 5-minute writes
             priced_status[(priced_status == PRICED) & ttl_unknown[at]] = TTL_NOT_LOGGED
         statuses[at] = priced_status

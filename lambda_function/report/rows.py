@@ -12,7 +12,15 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from lambda_function.columns import COUNTS, CSV_COLUMNS, CSV_NAMES, IMAGES, LONG_CONTEXT_INVOCATIONS, ROW_KEYS
+from lambda_function.columns import (
+    COUNTS,
+    CSV_COLUMNS,
+    CSV_NAMES,
+    IMAGES,
+    LONG_CONTEXT_INVOCATIONS,
+    ROW_KEYS,
+    object_column,
+)
 from lambda_function.errors import IncompleteResults
 from lambda_function.pricing.engine import EXACT, INVALID, PRICED
 from lambda_function.sources.attribution import UNATTRIBUTED
@@ -154,8 +162,7 @@ def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Ca
     if isinstance(values.dtype, pd.CategoricalDtype):  # the usage frame's keys: each category neutralised once
         codes = values.cat.codes.to_numpy()
         if not len(codes) or codes.min() >= 0:  # (-1 would be a missing value: none in a report's keys)
-            cells = np.empty(len(values.cat.categories), dtype=object)
-            cells[:] = csv_cells(neutralise_all(list(map(str, values.cat.categories.tolist()))))
+            cells = object_column(csv_cells(neutralise_all(list(map(str, values.cat.categories.tolist())))))
             return lambda start, stop: cast(list[str], cells[codes[start:stop]].tolist())
     texts = list(map(str, values.tolist()))
     return lambda start, stop: csv_cells(neutralise_all(texts[start:stop]))

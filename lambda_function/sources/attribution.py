@@ -14,6 +14,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_function.aws import AwsClients, error_code
+from lambda_function.columns import object_column
 from lambda_function.errors import ConfigError, DeadlineExceeded
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,9 @@ def _texts(column: pd.Series, value_of: Callable[[Any], str]) -> np.ndarray:
     """`value_of` each row's value, as an object array: once per category where the column is a categorical (the
     usage frame's keys), a missing value read as None."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        per_category = np.empty(len(column.cat.categories) + 1, dtype=object)
-        per_category[:] = [*map(value_of, column.cat.categories.tolist()), value_of(None)]
+        per_category = object_column([*map(value_of, column.cat.categories.tolist()), value_of(None)])
         return per_category[column.cat.codes.to_numpy()]  # code -1 (missing): the last
-    texts = np.empty(len(column), dtype=object)
-    texts[:] = [value_of(None if pd.isna(value) else value) for value in column.tolist()]
-    return texts
+    return object_column([value_of(None if pd.isna(value) else value) for value in column.tolist()])
 
 
 def _blank(texts: np.ndarray) -> np.ndarray:

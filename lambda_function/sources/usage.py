@@ -14,7 +14,17 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from lambda_function.columns import COLUMNS, COUNTS, IMAGE_KEYS, INVALID, KEYS, METADATA_PREFIX, OPTION_KEYS, TIER_KEYS
+from lambda_function.columns import (
+    COLUMNS,
+    COUNTS,
+    IMAGE_KEYS,
+    INVALID,
+    KEYS,
+    METADATA_PREFIX,
+    OPTION_KEYS,
+    TIER_KEYS,
+    object_column,
+)
 from lambda_function.pricing.service_options import DEFAULT_TIER, STANDARD_LATENCY
 from lambda_function.sources.insights import Page
 from lambda_function.sources.query import FOLDED, OPTIONS_FIELD, READABLE_FIELD, RESULT_FIELDS, meta_field
@@ -107,9 +117,7 @@ def _values(codes: np.ndarray, distinct: Sequence[object]) -> np.ndarray:
     of "1E100" is read as a number beyond it), else objects."""
     if distinct and all(type(value) is int and -(2**63) <= value < 2**63 for value in distinct):
         return np.array(distinct, dtype=np.int64)[codes]
-    values = np.empty(len(distinct), dtype=object)
-    values[:] = list(distinct)
-    return values[codes]
+    return object_column(distinct)[codes]
 
 
 class _Column:
@@ -220,10 +228,9 @@ class _UsageColumns:
         data.update((name, np.concatenate(parts)) for name, parts in self.counts.items())
         # why a row cannot be priced: its counts, then its options
         invalid = np.concatenate(self.problems)
-        whys = _values(codes, [why for _, why in options])
         if any(why for _, why in options):
-            invalid = np.array([f"{a}; {b}" if a and b else a or b for a, b in zip(invalid, whys, strict=True)],
-                               dtype=object)  # fmt: skip
+            whys = _values(codes, [why for _, why in options])
+            invalid = object_column([f"{a}; {b}" if a and b else a or b for a, b in zip(invalid, whys, strict=True)])
         data[INVALID] = invalid
         return pd.DataFrame(data, columns=[*COLUMNS, *self.meta, INVALID], copy=False)
 
