@@ -1,5 +1,6 @@
 """The product's sessions read botocore's data files with msgspec (aws.ModelFiles): the same data, in the same
-order, from the same places."""
+order, from the same places; whether a service is known is asked of its own folder (aws.KnownServices), with the
+answers botocore's full listing gives."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import os
 import botocore
 import botocore.loaders
 import pytest
+from botocore.exceptions import UnknownServiceError
 
-from lambda_function.aws import ModelFiles, new_session
+from lambda_function.aws import KnownServices, ModelFiles, ModelLoader, new_session
 
 DATA = os.path.join(os.path.dirname(botocore.__file__), "data")
 
@@ -52,3 +54,41 @@ def test_the_session_still_finds_models_on_aws_data_path(tmp_path, monkeypatch):
     session = new_session()
     assert "usage-test" in session.get_available_services()
     assert "s3" in session.get_available_services()
+
+
+def _operator_model(tmp_path):
+    model = {"version": "2.0", "metadata": {"apiVersion": "2020-01-01", "endpointPrefix": "usage-test",
+             "protocol": "json", "serviceId": "Usage Test", "signatureVersion": "v4", "jsonVersion": "1.1",
+             "targetPrefix": "UsageTest"},
+             "operations": {}, "shapes": {}}  # fmt: skip
+    folder = tmp_path / "usage-test" / "2020-01-01"
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(model))
+    (tmp_path / "not-a-service").mkdir()  # a folder without a model of the type: not a service
+    (tmp_path / "not-a-service" / "2020-01-01").mkdir()
+
+
+@pytest.mark.parametrize("type_name", ["service-2", "endpoint-rule-set-1", "paginators-1"])
+def test_known_services_answer_as_botocores_full_listing(tmp_path, monkeypatch, type_name):
+    _operator_model(tmp_path)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    ours = new_session()._session.get_component("data_loader")
+    assert isinstance(ours, ModelLoader)
+    theirs = botocore.loaders.create_loader(str(tmp_path))
+    listed = theirs.list_available_services(type_name)
+    known = ours.list_available_services(type_name)
+    assert isinstance(known, KnownServices)
+    assert list(known) == listed and len(known) == len(listed) and known[0] == listed[0]
+    names = [*listed, *os.listdir(DATA), "usage-test", "not-a-service", "no-such-service", "", ".", "..", "s3/..", 3]
+    assert {name: name in known for name in names} == {name: name in listed for name in names}
+
+
+def test_a_client_is_made_for_a_model_on_aws_data_path_and_refused_for_an_unknown_service(tmp_path, monkeypatch):
+    _operator_model(tmp_path)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    session = new_session()
+    client = session.client("usage-test", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    assert client.meta.service_model.service_name == "usage-test"
+    with pytest.raises(UnknownServiceError) as refused:
+        session.client("no-such-service", region_name="us-east-1")
+    assert "usage-test" in str(refused.value) and "s3" in str(refused.value)  # the known services, all listed
