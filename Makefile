@@ -22,8 +22,8 @@ LOG_SOURCE ?= cloudwatch
 demo: $(STAMP) templates
 	$(BIN)/python -m local_aws.demo --out out --log-source $(LOG_SOURCE)
 
-## The email templates' Python, generated ahead of time (templates/compiled/; a template changed since is compiled
-## at first use instead). The zip gets its own from `make package`.
+## The email templates' Python and its bytecode, generated ahead of time (templates/compiled/; a template changed since
+## is compiled at first use instead). The zip gets its own from `make package`.
 templates: $(STAMP)
 	$(BIN)/python -c 'from lambda_function.report.mail import compile_templates; compile_templates()'
 

@@ -40,7 +40,9 @@ def stage(build: Path, platform: str, python_version: str) -> None:
     build.mkdir(parents=True)
     shutil.copytree(ROOT / "lambda_function", build / "lambda_function", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "templates", build / "templates", ignore=shutil.ignore_patterns("compiled"))
-    compile_templates(build / "templates", build / "templates" / "compiled")  # a cold start skips Jinja's compiler
+    # a cold start skips Jinja's compiler; and Python's too where this Python is the runtime's (bytecode is per version)
+    runtime = python_version == f"{sys.version_info.major}.{sys.version_info.minor}"
+    compile_templates(build / "templates", build / "templates" / "compiled", bytecode=runtime)
     (build / "pricing").mkdir()
     # the tables only: pricing/'s code is the maintainers' tools, which the function never imports
     for item in sorted((ROOT / "pricing").glob("*.csv")):
