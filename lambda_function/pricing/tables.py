@@ -102,16 +102,21 @@ def parse_day(text: str, at: str) -> date:
 
 
 def parse_table(text: str, where: str = "token_prices.csv") -> list[TokenPrice]:
-    """Read token_prices.csv text into rows, rejecting anything malformed with its line number."""
+    """Read token_prices.csv text into rows, rejecting anything malformed with its line number. Each distinct price
+    and date is read once (a few hundred among thousands of rows; equal prices share one Decimal)."""
     rows = []
+    prices: dict[str, Decimal | None] = {}
+    days: dict[str, date] = {}
     for at, cells in csv_rows(text, where, TABLE_HEADER, LEGACY_TABLE_HEADER):
-        model_id, region, scope, effective, *prices, source = cells
+        model_id, region, scope, effective, *texts, source = cells
         if not model_id or not region:
             raise ValueError(f"{at}: model_id and region are required")
         if scope not in SCOPES:
             raise ValueError(f"{at}: scope {scope!r} is not one of {', '.join(SCOPES)}")
-        day = parse_day(effective, at)
-        i, o, cache_read, cache_write, cache_write_1h = (parse_price(p, at) for p in prices)
+        day = days[effective] if effective in days else days.setdefault(effective, parse_day(effective, at))
+        i, o, cache_read, cache_write, cache_write_1h = (
+            prices[p] if p in prices else prices.setdefault(p, parse_price(p, at)) for p in texts
+        )
         rows.append(TokenPrice(model_id, region, scope, day, i, o, cache_read, cache_write, source, cache_write_1h))
     return rows
 
