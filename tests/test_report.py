@@ -248,6 +248,16 @@ def test_the_csv_is_the_same_whatever_rows_it_is_built_at_a_time(monkeypatch):
 
 
 @pytest.mark.parametrize("categorical", [False, True])
+def test_a_missing_value_is_an_empty_cell(categorical):
+    frame = FRAME.iloc[[0, 2]].copy()
+    frame["team"] = ["ml", None]
+    if categorical:
+        frame["team"] = frame["team"].astype("category")
+    rows = read_csv(render_csv(report_rows(frame, ["team"]), ["team"]))
+    assert [(row["Identity ARN"], row["team"]) for row in rows] == [(BOB, ""), (ALICE, "ml")]
+
+
+@pytest.mark.parametrize("categorical", [False, True])
 def test_a_blank_attribution_and_a_tag_literally_unattributed_are_one_line(categorical):
     # rows 0, 1 and 2 of FRAME: alice (n=2, n=3: one CSV row) and bob (n=4); a third identity tagged "unattributed"
     frame = FRAME.iloc[[0, 1, 2, 2]].copy()

@@ -148,7 +148,8 @@ CSV_CHUNK_ROWS = 10_000  # the CSV is built this many rows at a time: its cells 
 
 
 def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Callable[[int, int], list[str]]:
-    """A CSV column's cells, rows [start, stop) at a time."""
+    """A CSV column's cells, rows [start, stop) at a time. Each distinct value becomes a cell once (a column repeats
+    its values: the keys, the statuses, the counts of calls, images and cache writes)."""
     if name == "Charges incurred":
         micros, is_priced = rows[MICROS].to_numpy(), rows[IS_PRICED].to_numpy()
         return lambda start, stop: [
@@ -156,23 +157,16 @@ def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Ca
             for m, p in zip(micros[start:stop].tolist(), is_priced[start:stop].tolist(), strict=True)
         ]
     values = rows[_CSV_SOURCES.get(name, name)]
-    if name not in _TEXT_COLUMNS and name not in attribution_keys:  # whole numbers
-        numbers = values.to_numpy()
-        return lambda start, stop: _numerals(numbers[start:stop])
-    if isinstance(values.dtype, pd.CategoricalDtype):  # the usage frame's keys: each category neutralised once
-        codes = values.cat.codes.to_numpy()
-        if not len(codes) or codes.min() >= 0:  # (-1 would be a missing value: none in a report's keys)
-            cells = object_column(csv_cells(neutralise_all(list(map(str, values.cat.categories.tolist())))))
-            return lambda start, stop: cast(list[str], cells[codes[start:stop]].tolist())
-    texts = list(map(str, values.tolist()))
-    return lambda start, stop: csv_cells(neutralise_all(texts[start:stop]))
-
-
-def _numerals(numbers: np.ndarray) -> list[str]:
-    """Whole numbers as text; a column of one value (no images, no long-context calls: most are) costs one."""
-    if len(numbers) and (numbers == numbers[0]).all():
-        return [str(numbers[0])] * len(numbers)
-    return list(map(str, numbers.tolist()))
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the usage frame's keys
+        codes, distinct = values.cat.codes.to_numpy(), values.cat.categories.tolist()
+    else:
+        codes, uniques = pd.factorize(values.to_numpy())
+        distinct = uniques.tolist()
+    texts = list(map(str, distinct))
+    if name in _TEXT_COLUMNS or name in attribution_keys:
+        texts = csv_cells(neutralise_all(texts))
+    cells = object_column([*texts, ""])  # code -1, a missing value (none in a report's rows): an empty cell
+    return lambda start, stop: cast(list[str], cells[codes[start:stop]].tolist())
 
 
 def render_csv(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> bytes:
