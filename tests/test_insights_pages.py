@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lambda_function.sources.insights as insights
 from lambda_function.config import parse_log_group
 from lambda_function.errors import IncompleteResults
 from lambda_function.sources.insights import (
@@ -29,16 +31,17 @@ rows = st.lists(st.dictionaries(names, values, max_size=6), max_size=30)
 
 
 @settings(max_examples=examples(300), deadline=None)
-@given(rows=rows, status=st.sampled_from(["Complete", "Running"]))
-def test_the_raw_body_reader_gives_botocores_rows(rows, status):
+@given(rows=rows, status=st.sampled_from(["Complete", "Running"]), batch=st.integers(1, 8), indent=st.booleans())
+def test_the_raw_body_reader_gives_botocores_rows(rows, status, batch, indent):
     body = {
         "results": [[{"field": k, "value": v} for k, v in row.items()] for row in rows],
         "statistics": {"recordsMatched": 3.0},
         "status": status,
     }
-    response = {"status_code": 200, "headers": {}, "body": json.dumps(body).encode()}
+    response = {"status_code": 200, "headers": {}, "body": json.dumps(body, indent=2 if indent else None).encode()}
     custom: dict = {}
-    _read_rows_raw(response_dict=response, customized_response_dict=custom)
+    with mock.patch.object(insights, "DECODE_ROWS", batch):  # rows decoded `batch` at a time (500 in a run)
+        _read_rows_raw(response_dict=response, customized_response_dict=custom)
     page = custom[ROWS_KEY]
     # a Running answer's partial rows are dropped; a Complete one's kept exactly, in order
     assert list(rows_of([page])) == (rows if status == "Complete" else [])
@@ -52,6 +55,16 @@ def test_a_body_the_reader_does_not_understand_is_left_to_botocore(body):
     custom: dict = {}
     _read_rows_raw(response_dict=response, customized_response_dict=custom)
     assert custom == {} and response["body"] == body
+
+
+def test_a_body_with_a_row_the_reader_does_not_understand_is_left_whole_to_botocore():
+    good = [{"field": "model", "value": "m"}]
+    body = json.dumps({"results": [good] * 5 + [[{"field": "model", "value": 5}]], "status": "Complete"}).encode()
+    response = {"status_code": 200, "headers": {}, "body": body}
+    custom: dict = {}
+    with mock.patch.object(insights, "DECODE_ROWS", 2):  # the sixth row is in the third batch
+        _read_rows_raw(response_dict=response, customized_response_dict=custom)
+    assert custom == {} and response["body"] == body  # no page of the rows before it
 
 
 def test_an_error_answer_is_left_to_botocore():

@@ -96,24 +96,39 @@ class Field(msgspec.Struct, gc=False):
 
 _BODY = msgspec.json.Decoder(dict[str, msgspec.Raw])  # the body's members, each left as its raw JSON
 _ROWS = msgspec.json.Decoder(list[list[Field]])  # `results`, decoded straight into Fields (no dict per field)
-_LIST = msgspec.json.Decoder(list[msgspec.Raw])  # a Running answer's `results`: checked to be a list, not decoded
+_LIST = msgspec.json.Decoder(list[msgspec.Raw])  # `results` as its rows' raw JSON: a list, its rows not decoded yet
+
+
+class _PageColumns:
+    """A page's columns, filled from its rows a batch at a time. Equal values share one string: most columns repeat
+    a handful of values (the account, the model, the options, small counts), so the pages a run holds until its
+    queries end take little more than their distinct values, and typing them hashes each distinct value once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.columns: dict[str, list[str | None]] = {}
+        self.shared: dict[str | None, str | None] = {}
+
+    def add(self, start: int, results: Sequence[Sequence[Field]]) -> None:
+        """Rows `start`, `start + 1`, ... of the page."""
+        columns, shared, size = self.columns, self.shared, self.size
+        for i, row in enumerate(results, start):
+            for item in row:
+                column = columns.get(item.field)
+                if column is None:
+                    column = columns[item.field] = [None] * size
+                value = item.value
+                column[i] = shared.setdefault(value, value)
+
+    def page(self) -> Page:
+        return Page(self.size, self.columns)
 
 
 def page_of(results: Sequence[Sequence[Field]]) -> Page:
-    """GetQueryResults' rows as columns. Equal values share one string: most columns repeat a handful of values
-    (the account, the model, the options, small counts), so the pages a run holds until its queries end take
-    little more than their distinct values, and typing them hashes each distinct value once."""
-    size = len(results)
-    columns: dict[str, list[str | None]] = {}
-    shared: dict[str | None, str | None] = {}
-    for i, row in enumerate(results):
-        for item in row:
-            column = columns.get(item.field)
-            if column is None:
-                column = columns[item.field] = [None] * size
-            value = item.value
-            column[i] = shared.setdefault(value, value)
-    return Page(size, columns)
+    """GetQueryResults' rows as columns (see `_PageColumns`)."""
+    columns = _PageColumns(len(results))
+    columns.add(0, results)
+    return columns.page()
 
 
 def page_from_rows(rows: Iterable[Mapping[str, str]]) -> Page:
@@ -278,6 +293,17 @@ def is_complete(result: QueryResult, count_field: str) -> bool:
     return counted(result, count_field) == result.records_matched
 
 
+DECODE_ROWS = 500  # rows decoded into Fields at a time: a whole page's, made and let go per page, took 20 MB more
+
+
+def _decoded(rows: list[msgspec.Raw]) -> Page:
+    """A page's rows, given as raw JSON, as columns: decoded DECODE_ROWS at a time."""
+    columns = _PageColumns(len(rows))
+    for start in range(0, len(rows), DECODE_ROWS):
+        columns.add(start, _ROWS.decode(b"[%b]" % b",".join(rows[start : start + DECODE_ROWS])))
+    return columns.page()
+
+
 def _read_rows_raw(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
     """botocore `before-parse` hook for GetQueryResults: the rows of a Complete answer are decoded straight into
     compact columns (msgspec, typed: about a third of `json.loads`' time, and no dict per field), a Running
@@ -292,11 +318,8 @@ def _read_rows_raw(response_dict: dict[str, Any], customized_response_dict: dict
         if results is None:
             return
         complete = "status" in document and msgspec.json.decode(document["status"]) == "Complete"
-        if complete:
-            page = page_of(_ROWS.decode(results))
-        else:
-            _LIST.decode(results)  # the partial rows are dropped, but must be a list like any answer's
-            page = Page(0, {})
+        rows = _LIST.decode(results)  # each row still its raw JSON (a Running answer's partial rows are dropped)
+        page = _decoded(rows) if complete else Page(0, {})
     except (msgspec.DecodeError, msgspec.ValidationError):
         return
     customized_response_dict[ROWS_KEY] = page
