@@ -31,7 +31,7 @@ from lambda_function.outcome import RunOutcome
 from lambda_function.pricing.prices import PriceTables, changes_since, load_prices, price_frame
 from lambda_function.pricing.refresh import refresh_prices
 from lambda_function.report.history import History, look_back
-from lambda_function.report.rows import Report, build_report
+from lambda_function.report.rows import Report, build_report, report_rows
 from lambda_function.request import ReportRequest, is_price_refresh, parse_request
 from lambda_function.sources.attribution import attribute_usage
 from lambda_function.sources.collect import CollectedUsage, UsageSource, usage_source
@@ -224,12 +224,16 @@ def preflight(
 def price_and_report(
     usage: CollectedUsage, config: Config, aws: AwsClients, prices: PriceTables
 ) -> tuple[Report, dict[str, Any]]:
-    """The usage attributed (ATTRIBUTION_KEYS), priced and made into the report; each frame is let go as soon as
-    the next is made (at 100,000 groups each is tens of MiB, and the email still has to be encoded)."""
+    """The usage attributed (ATTRIBUTION_KEYS), priced, made into the report's rows and those into the report; each
+    frame is let go as soon as the next is made (at 100,000 groups each is tens of MiB: the CSV is made in the
+    memory the priced usage leaves, and the email still has to be encoded). A frame passed on as an argument
+    would live on in this function's variables until the call returns."""
     frame, attribution = attribute_usage(usage.take_frame(), config.attribution_keys, aws)
     priced = price_frame(frame, prices, lambda region: aws.client("bedrock", region))
     del frame
-    return build_report(priced, config.attribution_keys, usage.totals.records_matched), attribution
+    rows = report_rows(priced, config.attribution_keys)
+    del priced
+    return build_report(rows, config.attribution_keys, usage.totals.records_matched), attribution
 
 
 def footer(

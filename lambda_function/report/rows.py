@@ -281,11 +281,9 @@ class Report:
     totals: ReportSummary
 
 
-def build_report(priced: pd.DataFrame, attribution_keys: Sequence[str], records_matched: int) -> Report:
-    """The CSV and its totals from the priced usage. Every record the source matched must be in them: the source
-    proved each query complete; this guards the frame and the CSV against dropping rows."""
-    rows = report_rows(priced, attribution_keys)
-    del priced  # at 100,000 groups a frame is tens of MiB (the caller passes its only reference)
+def build_report(rows: pd.DataFrame, attribution_keys: Sequence[str], records_matched: int) -> Report:
+    """The CSV and its totals from the report rows (`report_rows`). Every record the source matched must be in them:
+    the source proved each query complete; this guards the frames and the CSV against dropping rows."""
     report = Report(render_csv(rows, attribution_keys), summarise(rows, attribution_keys))
     if report.totals.invocations != records_matched:
         raise IncompleteResults(
