@@ -36,12 +36,14 @@ PRICED_MODEL_ID = "priced_model_id"
 IMAGES = "images"  # images generated, from the image settings and the invocations
 LONG_CONTEXT = "long_context"  # billed at the model's long-context tier
 CHARGE = "charge"  # Decimal, or None when unpriced
+CHARGE_MICROS = "charge_micros"  # int64: the charge in whole micro-dollars, half up (the CSV's figure); 0 when unpriced
 PRICING_STATUS = "pricing_status"
-PRICED_COLUMNS = [PRICED_MODEL_ID, IMAGES, LONG_CONTEXT, CHARGE, PRICING_STATUS]
+PRICED_COLUMNS = [PRICED_MODEL_ID, IMAGES, LONG_CONTEXT, CHARGE, CHARGE_MICROS, PRICING_STATUS]
 
 # ---- the report's rows (report/rows.py) and its CSV ---------------------------------------------------------------
 ROW_KEYS = ["account_id", "identity_arn", "model_id", "region"]
 LONG_CONTEXT_INVOCATIONS = "long_context_invocations"
+IS_PRICED = "is_priced"  # whether a row is priced at all (an unpriced row's micro-dollars are 0, its CSV cell empty)
 CSV_NAMES = {  # row column -> CSV header, in the CSV's order
     "account_id": "Account Id",
     "identity_arn": "Identity ARN",
@@ -65,7 +67,7 @@ CSV_COLUMNS = list(CSV_NAMES.values())
 # Names an attribution key cannot take: it becomes a column of the frames and of the CSV (case-insensitively, as
 # spreadsheets and Athena read headers).
 RESERVED = frozenset(
-    name.lower() for name in [*COLUMNS, INVALID, *PRICED_COLUMNS, LONG_CONTEXT_INVOCATIONS, *CSV_COLUMNS]
+    name.lower() for name in [*COLUMNS, INVALID, *PRICED_COLUMNS, LONG_CONTEXT_INVOCATIONS, IS_PRICED, *CSV_COLUMNS]
 )
 
 

@@ -205,6 +205,8 @@ def test_the_reserved_keys_are_the_frames_and_the_csvs_columns():
         "priced_model_id",
         "long_context",
         "long_context_invocations",
+        "charge_micros",  # the report rows' micro-dollars, and whether a row is priced
+        "Is_Priced",
         "Charge",
         "meta:team",
     ):

@@ -259,13 +259,14 @@ def test_images_are_priced_per_image(row, images, expected):
     assert priced.loc[0, "pricing_status"] == PRICED
     assert priced.loc[0, "images"] == images
     assert priced.loc[0, "charge"] == expected
+    assert priced.loc[0, "charge_micros"] == expected * 1_000_000  # each charge here a whole number of micro-dollars
 
 
 def test_an_image_model_without_a_price_there_is_unpriced():
     priced = price_usage(
         pd.DataFrame([image_usage(TITAN, 1024, 1024, region="ap-south-1")]), REAL_TABLE, CATALOG.normalise, IMAGES
     )
-    assert priced.loc[0, "charge"] is None
+    assert priced.loc[0, "charge"] is None and priced.loc[0, "charge_micros"] == 0
     assert (
         "no per-image price for amazon.titan-image-generator-v1 at 1024x1024 standard in ap-south-1"
         in (priced.loc[0, "pricing_status"])
@@ -533,24 +534,25 @@ _UNITS = st.one_of(st.none(), st.decimals(min_value=0, max_value=1000, places=6,
     ),
 )
 def test_many_rows_at_once_charge_exactly_what_one_row_at_a_time_does(units, rows):
-    from lambda_function.pricing.engine import TOKEN_KINDS, TokenPrice, token_charge, token_charges
+    from lambda_function.pricing.engine import TOKEN_KINDS, TokenPrice, micro_dollars, token_charge, token_charges
 
     price = TokenPrice("m", "us-east-1", "in_region", date(2026, 1, 1), *units[:4], "test", units[4])
     # a row's 1-hour writes are part of its logged cache writes (rows where they are not are invalid, never priced)
     rows = [(i, o, r, w + h, h) for i, o, r, w, h in rows]
     columns = [column for column, _, _ in TOKEN_KINDS]
     counts = {c: np.array([row[k] for row in rows], dtype=np.int64) for k, c in enumerate(columns)}
-    charges, statuses = token_charges(price, counts)
-    for row, charge, status in zip(rows, charges, statuses, strict=True):
+    charges, statuses, micros = token_charges(price, counts)
+    for row, charge, status, micro in zip(rows, charges, statuses, micros.tolist(), strict=True):
         expected, expected_status = token_charge(price, dict(zip(columns, row, strict=True)))
         assert (charge, status) == (expected, expected_status)
+        # micro-dollars worked out on the integers: the Decimal charge rounded half up, 0 where unpriced
+        assert micro == (0 if expected is None else micro_dollars(expected))
 
 
 def test_a_charge_of_more_digits_than_decimals_default_precision_stays_exact():
     # 2^53 - 1 input tokens at $0.123456789012345 per 1M: 31 significant digits, where Decimal's default context
     # keeps 28. Worked out in integers: count x 123456789012345 (the unit in 10^-15 dollars) x 10^-21 dollars.
-    from lambda_function.pricing.engine import TOKEN_KINDS, TokenPrice, token_charges
-    from lambda_function.report.rows import _micro_dollars
+    from lambda_function.pricing.engine import TOKEN_KINDS, TokenPrice, micro_dollars, token_charges
 
     count = 2**53 - 1
     price = TokenPrice(
@@ -559,12 +561,12 @@ def test_a_charge_of_more_digits_than_decimals_default_precision_stays_exact():
     counts = {
         column: np.array([count if column == "input_tokens" else 0], dtype=np.int64) for column, _, _ in TOKEN_KINDS
     }
-    (charge,), _ = token_charges(price, counts)
+    (charge,), _, (micros,) = token_charges(price, counts)
     product = 9007199254740991 * 123456789012345  # 1111999897984709650337676533895 (31 digits)
     assert charge == Decimal("1111999897984709650337676533895E-21")
     assert str(product) == "1111999897984709650337676533895"
     # micro-dollars, half up: 1111999897.984709|650337676533895 -> 1111999897984710
-    assert _micro_dollars(charge) == 1111999897984710
+    assert micro_dollars(charge) == micros == 1111999897984710
 
 
 @settings(max_examples=examples(300), deadline=None)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_function.pricing.engine import PRICED
+from lambda_function.pricing.engine import PRICED, micro_dollars
 from lambda_function.report.rows import (
     CSV_COLUMNS,
     csv_cells,
@@ -50,6 +50,7 @@ def priced_row(identity, model, day, charge, status=PRICED, i=0, o=0, cr=0, cw=0
         "priced_model_id": model,
         "images": 0,
         "charge": charge,
+        "charge_micros": 0 if charge is None else micro_dollars(charge),
         "pricing_status": status,
     }
 

@@ -13,14 +13,14 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lambda_function.columns import object_column
+from lambda_function.columns import CHARGE_MICROS, object_column
 from lambda_function.pricing.model_ids import APPLICATION_PROFILE, PROVISIONED, ModelRef
 from lambda_function.pricing.service_options import ServiceOptions, chosen, why_unpriced
 from lambda_function.pricing.tables import LEGACY_TABLE_HEADER as LEGACY_TABLE_HEADER
@@ -33,6 +33,14 @@ INVALID = "invalid"  # a pricing status: the logged counts themselves are unusab
 MILLION = Decimal(1_000_000)
 # Arithmetic that never rounds (the default context keeps 28 digits): moving a charge's decimal point stays exact.
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
+def micro_dollars(charge: Decimal) -> int:
+    """The charge in whole micro-dollars, half up: the CSV keeps micro-dollars (a Nova Micro call costs far less
+    than a cent)."""
+    return int(charge.scaleb(6, EXACT).to_integral_value(ROUND_HALF_UP))
+
+
 # (usage column, TokenPrice attribute, how a missing price is named). `cache_write_tokens` here are the 5-minute
 # writes: the logged count covers both TTLs, and token_charge takes the 1-hour ones out of it first.
 TOKEN_KINDS = (
@@ -409,10 +417,13 @@ def _units(price: TokenPrice) -> list[tuple[str, Decimal | None, str]]:
     return [(column, getattr(price, attribute), label) for column, attribute, label in TOKEN_KINDS]
 
 
-def token_charges(price: TokenPrice, counts: dict[str, np.ndarray]) -> tuple[list[Decimal | None], list[str]]:
+def token_charges(
+    price: TokenPrice, counts: dict[str, np.ndarray]
+) -> tuple[list[Decimal | None], list[str], np.ndarray]:
     """`token_charge` for many rows at one price, exactly, in integer arithmetic: each unit price is a whole number
     of 10^-D dollars per 1M tokens, so a row's charge is (sum of count x unit x 10^D) x 10^-(D + 6). `counts`: the
-    usage columns of TOKEN_KINDS, `cache_write_tokens` the logged count of both TTLs."""
+    usage columns of TOKEN_KINDS, `cache_write_tokens` the logged count of both TTLs. Also each charge in whole
+    micro-dollars, half up (`micro_dollars`, worked out on the same integers; 0 where unpriced)."""
     size = len(counts["input_tokens"])
     kinds = dict(counts)
     kinds["cache_write_tokens"] = counts["cache_write_tokens"] - counts["cache_write_1h_tokens"]
@@ -438,7 +449,10 @@ def token_charges(price: TokenPrice, counts: dict[str, np.ndarray]) -> tuple[lis
         None if skip else Decimal(numerator).scaleb(exponent, EXACT)
         for numerator, skip in zip(total.tolist(), unpriced.tolist(), strict=True)
     ]
-    return charges, statuses.tolist()
+    # the charge is numerator x 10^-(places + 6) dollars: numerator x 10^-places micro-dollars, rounded half up
+    scale = 10**places
+    micros = np.where(unpriced, 0, (total + scale // 2) // scale).astype(np.int64)
+    return charges, statuses.tolist(), micros
 
 
 def _distinct_keys(columns: Sequence[Any], size: int) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
@@ -480,8 +494,8 @@ def price_usage(
     tiers: ContextTiers | None = None,
     options: ServiceOptions | None = None,
 ) -> pd.DataFrame:
-    """Add `priced_model_id`, `images`, `charge` (Decimal or None), `pricing_status` and `long_context` to each
-    usage row.
+    """Add `priced_model_id`, `images`, `charge` (Decimal or None), `charge_micros` (`micro_dollars`, 0 where
+    unpriced), `pricing_status` and `long_context` to each usage row.
 
     A row of requests above the input threshold of its model's long-context tier (`input_band`) is priced at
     that tier (`long_context` True); every other row at the model's standard prices. Rows share a handful of
@@ -489,6 +503,7 @@ def price_usage(
     (`token_charges`); only the rare rows that cannot be priced as logged, or are billed per image, go one by one."""
     size = len(usage)
     charges = np.full(size, None, dtype=object)  # Decimal, or None: unpriced
+    micros = np.zeros(size, dtype=np.int64)
     statuses = np.full(size, "", dtype=object)
     image_counts = np.zeros(size, dtype=np.int64)
     has_invalid = "invalid" in usage.columns
@@ -554,6 +569,7 @@ def price_usage(
             row.image_steps,
         )
         charges[i] = None if image_price is None else count * image_price.price_per_image
+        micros[i] = 0 if image_price is None else micro_dollars(charges[i])
 
     # The token rows of each quote, priced together (rows in order: a quote's rows are one slice of a stable sort).
     ttl_unknown = usage["cache_write_ttl_unknown_tokens"].to_numpy(dtype=np.int64) > 0
@@ -567,8 +583,9 @@ def price_usage(
         if q.price is None:
             statuses[at] = q.why
             continue
-        group_charges, group_statuses = token_charges(q.price, {c: values[at] for c, values in counts.items()})
+        group_charges, group_statuses, group_micros = token_charges(q.price, {c: vs[at] for c, vs in counts.items()})
         charges[at] = object_column(group_charges)
+        micros[at] = group_micros
         priced_status = object_column(group_statuses)
         if q.price.cache_write_1h is not None:  # some writes' TTL is not in the log: priced as 5-minute writes
             priced_status[(priced_status == PRICED) & ttl_unknown[at]] = TTL_NOT_LOGGED
@@ -579,5 +596,6 @@ def price_usage(
     priced["images"] = pd.Series(image_counts, index=usage.index, dtype="int64")
     priced["long_context"] = pd.Series(long_context, index=usage.index, dtype=bool)
     priced["charge"] = pd.Series(charges, index=usage.index, dtype=object)
+    priced[CHARGE_MICROS] = pd.Series(micros, index=usage.index, dtype="int64")
     priced["pricing_status"] = pd.Series(statuses, index=usage.index, dtype=object)
     return priced

@@ -13,16 +13,18 @@ import numpy as np
 import pandas as pd
 
 from lambda_function.columns import (
+    CHARGE_MICROS,
     COUNTS,
     CSV_COLUMNS,
     CSV_NAMES,
     IMAGES,
+    IS_PRICED,
     LONG_CONTEXT_INVOCATIONS,
     ROW_KEYS,
     object_column,
 )
 from lambda_function.errors import IncompleteResults
-from lambda_function.pricing.engine import EXACT, INVALID, PRICED
+from lambda_function.pricing.engine import INVALID, PRICED, micro_dollars
 from lambda_function.sources.attribution import UNATTRIBUTED
 from lambda_function.summary import ReportSummary, Spend, UnpricedModel
 
@@ -80,14 +82,7 @@ def _status(statuses: pd.Series) -> str:
 
 # The report rows' charge: micro-dollars (int64, exact: the CSV's own figure, the row's exact charge rounded half
 # up), and whether the row is priced at all (an unpriced row's micro-dollars are 0 and its CSV cell empty).
-MICROS = "charge_micros"
-IS_PRICED = "is_priced"
-
-
-def _micro_dollars(charge: Decimal) -> int:
-    """The charge in whole micro-dollars, half up: the CSV keeps micro-dollars (a Nova Micro call costs far less
-    than a cent)."""
-    return int(charge.scaleb(6, EXACT).to_integral_value(ROUND_HALF_UP))
+MICROS = CHARGE_MICROS
 
 
 def _key_codes(rows: pd.DataFrame, keys: Sequence[str]) -> list[np.ndarray]:
@@ -106,17 +101,17 @@ def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> p
     # Most CSV rows come from one usage row (one day, one set of options): those are taken as they are, and only
     # the keys with several usage rows go through the exact, Python-level Decimal sum.
     several = priced.duplicated(keys, keep=False)
-    single = priced.loc[~several, [*keys, *_SUMMED, "charge", "pricing_status"]].set_index(keys)
-    if several.any():
+    single = priced.loc[~several, [*keys, *_SUMMED, "charge", MICROS, "pricing_status"]].set_index(keys)
+    if several.any():  # their micro-dollars: their exact charges summed, then rounded
         grouped = priced[several].groupby(keys, sort=False, dropna=False, observed=True)  # (categorical keys)
         merged = grouped[_SUMMED].sum()
         merged["charge"] = grouped["charge"].agg(_sum_charges)
+        merged[MICROS] = [0 if c is None else micro_dollars(c) for c in merged["charge"].tolist()]
         merged["pricing_status"] = grouped["pricing_status"].agg(_status)
         single = pd.concat([single, merged])
     rows = single.reset_index()
-    charges = rows.pop("charge").tolist()
-    rows[IS_PRICED] = np.array([c is not None for c in charges], dtype=bool)
-    rows[MICROS] = np.array([0 if c is None else _micro_dollars(c) for c in charges], dtype=np.int64)
+    rows[IS_PRICED] = rows.pop("charge").notna().to_numpy()
+    rows[MICROS] = rows[MICROS].astype(np.int64)
     total_tokens = rows["input_tokens"] + rows["output_tokens"] + rows["cache_read_tokens"] + rows["cache_write_tokens"]
     # Priced first, then the largest charge, the most tokens, and the keys (a stable tiebreak: re-runs produce
     # byte-identical CSVs). np.lexsort sorts by its last key first.
