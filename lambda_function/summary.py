@@ -112,9 +112,11 @@ class Summary:
             raise ValueError(f"{breakdown!r} is not a breakdown of the summary")
         if spends is None:
             return None
-        costs: dict[str, Decimal] = {}
-        for spend in spends:
-            costs[spend.name] = costs.get(spend.name, Decimal(0)) + spend.cost
+        costs = {spend.name: spend.cost for spend in spends}  # a breakdown names each once (a line per name)
+        if len(costs) < len(spends):  # a summary from elsewhere that repeats a name: its lines added up
+            costs = {}
+            for spend in spends:
+                costs[spend.name] = costs.get(spend.name, Decimal(0)) + spend.cost
         return costs
 
     # ---- JSON ------------------------------------------------------------------------------------------------------
