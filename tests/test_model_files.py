@@ -42,21 +42,8 @@ def test_a_missing_file_is_none_and_does_not_exist(tmp_path):
     assert ModelFiles().exists(os.path.join(DATA, "endpoints"))
 
 
-def test_the_session_still_finds_models_on_aws_data_path(tmp_path, monkeypatch):
-    # a model of our own under AWS_DATA_PATH, as an operator may add one
-    model = {"version": "2.0", "metadata": {"apiVersion": "2020-01-01", "endpointPrefix": "usage-test",
-             "protocol": "json", "serviceId": "Usage Test", "signatureVersion": "v4"},
-             "operations": {}, "shapes": {}}  # fmt: skip
-    folder = tmp_path / "usage-test" / "2020-01-01"
-    folder.mkdir(parents=True)
-    (folder / "service-2.json").write_text(json.dumps(model))
-    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
-    session = new_session()
-    assert "usage-test" in session.get_available_services()
-    assert "s3" in session.get_available_services()
-
-
 def _operator_model(tmp_path):
+    """A model of our own under `tmp_path` (AWS_DATA_PATH), as an operator may add one."""
     model = {"version": "2.0", "metadata": {"apiVersion": "2020-01-01", "endpointPrefix": "usage-test",
              "protocol": "json", "serviceId": "Usage Test", "signatureVersion": "v4", "jsonVersion": "1.1",
              "targetPrefix": "UsageTest"},
@@ -66,6 +53,14 @@ def _operator_model(tmp_path):
     (folder / "service-2.json").write_text(json.dumps(model))
     (tmp_path / "not-a-service").mkdir()  # a folder without a model of the type: not a service
     (tmp_path / "not-a-service" / "2020-01-01").mkdir()
+
+
+def test_the_session_still_finds_models_on_aws_data_path(tmp_path, monkeypatch):
+    _operator_model(tmp_path)
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    session = new_session()
+    assert "usage-test" in session.get_available_services()
+    assert "s3" in session.get_available_services()
 
 
 @pytest.mark.parametrize("type_name", ["service-2", "endpoint-rule-set-1", "paginators-1"])

@@ -80,11 +80,6 @@ def _status(statuses: pd.Series) -> str:
     return "; ".join(reasons) if reasons else PRICED
 
 
-# The report rows' charge: micro-dollars (int64, exact: the CSV's own figure, the row's exact charge rounded half
-# up), and whether the row is priced at all (an unpriced row's micro-dollars are 0 and its CSV cell empty).
-MICROS = CHARGE_MICROS
-
-
 def _key_codes(rows: pd.DataFrame, keys: Sequence[str]) -> list[np.ndarray]:
     """Each key column as integer codes in the order of its values (factorized once, sorted)."""
     return [pd.factorize(rows[key], sort=True)[0] for key in keys]
@@ -95,23 +90,23 @@ def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> p
     largest charges first."""
     keys = [*ROW_KEYS, *attribution_keys]
     if priced.empty:
-        return pd.DataFrame(columns=keys + _SUMMED + [MICROS, IS_PRICED, "pricing_status"])
+        return pd.DataFrame(columns=keys + _SUMMED + [CHARGE_MICROS, IS_PRICED, "pricing_status"])
     # Calls billed at their model's long-context tier (input above its threshold; see pricing.ContextTier).
     priced = priced.assign(long_context_invocations=priced["invocations"].where(priced["long_context"], 0))
     # Most CSV rows come from one usage row (one day, one set of options): those are taken as they are, and only
     # the keys with several usage rows go through the exact, Python-level Decimal sum.
     several = priced.duplicated(keys, keep=False)
-    single = priced.loc[~several, [*keys, *_SUMMED, "charge", MICROS, "pricing_status"]].set_index(keys)
+    single = priced.loc[~several, [*keys, *_SUMMED, "charge", CHARGE_MICROS, "pricing_status"]].set_index(keys)
     if several.any():  # their micro-dollars: their exact charges summed, then rounded
         grouped = priced[several].groupby(keys, sort=False, dropna=False, observed=True)  # (categorical keys)
         merged = grouped[_SUMMED].sum()
         merged["charge"] = grouped["charge"].agg(_sum_charges)
-        merged[MICROS] = [0 if c is None else micro_dollars(c) for c in merged["charge"].tolist()]
+        merged[CHARGE_MICROS] = [0 if c is None else micro_dollars(c) for c in merged["charge"].tolist()]
         merged["pricing_status"] = grouped["pricing_status"].agg(_status)
         single = pd.concat([single, merged])
     rows = single.reset_index()
     rows[IS_PRICED] = rows.pop("charge").notna().to_numpy()
-    rows[MICROS] = rows[MICROS].astype(np.int64)
+    rows[CHARGE_MICROS] = rows[CHARGE_MICROS].astype(np.int64)
     total_tokens = rows["input_tokens"] + rows["output_tokens"] + rows["cache_read_tokens"] + rows["cache_write_tokens"]
     # Priced first, then the largest charge, the most tokens, and the keys (a stable tiebreak: re-runs produce
     # byte-identical CSVs). np.lexsort sorts by its last key first.
@@ -119,7 +114,7 @@ def report_rows(priced: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> p
         [
             *reversed(_key_codes(rows, keys)),
             -total_tokens.to_numpy(),
-            -rows[MICROS].to_numpy(),
+            -rows[CHARGE_MICROS].to_numpy(),
             ~rows[IS_PRICED].to_numpy(),
         ]
     )
@@ -146,7 +141,7 @@ def _cells(rows: pd.DataFrame, name: str, attribution_keys: Sequence[str]) -> Ca
     """A CSV column's cells, rows [start, stop) at a time. Each distinct value becomes a cell once (a column repeats
     its values: the keys, the statuses, the counts of calls, images and cache writes)."""
     if name == "Charges incurred":
-        micros, is_priced = rows[MICROS].to_numpy(), rows[IS_PRICED].to_numpy()
+        micros, is_priced = rows[CHARGE_MICROS].to_numpy(), rows[IS_PRICED].to_numpy()
         return lambda start, stop: [
             f"{m // 10**6}.{m % 10**6:06d}" if p else ""
             for m, p in zip(micros[start:stop].tolist(), is_priced[start:stop].tolist(), strict=True)
@@ -186,7 +181,7 @@ def _breakdown(rows: pd.DataFrame, names: pd.Series) -> list[Spend]:
     codes, uniques = pd.factorize(names, sort=True)
     parts = pd.DataFrame(
         {
-            "micros": rows[MICROS].to_numpy(),  # the priced part only (0 where unpriced)
+            "micros": rows[CHARGE_MICROS].to_numpy(),  # the priced part only (0 where unpriced)
             "priced_rows": rows[IS_PRICED].to_numpy().astype(np.int64),
             "invocations": rows["invocations"].to_numpy(),
             "unpriced_invocations": rows["invocations"].where(~rows[IS_PRICED], 0).to_numpy(),
@@ -248,7 +243,7 @@ def summarise(rows: pd.DataFrame, attribution_keys: Sequence[str] = ()) -> Repor
             )
         )
     return ReportSummary(
-        total_cost=_dollars(int(rows[MICROS].sum()), bool(rows[IS_PRICED].any())),
+        total_cost=_dollars(int(rows[CHARGE_MICROS].sum()), bool(rows[IS_PRICED].any())),
         invocations=int(rows["invocations"].sum()),
         failed_invocations=int(rows["failed_invocations"].sum()),
         input_tokens=int(rows["input_tokens"].sum()),
